@@ -1,0 +1,58 @@
+# The entry points a person types. `make run` and `make test` install what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+READY  := $(VENV)/.ready
+
+.DEFAULT_GOAL := help
+.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov clean
+
+help:
+	@echo "make run      start the whole local stack (database, functions, gateway, emulators)"
+	@echo "make test     run every test (unit, integration, end to end, Terraform checks)"
+	@echo "make lint     ruff, mypy, squawk, checkov"
+	@echo "make fmt      format the code"
+	@echo "make bench    run the benchmarks and print figures"
+	@echo "make package  build the four function bundles under build/functions/"
+
+# The virtual environment, from the lock file (hashes pinned by uv pip compile).
+$(READY): requirements-dev.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "$$(grep -m1 '^uv==' requirements-dev.lock)"
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@touch $@
+
+run: $(READY)
+	$(BIN)/clinic run
+
+test: $(READY)
+	$(BIN)/pytest tests
+
+test-unit: $(READY)
+	$(BIN)/pytest tests/unit
+
+test-integration: $(READY)
+	$(BIN)/pytest tests/integration
+
+test-e2e: $(READY)
+	$(BIN)/pytest tests/e2e
+
+lint: $(READY)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared functions local
+	$(BIN)/squawk --config=.squawk.toml db/migrations/*.sql
+
+fmt: $(READY)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(READY)
+	$(BIN)/python -m bench
+
+package: $(READY)
+	$(BIN)/python -m local.package
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Code shared by every Cloud Function: settings, database access, models, rules."""

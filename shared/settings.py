@@ -1,0 +1,88 @@
+"""Configuration: environment variables only, read once into one object."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_offsets(text: str) -> tuple[timedelta, ...]:
+    """`24h,2h,90s` -> the reminder offsets before an appointment's start."""
+    offsets = []
+    for part in text.split(","):
+        part = part.strip().lower()
+        if not part:
+            continue
+        unit = part[-1]
+        if unit not in _UNITS or not part[:-1].isdigit():
+            raise ValueError(f"bad reminder offset {part!r}: use e.g. 24h, 30m, 90s, 2d")
+        offsets.append(timedelta(seconds=int(part[:-1]) * _UNITS[unit]))
+    return tuple(sorted(set(offsets), reverse=True))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # Database: DATABASE_URL locally; the Cloud SQL connector (IAM auth) in production.
+    database_url: str | None = None
+    instance_connection_name: str | None = None
+    db_user: str | None = None
+    db_name: str = "clinic"
+    db_ip_type: str = "PRIVATE"
+    # Connections per process; functions-framework serves requests on threads.
+    db_pool_size: int = Field(default=8, ge=1, le=100)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+    # Cap on any single statement so a stuck query cannot hold a request forever.
+    db_statement_timeout_ms: int = Field(default=10_000, ge=100)
+
+    # Cloud Tasks: TASKS_QUEUE is the full path projects/P/locations/L/queues/Q.
+    tasks_queue: str | None = None
+    tasks_emulator_host: str | None = None
+    notify_url: str | None = None
+    tasks_service_account: str | None = None
+    tasks_dispatch_deadline_s: int = Field(default=60, ge=15, le=1800)
+    # Must equal the queue's retry_config.max_attempts (Terraform feeds both).
+    tasks_max_attempts: int = Field(default=8, ge=1)
+
+    # The notify function verifies the OIDC token Cloud Tasks and Cloud Scheduler send.
+    verify_oidc: bool = True
+    oidc_audience: str | None = None
+    notify_invokers: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Pub/Sub domain events: PUBSUB_TOPIC is projects/P/topics/T.
+    pubsub_topic: str | None = None
+    pubsub_emulator_host: str | None = None
+
+    # Email.
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 1025
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = 10.0
+    mail_from: str = "Clinic <no-reply@clinic.example>"
+
+    reminder_offsets: Annotated[tuple[timedelta, ...], NoDecode] = (timedelta(hours=24),)
+
+    @field_validator("reminder_offsets", mode="before")
+    @classmethod
+    def _offsets(cls, value: object) -> object:
+        return parse_offsets(value) if isinstance(value, str) else value
+
+    @field_validator("notify_invokers", mode="before")
+    @classmethod
+    def _invokers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
