@@ -1,0 +1,58 @@
+"""Patients and booking: POST /patients, POST/GET /appointments, GET /appointments/{id}[/audit]."""
+
+import functions_framework
+
+from shared import appointments, dispatch, patients
+from shared.db import transaction
+from shared.models import AppointmentCreate, AppointmentQuery, PatientCreate
+from shared.web import ApiRequest, Reply, Router
+
+router = Router("book")
+
+
+@router.route("POST", "/patients")
+def register_patient(req: ApiRequest) -> Reply:
+    caller, body = req.caller, req.body(PatientCreate)
+    with transaction() as tx:
+        patient, created = patients.register(tx, caller, body)
+    return (201 if created else 200), patient
+
+
+@router.route("POST", "/appointments")
+def book_appointment(req: ApiRequest) -> Reply:
+    caller, body = req.caller, req.body(AppointmentCreate)
+    key = appointments.idempotency_key(req.header("Idempotency-Key"))
+    with transaction() as tx:
+        if key and (stored := appointments.replay(tx, caller, key, appointments.request_fingerprint(body))):
+            return stored
+        appointment, outbox_ids = appointments.book(tx, caller, body)
+        if key:
+            appointments.remember(tx, caller, key, 201, appointment.model_dump(mode="json"))
+    dispatch.after_commit(outbox_ids)
+    return 201, appointment
+
+
+@router.route("GET", "/appointments")
+def list_appointments(req: ApiRequest) -> Reply:
+    caller, query = req.caller, req.query(AppointmentQuery)
+    with transaction() as tx:
+        return 200, appointments.list_appointments(tx, caller, query)
+
+
+@router.route("GET", "/appointments/{appointment_id}")
+def get_appointment(req: ApiRequest) -> Reply:
+    caller = req.caller
+    with transaction() as tx:
+        return 200, appointments.get_appointment(tx, caller, req.params["appointment_id"])
+
+
+@router.route("GET", "/appointments/{appointment_id}/audit")
+def get_audit(req: ApiRequest) -> Reply:
+    caller = req.caller
+    with transaction() as tx:
+        return 200, appointments.get_audit(tx, caller, req.params["appointment_id"])
+
+
+@functions_framework.http
+def book(request):  # type: ignore[no-untyped-def]
+    return router(request)

@@ -1,0 +1,50 @@
+"""Doctors and their slots: GET/POST /doctors, GET /doctors/{id}, GET/POST /doctors/{id}/slots."""
+
+import functions_framework
+
+from shared import doctors
+from shared.db import transaction
+from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, SlotList, SlotQuery
+from shared.web import ApiRequest, Reply, Router
+
+router = Router("slots")
+
+
+@router.route("GET", "/doctors")
+def list_doctors(req: ApiRequest) -> Reply:
+    query = req.query(DoctorQuery)
+    with transaction() as tx:
+        return 200, doctors.list_doctors(tx, query)
+
+
+@router.route("POST", "/doctors")
+def create_doctor(req: ApiRequest) -> Reply:
+    caller, body = req.caller, req.body(DoctorCreate)
+    with transaction() as tx:
+        return 201, doctors.create_doctor(tx, caller, body)
+
+
+@router.route("GET", "/doctors/{doctor_id}")
+def get_doctor(req: ApiRequest) -> Reply:
+    with transaction() as tx:
+        return 200, doctors.get_doctor(tx, req.params["doctor_id"])
+
+
+@router.route("GET", "/doctors/{doctor_id}/slots")
+def list_slots(req: ApiRequest) -> Reply:
+    query = req.query(SlotQuery)
+    with transaction() as tx:
+        return 200, doctors.list_free_slots(tx, req.params["doctor_id"], query)
+
+
+@router.route("POST", "/doctors/{doctor_id}/slots")
+def publish_slots(req: ApiRequest) -> Reply:
+    caller, window = req.caller, req.body(AvailabilityWindow)
+    with transaction() as tx:
+        created, skipped = doctors.publish_slots(tx, caller, req.params["doctor_id"], window)
+    return 201, {**SlotList(items=created, next_page_token=None).model_dump(mode="json"), "skipped": skipped}
+
+
+@functions_framework.http
+def slots(request):  # type: ignore[no-untyped-def]
+    return router(request)

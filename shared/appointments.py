@@ -1,0 +1,255 @@
+"""Booking, reading and changing appointments: the rules of the system, in one place.
+
+Every change writes its audit row and its outbox messages in the same transaction.
+Races are decided by the database: the partial unique index on BOOKED appointments
+per slot, and the exclusion constraint on a patient's overlapping bookings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime, time
+from typing import Any
+from uuid import UUID
+
+from shared import outbox, paging
+from shared.auth import Caller, require_role
+from shared.db import IntegrityViolation, Row, Tx, queries
+from shared.errors import (
+    Forbidden,
+    NotFound,
+    PatientBusy,
+    SlotTaken,
+    TransitionNotAllowed,
+    Unprocessable,
+)
+from shared.models import (
+    Appointment,
+    AppointmentChange,
+    AppointmentCreate,
+    AppointmentList,
+    AppointmentQuery,
+    AuditEntry,
+    AuditTrail,
+)
+from shared.users import ensure_user
+
+SQL = queries("appointments")
+USERS = queries("users")
+
+_PUBLIC = tuple(Appointment.model_fields)
+
+
+def _public(row: Row) -> Appointment:
+    return Appointment(**{k: row[k] for k in _PUBLIC})
+
+
+def _raise_conflict(error: IntegrityViolation) -> None:
+    if error.constraint == "appointments_one_booked_per_slot":
+        raise SlotTaken("this slot is already booked") from error
+    if error.constraint == "appointments_patient_no_overlap":
+        raise PatientBusy("the patient already has an appointment at that time") from error
+    raise error
+
+
+def _visible(caller: Caller, row: Row) -> bool:
+    return (
+        caller.is_admin()
+        or (caller.role == "patient" and row["patient_id"] == caller.id)
+        or (caller.role == "doctor" and row["doctor_id"] == caller.id)
+    )
+
+
+def _audit(
+    tx: Tx, row: Row, action: str, from_status: str | None, actor: Caller, reason: str | None,
+    details: dict[str, Any],
+) -> list[int]:
+    audit = tx.one(
+        SQL.insert_audit,
+        appointment_id=row["id"],
+        action=action,
+        from_status=from_status,
+        to_status=row["status"],
+        actor_id=actor.id,
+        reason=reason,
+        details=json.dumps(details),
+    )
+    return outbox.record_change(tx, row, action, int(audit["id"]), audit["occurred_at"])
+
+
+# -- booking ----------------------------------------------------------------------------
+
+
+def request_fingerprint(body: AppointmentCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, dict[str, Any]] | None:
+    """Claims an Idempotency-Key, or returns the response stored under it.
+
+    A concurrent request with the same key blocks on the claim until the first
+    commits (then it gets the stored response) or rolls back (then it proceeds).
+    """
+    ensure_user(tx, caller)
+    if tx.first(SQL.claim_idempotency_key, caller_id=caller.id, key=key, request_hash=fingerprint):
+        return None
+    stored = tx.one(SQL.select_idempotency_key, caller_id=caller.id, key=key)
+    if stored["request_hash"] != fingerprint:
+        raise Unprocessable("this Idempotency-Key was used for a different request")
+    return int(stored["status_code"]), stored["response"]
+
+
+def remember(tx: Tx, caller: Caller, key: str, status: int, response: dict[str, Any]) -> None:
+    tx.execute(
+        SQL.store_idempotent_response,
+        caller_id=caller.id, key=key, status_code=status, response=json.dumps(response),
+    )
+
+
+def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, list[int]]:
+    """Returns the new appointment and the outbox rows to dispatch after commit."""
+    require_role(caller, "patient", "admin")
+    ensure_user(tx, caller)
+    if caller.is_admin():
+        if body.patient_id is None:
+            raise Unprocessable("an admin books for a patient: give 'patient_id'")
+        patient_id = body.patient_id
+        if tx.first(USERS.select_patient, user_id=patient_id) is None:
+            raise NotFound("no such patient")
+    else:
+        if body.patient_id not in (None, caller.id):
+            raise Forbidden("a patient books only for themself")
+        patient_id = caller.id
+        # A patient who never filled in a profile still gets one, empty, on first booking.
+        tx.execute(USERS.insert_patient_profile_if_missing, user_id=patient_id)
+    slot = tx.first(SQL.select_slot, id=body.slot_id)
+    if slot is None:
+        raise NotFound("no such slot")
+    if slot["started"]:
+        raise Unprocessable("this slot is in the past")
+    try:
+        with tx.savepoint():
+            row = tx.one(
+                SQL.insert_appointment,
+                slot_id=slot["id"], patient_id=patient_id, doctor_id=slot["doctor_id"],
+                start_time=slot["start_time"], end_time=slot["end_time"], reason=body.reason,
+            )
+    except IntegrityViolation as error:
+        _raise_conflict(error)
+        raise
+    outbox_ids = _audit(tx, row, "BOOKED", None, caller, body.reason, {"slot_id": str(slot["id"])})
+    return _public(row), outbox_ids
+
+
+# -- reading ----------------------------------------------------------------------------
+
+
+def _load_visible(tx: Tx, caller: Caller, appointment_id: UUID, lock: bool = False) -> Row:
+    row = tx.first(SQL.lock_appointment if lock else SQL.select_appointment, id=appointment_id)
+    if row is None or not _visible(caller, row):
+        # Another patient's appointment is indistinguishable from a missing one.
+        raise NotFound("no such appointment")
+    return row
+
+
+def get_appointment(tx: Tx, caller: Caller, appointment_id: UUID) -> Appointment:
+    return _public(_load_visible(tx, caller, appointment_id))
+
+
+def get_audit(tx: Tx, caller: Caller, appointment_id: UUID) -> AuditTrail:
+    _load_visible(tx, caller, appointment_id)
+    rows = tx.all(SQL.list_audit, appointment_id=appointment_id)
+    return AuditTrail(items=[AuditEntry(**row) for row in rows])
+
+
+def _as_instant(value: datetime | date | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time(0), tzinfo=UTC)
+
+
+def list_appointments(tx: Tx, caller: Caller, query: AppointmentQuery) -> AppointmentList:
+    after = paging.decode(query.page_token, {"start": paging.timestamp, "id": paging.uuid})
+    rows = tx.all(
+        SQL.list_appointments,
+        patient_id=caller.id if caller.role == "patient" else None,
+        doctor_id=caller.id if caller.role == "doctor" else None,
+        status=query.status,
+        range_start=_as_instant(query.from_),
+        range_end=_as_instant(query.to),
+        after_start=after["start"] if after else None,
+        after_id=after["id"] if after else None,
+        limit=query.page_size + 1,
+    )
+    items = [_public(row) for row in rows[: query.page_size]]
+    token = None
+    if len(rows) > query.page_size:
+        token = paging.encode({"start": items[-1].start_time.isoformat(), "id": items[-1].id})
+    return AppointmentList(items=items, next_page_token=token)
+
+
+# -- changing ---------------------------------------------------------------------------
+
+
+def change(
+    tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
+) -> tuple[Appointment, list[int]]:
+    ensure_user(tx, caller)
+    if body.slot_id is not None:
+        return _move(tx, caller, appointment_id, body.slot_id, body.reason)
+    assert body.status is not None
+    row = _load_visible(tx, caller, appointment_id, lock=True)
+    if body.status in ("COMPLETED", "NO_SHOW"):
+        require_role(caller, "doctor", "admin")
+        if row["status"] != "BOOKED":
+            raise TransitionNotAllowed(f"a {row['status']} appointment cannot become {body.status}")
+        if not row["started"]:
+            raise TransitionNotAllowed(f"{body.status} is allowed only once the slot has started")
+    elif row["status"] != "BOOKED":
+        raise TransitionNotAllowed(f"a {row['status']} appointment cannot be cancelled")
+    updated = tx.one(SQL.update_status, id=appointment_id, status=body.status)
+    outbox_ids = _audit(tx, updated, body.status, row["status"], caller, body.reason, {})
+    return _public(updated), outbox_ids
+
+
+def _move(
+    tx: Tx, caller: Caller, appointment_id: UUID, slot_id: UUID, reason: str | None
+) -> tuple[Appointment, list[int]]:
+    row = _load_visible(tx, caller, appointment_id, lock=True)
+    if row["status"] != "BOOKED":
+        raise TransitionNotAllowed(f"a {row['status']} appointment cannot be moved")
+    if row["slot_id"] == slot_id:
+        raise Unprocessable("the appointment is already on this slot")
+    slots = {s["id"]: s for s in tx.all(SQL.lock_slots, ids=sorted([row["slot_id"], slot_id]))}
+    target = slots.get(slot_id)
+    if target is None:
+        raise NotFound("no such slot")
+    if target["started"]:
+        raise Unprocessable("the new slot is in the past")
+    try:
+        with tx.savepoint():
+            updated = tx.one(
+                SQL.update_slot, id=appointment_id, slot_id=target["id"], doctor_id=target["doctor_id"],
+                start_time=target["start_time"], end_time=target["end_time"],
+            )
+    except IntegrityViolation as error:
+        _raise_conflict(error)
+        raise
+    details = {
+        "from_slot_id": str(row["slot_id"]), "to_slot_id": str(slot_id),
+        "from_start_time": row["start_time"].isoformat(), "to_start_time": target["start_time"].isoformat(),
+    }
+    outbox_ids = _audit(tx, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
+    return _public(updated), outbox_ids
+
+
+def idempotency_key(header: str | None) -> str | None:
+    """The Idempotency-Key header: printable ASCII, at most 255 characters."""
+    if header is None:
+        return None
+    key = header.strip()
+    if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
+        raise Unprocessable("Idempotency-Key must be 1-255 printable ASCII characters")
+    return key

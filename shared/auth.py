@@ -1,0 +1,70 @@
+"""The caller, read only from the gateway's X-Apigateway-Api-Userinfo header.
+
+API Gateway (and the local gateway) verified the JWT and forwards its claims as
+base64url JSON; the functions accept traffic only from the gateway, so they trust it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Literal, cast
+
+from shared.errors import Forbidden, Unauthenticated
+
+USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
+ROLES = ("patient", "doctor", "admin")
+# Identity providers whose subjects are not uuids (Firebase uids) map to a stable uuid.
+_SUBJECT_NAMESPACE = uuid.UUID("7f1f9a52-3b4c-4d1e-9a4a-2f6f4c1d8e10")
+
+
+@dataclass(frozen=True)
+class Caller:
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Literal["patient", "doctor", "admin"]
+
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def subject_to_id(issuer: str, subject: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(subject)
+    except ValueError:
+        return uuid.uuid5(_SUBJECT_NAMESPACE, f"{issuer}|{subject}")
+
+
+def caller_from_header(value: str | None) -> Caller:
+    if not value:
+        raise Unauthenticated("sign in: this route needs a bearer token")
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+        raise Unauthenticated("the gateway's identity header is unreadable") from error
+    if not isinstance(claims, dict):
+        raise Unauthenticated("the gateway's identity header is unreadable")
+    subject, email = claims.get("sub"), claims.get("email")
+    if not isinstance(subject, str) or not subject or not isinstance(email, str) or "@" not in email:
+        raise Unauthenticated("the token must carry 'sub' and 'email' claims")
+    role = claims.get("role", "patient")
+    if role not in ROLES:
+        raise Forbidden(f"unknown role {role!r}")
+    name = claims.get("name")
+    if not isinstance(name, str) or not name.strip():
+        name = email.split("@")[0]
+    return Caller(
+        id=subject_to_id(str(claims.get("iss", "")), subject),
+        email=email.strip().lower()[:320],
+        name=name.strip()[:200].replace("\x00", ""),
+        role=cast(Literal["patient", "doctor", "admin"], role),
+    )
+
+
+def require_role(caller: Caller, *roles: str) -> None:
+    if caller.role not in roles:
+        raise Forbidden(f"this needs the role {' or '.join(roles)}")

@@ -1,0 +1,341 @@
+"""Database access: one lazily created pool per process, transactions, named SQL.
+
+Connections are pg8000 (the driver the Cloud SQL connector uses in production).
+The pool is created on first use in each process because gunicorn forks workers
+after import, and a connection must never be shared across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pg8000.core
+import pg8000.dbapi
+import pg8000.exceptions
+import pg8000.native
+
+from shared.errors import DatabaseUnavailable
+from shared.settings import Settings, get_settings
+
+Row = dict[str, Any]
+Connection = pg8000.core.CoreConnection
+
+_SQL_DIR = Path(__file__).parent / "sql"
+
+
+class IntegrityViolation(Exception):
+    """A constraint refused a write; services map it to a domain error by name."""
+
+    def __init__(self, sqlstate: str, constraint: str | None, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.constraint = constraint
+
+
+class QueryError(Exception):
+    """Any other error the database reported for a statement."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+# SQLSTATE classes that mean "the data was refused", not "the database is broken".
+_INTEGRITY_STATES = {"23505", "23P01", "23503", "23514", "23502"}
+# Connection lost, server shutting down or starting up, too many connections.
+_UNAVAILABLE_PREFIXES = ("08", "57P", "53")
+
+
+def _translate(error: Exception) -> Exception:
+    if isinstance(error, pg8000.exceptions.DatabaseError) and error.args:
+        info = error.args[0] if isinstance(error.args[0], dict) else {}
+        state = str(info.get("C", ""))
+        message = str(info.get("M", error))
+        if state in _INTEGRITY_STATES:
+            return IntegrityViolation(state, info.get("n"), message)
+        if state.startswith(_UNAVAILABLE_PREFIXES):
+            return DatabaseUnavailable(message)
+        return QueryError(state, message)
+    if isinstance(error, pg8000.exceptions.InterfaceError | OSError):
+        return DatabaseUnavailable(str(error))
+    return error
+
+
+# -- named SQL -------------------------------------------------------------------------
+
+
+class Queries:
+    """The `-- name: verb_noun` blocks of one file in shared/sql/."""
+
+    def __init__(self, path: Path) -> None:
+        self._by_name: dict[str, str] = {}
+        name: str | None = None
+        lines: list[str] = []
+        for line in [*path.read_text().splitlines(), "-- name: <end>"]:
+            if line.startswith("-- name:"):
+                if name is not None:
+                    self._by_name[name] = "\n".join(lines).strip().rstrip(";")
+                name, lines = line.removeprefix("-- name:").strip(), []
+            else:
+                lines.append(line)
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@lru_cache(maxsize=None)
+def queries(concern: str) -> Queries:
+    return Queries(_SQL_DIR / f"{concern}.sql")
+
+
+@lru_cache(maxsize=512)
+def _prepared(sql: str) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]:
+    # pg8000.native turns :name placeholders into $n (skipping literals and casts).
+    statement, make_vals = pg8000.native.to_statement(sql)
+    return statement, make_vals
+
+
+class Tx:
+    """One open transaction; statements take named parameters (`:slot_id`)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def all(self, sql: str, **params: Any) -> list[Row]:
+        statement, make_vals = _prepared(sql)
+        try:
+            context = self._conn.execute_unnamed(statement, vals=make_vals(params))
+        except Exception as error:
+            raise _translate(error) from error
+        if context.rows is None:
+            return []
+        names = [column["name"] for column in context.columns]
+        return [dict(zip(names, row, strict=True)) for row in context.rows]
+
+    def one(self, sql: str, **params: Any) -> Row:
+        rows = self.all(sql, **params)
+        if len(rows) != 1:
+            raise LookupError(f"expected one row, got {len(rows)}")
+        return rows[0]
+
+    def first(self, sql: str, **params: Any) -> Row | None:
+        rows = self.all(sql, **params)
+        return rows[0] if rows else None
+
+    def execute(self, sql: str, **params: Any) -> None:
+        self.all(sql, **params)
+
+    def savepoint(self) -> _Savepoint:
+        return _Savepoint(self._conn)
+
+
+class _Savepoint:
+    """Lets a statement fail (a race lost on a constraint) without aborting the transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> None:
+        self._conn.execute_simple("SAVEPOINT sp")
+
+    def __exit__(self, kind: object, error: object, tb: object) -> None:
+        if error is None:
+            self._conn.execute_simple("RELEASE SAVEPOINT sp")
+        else:
+            self._conn.execute_simple("ROLLBACK TO SAVEPOINT sp")
+
+
+# -- connections -----------------------------------------------------------------------
+
+
+def connect(settings: Settings | None = None) -> Connection:
+    """A new connection: DATABASE_URL when set, else the Cloud SQL connector (IAM auth)."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        conn = _connect_url(settings.database_url, settings.db_connect_timeout)
+    elif settings.instance_connection_name:
+        conn = _connect_cloud_sql(settings)
+    else:
+        raise DatabaseUnavailable("set DATABASE_URL or INSTANCE_CONNECTION_NAME")
+    try:
+        conn.execute_simple(
+            f"SET statement_timeout = {int(settings.db_statement_timeout_ms)};"
+            " SET lock_timeout = '5s'; SET TIME ZONE 'UTC'"
+        )
+    except Exception as error:
+        raise _translate(error) from error
+    return conn
+
+
+def _connect_url(url: str, timeout: float) -> Connection:
+    parts = urlparse(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError("DATABASE_URL must be postgresql://user:password@host:port/db")
+    try:
+        return pg8000.dbapi.Connection(
+            user=unquote(parts.username or "postgres"),
+            password=unquote(parts.password) if parts.password else None,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            database=(parts.path or "/postgres").lstrip("/") or "postgres",
+            timeout=timeout,
+            application_name=os.environ.get("K_SERVICE", "clinic"),
+        )
+    except Exception as error:
+        raise _translate(error) from error
+
+
+_connector_lock = threading.Lock()
+_connector: Any = None
+
+
+def _connect_cloud_sql(settings: Settings) -> Connection:
+    # Imported here: the connector is heavy and local runs never need it.
+    from google.cloud.sql.connector import Connector, IPTypes
+
+    global _connector
+    with _connector_lock:
+        if _connector is None:
+            # Lazy refresh: Cloud Functions throttle CPU between requests, so a
+            # background refresh of the certificate would stall.
+            _connector = Connector(refresh_strategy="lazy")
+    if not settings.db_user:
+        raise DatabaseUnavailable("DB_USER must be set with INSTANCE_CONNECTION_NAME")
+    try:
+        conn: Connection = _connector.connect(
+            settings.instance_connection_name,
+            "pg8000",
+            user=settings.db_user,
+            db=settings.db_name,
+            enable_iam_auth=True,
+            ip_type=IPTypes[settings.db_ip_type.upper()],
+        )
+    except Exception as error:
+        raise DatabaseUnavailable(f"Cloud SQL connection failed: {error}") from error
+    return conn
+
+
+class Pool:
+    """A small thread-safe LIFO pool; broken connections are dropped, not returned."""
+
+    def __init__(self, factory: Callable[[], Connection], size: int) -> None:
+        self._factory = factory
+        self._idle: queue.LifoQueue[Connection] = queue.LifoQueue()
+        self._slots = threading.BoundedSemaphore(size)
+        self.size = size
+
+    def acquire(self, timeout: float = 10.0) -> Connection:
+        if not self._slots.acquire(timeout=timeout):
+            raise DatabaseUnavailable("no database connection free in time")
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        try:
+            return self._factory()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self, conn: Connection, broken: bool = False) -> None:
+        if broken:
+            _close_quietly(conn)
+        else:
+            self._idle.put(conn)
+        self._slots.release()
+
+    def close(self) -> None:
+        while True:
+            try:
+                _close_quietly(self._idle.get_nowait())
+            except queue.Empty:
+                return
+
+
+def _close_quietly(conn: Connection) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: S110 - the connection is already gone, nothing to save
+        pass
+
+
+_pool: Pool | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def get_pool() -> Pool:
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        with _pool_lock:
+            if _pool is None or _pool_pid != os.getpid():
+                settings = get_settings()
+                _pool = Pool(lambda: connect(settings), settings.db_pool_size)
+                _pool_pid = os.getpid()
+    return _pool
+
+
+def reset_pool() -> None:
+    """Forget the pool (tests point the process at another database)."""
+    global _pool
+    with _pool_lock:
+        if _pool is not None:
+            _pool.close()
+        _pool = None
+
+
+def _begin(pool: Pool) -> Connection:
+    # A pooled connection may have died with a restarted server; BEGIN is safe to
+    # retry on a fresh one, so only a database that is really down becomes a 503.
+    last: Exception | None = None
+    for attempt in range(pool.size + 1):
+        conn = pool.acquire()
+        try:
+            conn.execute_simple("BEGIN")
+            return conn
+        except Exception as error:
+            pool.release(conn, broken=True)
+            last = _translate(error)
+            if not isinstance(last, DatabaseUnavailable):
+                raise last from error
+            if attempt >= 1:
+                time.sleep(0.05)
+    assert last is not None
+    raise last
+
+
+@contextmanager
+def transaction() -> Iterator[Tx]:
+    """A unit of work: commits if the block ends normally, rolls back otherwise."""
+    pool = get_pool()
+    conn = _begin(pool)
+    broken = False
+    try:
+        yield Tx(conn)
+        try:
+            conn.execute_simple("COMMIT")
+        except Exception as error:
+            broken = True
+            raise _translate(error) from error
+    except BaseException as error:
+        if not broken:
+            try:
+                conn.execute_simple("ROLLBACK")
+            except Exception:
+                broken = True
+        broken = broken or isinstance(error, DatabaseUnavailable)
+        raise
+    finally:
+        pool.release(conn, broken=broken)

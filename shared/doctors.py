@@ -1,0 +1,113 @@
+"""Doctors, their availability and free slots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
+
+from shared import paging
+from shared.auth import Caller, require_role
+from shared.db import IntegrityViolation, Tx, queries
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.models import (
+    AvailabilityWindow,
+    Doctor,
+    DoctorCreate,
+    DoctorList,
+    DoctorQuery,
+    Slot,
+    SlotList,
+    SlotQuery,
+)
+from shared.timeslots import cut_window
+from shared.users import ensure_user
+
+SQL = queries("doctors")
+USERS = queries("users")
+# How far ahead a doctor may publish availability.
+MAX_PUBLISH_AHEAD = timedelta(days=366)
+
+
+def list_doctors(tx: Tx, query: DoctorQuery) -> DoctorList:
+    after = paging.decode(query.page_token, {"name": str, "id": paging.uuid})
+    rows = tx.all(
+        SQL.list_doctors,
+        specialty=query.specialty,
+        after_name=after["name"] if after else None,
+        after_id=after["id"] if after else None,
+        limit=query.page_size + 1,
+    )
+    items = [Doctor(**row) for row in rows[: query.page_size]]
+    token = None
+    if len(rows) > query.page_size:
+        token = paging.encode({"name": items[-1].name, "id": items[-1].id})
+    return DoctorList(items=items, next_page_token=token)
+
+
+def get_doctor(tx: Tx, doctor_id: UUID) -> Doctor:
+    row = tx.first(SQL.select_doctor, id=doctor_id)
+    if row is None:
+        raise NotFound("no such doctor")
+    return Doctor(**row)
+
+
+def create_doctor(tx: Tx, caller: Caller, body: DoctorCreate) -> Doctor:
+    require_role(caller, "admin")
+    ensure_user(tx, caller)
+    doctor_id = body.id or uuid4()
+    try:
+        with tx.savepoint():
+            tx.execute(USERS.insert_user, id=doctor_id, email=body.email.lower(), name=body.name, role="doctor")
+    except IntegrityViolation as error:
+        raise Conflict("a user with this id or email already exists") from error
+    tx.execute(SQL.insert_doctor_profile, user_id=doctor_id, specialty=body.specialty, timezone=body.timezone)
+    return Doctor(id=doctor_id, name=body.name, specialty=body.specialty, timezone=body.timezone)
+
+
+def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityWindow) -> tuple[list[Slot], int]:
+    """Creates the window's slots; those that exist or overlap existing ones are skipped.
+
+    Returns the created slots and how many were skipped, so re-publishing a window
+    is harmless and fills only what is missing.
+    """
+    if not caller.is_admin() and not (caller.role == "doctor" and caller.id == doctor_id):
+        raise Forbidden("only this doctor or an admin publishes this doctor's availability")
+    doctor = get_doctor(tx, doctor_id)
+    ensure_user(tx, caller)
+    wanted = cut_window(window.date, window.start, window.end, window.slot_minutes, ZoneInfo(doctor.timezone))
+    now = datetime.now(UTC)
+    if wanted[-1][1] <= now:
+        raise Unprocessable("the window is in the past")
+    if wanted[0][0] > now + MAX_PUBLISH_AHEAD:
+        raise Unprocessable("availability can be published at most a year ahead")
+    wanted = [(start, end) for start, end in wanted if start > now]
+    rows = tx.all(
+        SQL.insert_slots,
+        doctor_id=doctor_id,
+        starts=[start for start, _ in wanted],
+        ends=[end for _, end in wanted],
+    )
+    return [Slot(**row) for row in rows], len(wanted) - len(rows)
+
+
+def list_free_slots(tx: Tx, doctor_id: UUID, query: SlotQuery) -> SlotList:
+    doctor = get_doctor(tx, doctor_id)
+    zone = ZoneInfo(doctor.timezone)
+    # Dates are the doctor's calendar days: from 00:00 of `from` to the end of `to`.
+    range_start = datetime.combine(query.from_, time(0), tzinfo=zone)
+    range_end = datetime.combine(query.to + timedelta(days=1), time(0), tzinfo=zone)
+    after = paging.decode(query.page_token, {"after": paging.timestamp})
+    rows = tx.all(
+        SQL.list_free_slots,
+        doctor_id=doctor_id,
+        range_start=range_start,
+        range_end=range_end,
+        after=after["after"] if after else None,
+        limit=query.page_size + 1,
+    )
+    items = [Slot(**row) for row in rows[: query.page_size]]
+    token = None
+    if len(rows) > query.page_size:
+        token = paging.encode({"after": items[-1].start_time.isoformat()})
+    return SlotList(items=items, next_page_token=token)

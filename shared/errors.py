@@ -1,0 +1,72 @@
+"""Domain errors. Services raise them; shared.web maps each to problem+json once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 400
+    title = "Bad request"
+    type_ = "about:blank"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class BadRequest(DomainError):
+    status, title, type_ = 400, "Bad request", "/problems/bad-request"
+
+
+class Unauthenticated(DomainError):
+    status, title, type_ = 401, "Unauthenticated", "/problems/unauthenticated"
+
+
+class Forbidden(DomainError):
+    status, title, type_ = 403, "Forbidden", "/problems/forbidden"
+
+
+class NotFound(DomainError):
+    status, title, type_ = 404, "Not found", "/problems/not-found"
+
+
+class MethodNotAllowed(DomainError):
+    status, title, type_ = 405, "Method not allowed", "/problems/method-not-allowed"
+
+
+class Conflict(DomainError):
+    status, title, type_ = 409, "Conflict", "/problems/conflict"
+
+
+class SlotTaken(Conflict):
+    title, type_ = "Slot taken", "/problems/slot-taken"
+
+
+class PatientBusy(Conflict):
+    title, type_ = "Overlapping appointment", "/problems/overlapping-appointment"
+
+
+class SlotOverlap(Conflict):
+    title, type_ = "Overlapping slot", "/problems/overlapping-slot"
+
+
+class TransitionNotAllowed(Conflict):
+    title, type_ = "Transition not allowed", "/problems/transition-not-allowed"
+
+
+class PayloadTooLarge(DomainError):
+    status, title, type_ = 413, "Payload too large", "/problems/payload-too-large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, title, type_ = 415, "Unsupported media type", "/problems/unsupported-media-type"
+
+
+class Unprocessable(DomainError):
+    status, title, type_ = 422, "Unprocessable content", "/problems/unprocessable"
+
+
+class DatabaseUnavailable(DomainError):
+    status, title, type_ = 503, "Service unavailable", "/problems/unavailable"

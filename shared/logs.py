@@ -1,0 +1,54 @@
+"""One JSON object per line in Cloud Logging's structured format; ids only, no personal data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+_local = threading.local()
+
+
+def set_trace(header: str | None) -> None:
+    """Remember the request's trace id (X-Cloud-Trace-Context or traceparent)."""
+    trace = None
+    if header:
+        trace = header.split("/")[0] if "/" in header else header.split("-")[1] if header.count("-") >= 3 else None
+    _local.trace = trace
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        trace = getattr(_local, "trace", None)
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+        if trace:
+            entry["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace}" if project else trace
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
+        if record.exc_info:
+            entry["stack_trace"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def setup() -> None:
+    root = logging.getLogger()
+    if any(isinstance(h.formatter, _JsonFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(_JsonFormatter())
+    root.handlers = [handler]
+    root.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+
+
+def get(name: str) -> logging.Logger:
+    setup()
+    return logging.getLogger(name)

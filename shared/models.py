@@ -1,0 +1,238 @@
+"""Request and response bodies of the HTTP API (the OpenAPI document mirrors these)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Annotated, Literal
+from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+Role = Literal["patient", "doctor", "admin"]
+Status = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
+
+# Text that PostgreSQL can store (no NUL) and a person would type (no control chars).
+_PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_PRINTABLE)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_PRINTABLE)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=_PRINTABLE)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()\-]{5,30}$")]
+PageSize = Annotated[int, Field(ge=1, le=100)]
+
+
+def _known_zone(name: str) -> str:
+    if name not in _zones():
+        raise ValueError(f"unknown IANA time zone {name!r}")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown IANA time zone {name!r}") from error
+    return name
+
+
+_ZONES: set[str] = set()
+
+
+def _zones() -> set[str]:
+    if not _ZONES:
+        _ZONES.update(available_timezones())
+    return _ZONES
+
+
+def _sane_date(value: date) -> date:
+    # Far-off dates would overflow date arithmetic; no clinic books in year 9999.
+    if not date(1900, 1, 1) <= value <= date(2200, 12, 31):
+        raise ValueError("date must be between 1900-01-01 and 2200-12-31")
+    return value
+
+
+def _sane_instant(value: datetime | date) -> datetime | date:
+    day = value.date() if isinstance(value, datetime) else value
+    _sane_date(day)
+    return value
+
+
+SaneDate = Annotated[date, AfterValidator(_sane_date)]
+Instant = Annotated[AwareDatetime | date, AfterValidator(_sane_instant)]
+
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone)]
+
+
+class Strict(BaseModel):
+    # Unknown fields are refused so a typo never silently does nothing.
+    model_config = ConfigDict(extra="forbid", str_max_length=2000)
+
+
+# -- doctors and slots --------------------------------------------------------------------
+
+
+class DoctorQuery(Strict):
+    specialty: ShortText | None = None
+    page_size: PageSize = 50
+    page_token: str | None = Field(default=None, max_length=500)
+
+
+class DoctorCreate(Strict):
+    id: UUID | None = Field(default=None, description="The doctor's identity-provider subject; generated if absent")
+    email: EmailStr
+    name: Name
+    specialty: ShortText
+    timezone: TimeZoneName
+
+
+class Doctor(BaseModel):
+    id: UUID
+    name: str
+    specialty: str
+    timezone: str
+
+
+class DoctorList(BaseModel):
+    items: list[Doctor]
+    next_page_token: str | None
+
+
+class AvailabilityWindow(Strict):
+    date: SaneDate
+    start: time
+    end: time
+    slot_minutes: int = Field(ge=5, le=480)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AvailabilityWindow:
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("start and end are local times in the doctor's time zone, without offset")
+        return self
+
+
+class SlotQuery(Strict):
+    from_: SaneDate = Field(alias="from")
+    to: SaneDate
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 500
+    page_token: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _range(self) -> SlotQuery:
+        if self.to < self.from_:
+            raise ValueError("'to' must not be before 'from'")
+        if (self.to - self.from_).days > 31:
+            raise ValueError("at most 31 days per request")
+        return self
+
+
+class Slot(BaseModel):
+    id: UUID
+    doctor_id: UUID
+    start_time: datetime
+    end_time: datetime
+
+
+class SlotList(BaseModel):
+    items: list[Slot]
+    next_page_token: str | None
+
+
+# -- patients ---------------------------------------------------------------------------
+
+
+class PatientCreate(Strict):
+    user_id: UUID | None = Field(default=None, description="Admin only: register another user")
+    email: EmailStr | None = Field(default=None, description="Admin only, with user_id")
+    name: Name | None = Field(default=None, description="Admin only, with user_id")
+    phone: Phone | None = None
+    date_of_birth: SaneDate | None = None
+
+    @model_validator(mode="after")
+    def _born(self) -> PatientCreate:
+        if self.date_of_birth is not None and not date(1900, 1, 1) <= self.date_of_birth <= date.today():
+            raise ValueError("date_of_birth must be between 1900-01-01 and today")
+        return self
+
+
+class Patient(BaseModel):
+    id: UUID
+    email: str
+    name: str
+    phone: str | None
+    date_of_birth: date | None
+
+
+# -- appointments -----------------------------------------------------------------------
+
+
+class AppointmentCreate(Strict):
+    slot_id: UUID
+    reason: Reason | None = None
+    patient_id: UUID | None = Field(default=None, description="Admin only: book for this patient")
+
+
+class AppointmentChange(Strict):
+    status: Literal["CANCELLED", "COMPLETED", "NO_SHOW"] | None = None
+    slot_id: UUID | None = None
+    reason: Reason | None = None
+
+    @model_validator(mode="after")
+    def _one_change(self) -> AppointmentChange:
+        if (self.status is None) == (self.slot_id is None):
+            raise ValueError("give either 'status' or 'slot_id'")
+        return self
+
+
+class AppointmentQuery(Strict):
+    status: Status | None = None
+    from_: Instant | None = Field(default=None, alias="from")
+    to: Instant | None = None
+    page_size: PageSize = 50
+    page_token: str | None = Field(default=None, max_length=500)
+
+
+class Appointment(BaseModel):
+    id: UUID
+    slot_id: UUID
+    doctor_id: UUID
+    patient_id: UUID
+    start_time: datetime
+    end_time: datetime
+    status: Status
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AppointmentList(BaseModel):
+    items: list[Appointment]
+    next_page_token: str | None
+
+
+class AuditEntry(BaseModel):
+    id: int
+    appointment_id: UUID
+    action: Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW", "RESCHEDULED"]
+    from_status: Status | None
+    to_status: Status
+    actor_id: UUID | None
+    reason: str | None
+    details: dict[str, object]
+    occurred_at: datetime
+
+
+class AuditTrail(BaseModel):
+    items: list[AuditEntry]
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, object]] | None = None

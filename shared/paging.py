@@ -1,0 +1,44 @@
+"""Opaque page tokens: a keyset position, base64url JSON. A bad token is a 400."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from shared.errors import BadRequest
+
+
+def encode(position: dict[str, Any]) -> str:
+    raw = json.dumps(position, separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(token: str | None, fields: dict[str, Callable[[str], Any]]) -> dict[str, Any] | None:
+    """The position in `token`, each field parsed by its converter; None for page one."""
+    if token is None:
+        return None
+    refused = BadRequest("page_token is not a token this API issued")
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        position = json.loads(raw)
+        if not isinstance(position, dict) or set(position) != set(fields):
+            raise refused
+        return {name: convert(str(position[name])) for name, convert in fields.items()}
+    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError) as error:
+        raise refused from error
+
+
+def timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError("naive timestamp")
+    return value
+
+
+def uuid(text: str) -> UUID:
+    return UUID(text)

@@ -1,0 +1,41 @@
+"""Patient profiles: a patient registers their own; an admin registers anyone."""
+
+from __future__ import annotations
+
+from shared.auth import Caller, require_role
+from shared.db import IntegrityViolation, Tx, queries
+from shared.errors import Conflict, Unprocessable
+from shared.models import Patient, PatientCreate
+from shared.users import ensure_user
+
+SQL = queries("users")
+
+
+def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool]:
+    """Creates or updates the profile; returns it and whether it was created."""
+    require_role(caller, "patient", "admin")
+    ensure_user(tx, caller)
+    if body.user_id is None or body.user_id == caller.id:
+        if caller.is_admin():
+            raise Unprocessable("an admin registers a patient: give 'user_id', 'email' and 'name'")
+        user_id = caller.id
+    else:
+        if not caller.is_admin():
+            raise Unprocessable("a patient registers only themself: leave out 'user_id'")
+        if body.email is None or body.name is None:
+            raise Unprocessable("give 'email' and 'name' for the new patient")
+        existing = tx.first(SQL.select_user, id=body.user_id)
+        if existing is None:
+            try:
+                with tx.savepoint():
+                    tx.execute(SQL.insert_user, id=body.user_id, email=body.email.lower(), name=body.name,
+                               role="patient")
+            except IntegrityViolation as error:
+                raise Conflict("a user with this email already exists") from error
+        elif existing["role"] != "patient":
+            raise Conflict("this user is not a patient")
+        user_id = body.user_id
+    profile = tx.one(SQL.insert_patient_profile, user_id=user_id, phone=body.phone,
+                     date_of_birth=body.date_of_birth)
+    patient = tx.one(SQL.select_patient, user_id=user_id)
+    return Patient(**patient), bool(profile["created"])

@@ -1,0 +1,30 @@
+-- name: upsert_user
+-- Users are created from the token's claims on first use.
+INSERT INTO users (id, email, name, role)
+VALUES (:id, :email, :name, CAST(:role AS user_role))
+ON CONFLICT (id) DO NOTHING
+
+-- name: insert_user
+INSERT INTO users (id, email, name, role)
+VALUES (:id, :email, :name, CAST(:role AS user_role))
+RETURNING id, email, name, role
+
+-- name: select_user
+SELECT id, email, name, role FROM users WHERE id = :id
+
+-- name: insert_patient_profile
+INSERT INTO patients_profiles (user_id, phone, date_of_birth)
+VALUES (:user_id, :phone, :date_of_birth)
+ON CONFLICT (user_id) DO UPDATE
+    SET phone = EXCLUDED.phone, date_of_birth = EXCLUDED.date_of_birth
+RETURNING user_id, phone, date_of_birth, (xmax = 0) AS created
+
+-- name: select_patient
+SELECT u.id, u.email, u.name, p.phone, p.date_of_birth
+FROM patients_profiles AS p
+JOIN users AS u ON u.id = p.user_id
+WHERE p.user_id = :user_id
+
+-- name: insert_patient_profile_if_missing
+INSERT INTO patients_profiles (user_id) VALUES (:user_id)
+ON CONFLICT (user_id) DO NOTHING

@@ -1,0 +1,37 @@
+"""Cutting an availability window into slots of real elapsed time in the doctor's zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from shared.errors import Unprocessable
+
+
+def local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a local wall-clock time; 422 if that time does not exist."""
+    local = datetime.combine(day, clock, tzinfo=zone)
+    instant = local.astimezone(UTC)
+    # A time skipped by a spring-forward transition does not survive the round trip.
+    if instant.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
+        raise Unprocessable(f"{day} {clock} does not exist in {zone.key} (a daylight-saving gap)")
+    return instant
+
+
+def cut_window(
+    day: date, start: time, end: time, slot_minutes: int, zone: ZoneInfo
+) -> list[tuple[datetime, datetime]]:
+    """[(start, end)] in UTC. Ambiguous fall-back times take their first occurrence."""
+    first = local_to_utc(day, start, zone)
+    last = local_to_utc(day, end, zone)
+    if last <= first:
+        raise Unprocessable("the window must end after it starts")
+    step = timedelta(minutes=slot_minutes)
+    slots = []
+    cursor = first
+    while cursor + step <= last:
+        slots.append((cursor, cursor + step))
+        cursor += step
+    if not slots:
+        raise Unprocessable("the window is shorter than one slot")
+    return slots

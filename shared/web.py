@@ -1,0 +1,177 @@
+"""The HTTP edge shared by all functions: routing, parsing, problem+json.
+
+It works on the request object functions-framework passes (a werkzeug/Flask
+request) by duck typing, so `shared` never imports Flask.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from shared import logs
+from shared.auth import USERINFO_HEADER, Caller, caller_from_header
+from shared.errors import (
+    BadRequest,
+    DomainError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+
+MAX_BODY_BYTES = 64 * 1024
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+
+M = TypeVar("M", bound=BaseModel)
+Response = tuple[bytes, int, dict[str, str]]
+Reply = tuple[int, BaseModel | dict[str, Any]]
+
+log = logs.get("clinic.web")
+
+
+class HttpRequest(Protocol):
+    method: str
+    path: str
+    content_length: int | None
+    mimetype: str
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def args(self) -> Any: ...
+
+    def get_data(self, cache: bool = ..., as_text: bool = ...) -> bytes: ...
+
+
+class ApiRequest:
+    """What a handler sees: path parameters, the caller, and typed query and body."""
+
+    def __init__(self, raw: HttpRequest, params: dict[str, uuid.UUID]) -> None:
+        self.raw = raw
+        self.params = params
+
+    @property
+    def caller(self) -> Caller:
+        return caller_from_header(self.raw.headers.get(USERINFO_HEADER))
+
+    def header(self, name: str) -> str | None:
+        return self.raw.headers.get(name)
+
+    def query(self, model: type[M]) -> M:
+        values: dict[str, str] = {}
+        for key in self.raw.args:
+            items = self.raw.args.getlist(key)
+            if len(items) != 1:
+                raise BadRequest(f"query parameter {key!r} given {len(items)} times")
+            if "\x00" in key or "\x00" in items[0]:
+                raise BadRequest("query parameters must not contain NUL characters")
+            values[key] = items[0]
+        return _validate(model, values)
+
+    def body(self, model: type[M]) -> M:
+        if self.raw.mimetype != JSON:
+            raise UnsupportedMediaType("send the body as application/json")
+        if (self.raw.content_length or 0) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
+        data = self.raw.get_data(cache=False)
+        if len(data) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
+        try:
+            payload = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise BadRequest(f"the body is not valid JSON: {error}") from error
+        if not isinstance(payload, dict):
+            raise Unprocessable("the body must be a JSON object")
+        return _validate(model, payload)
+
+
+def _validate(model: type[M], values: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        problems = [
+            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in error.errors(include_url=False, include_input=False, include_context=False)
+        ]
+        raise Unprocessable("the request has invalid fields", errors=problems) from error
+    except ValueError as error:  # validators raising outside pydantic's wrapping
+        raise Unprocessable(str(error)) from error
+
+
+Handler = Callable[[ApiRequest], Reply]
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+class Router:
+    """Method + path template -> handler. Path ids are uuids; anything else is a 404."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+
+    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+        pattern = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?$")
+
+        def register(handler: Handler) -> Handler:
+            self._routes.append((method, pattern, handler))
+            return handler
+
+        return register
+
+    def __call__(self, request: HttpRequest) -> Response:
+        logs.set_trace(request.headers.get("X-Cloud-Trace-Context") or request.headers.get("traceparent"))
+        try:
+            handler, params = self._match(request.method, request.path)
+            status, body = handler(ApiRequest(request, params))
+            payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+            return json.dumps(payload).encode(), status, {"Content-Type": JSON}
+        except DomainError as error:
+            if error.status >= 500:
+                log.warning("unavailable: %s", error.detail, extra={"fields": {"route": request.path}})
+            return problem(error)
+        except Exception:
+            log.exception("unhandled error", extra={"fields": {"function": self.name, "method": request.method}})
+            return _problem_body(500, "Internal error", "/problems/internal", "an unexpected error; it was logged")
+
+    def _match(self, method: str, path: str) -> tuple[Handler, dict[str, uuid.UUID]]:
+        allowed = False
+        for route_method, pattern, handler in self._routes:
+            found = pattern.match(path)
+            if not found:
+                continue
+            if route_method != method:
+                allowed = True
+                continue
+            try:
+                params = {k: uuid.UUID(v) for k, v in found.groupdict().items()}
+            except ValueError:
+                raise NotFound("no such resource (ids are uuids)") from None
+            return handler, params
+        if allowed:
+            raise MethodNotAllowed(f"{method} is not allowed on {path}")
+        raise NotFound(f"no route for {method} {path}")
+
+
+def problem(error: DomainError) -> Response:
+    body, status, headers = _problem_body(error.status, error.title, error.type_, error.detail, error.errors)
+    if status == 503:
+        headers["Retry-After"] = "2"
+    return body, status, headers
+
+
+def _problem_body(
+    status: int, title: str, type_: str, detail: str, errors: list[dict[str, Any]] | None = None
+) -> Response:
+    payload: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    if errors:
+        payload["errors"] = errors
+    return json.dumps(payload).encode(), status, {"Content-Type": PROBLEM}
