@@ -1,0 +1,69 @@
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project of the load balancer."
+}
+
+variable "name_prefix" {
+  type        = string
+  description = "Prefix of every resource name, e.g. \"clinic\"."
+}
+
+variable "domains" {
+  type        = list(string)
+  description = "Host names the managed certificate covers; their DNS A records must point at the load balancer's IP."
+
+  validation {
+    condition     = length(var.domains) >= 1 && length(var.domains) <= 100
+    error_message = "Give between 1 and 100 domains."
+  }
+}
+
+variable "gateway_id" {
+  type        = string
+  description = "API Gateway gateway id the serverless NEG points at."
+}
+
+variable "gateway_region" {
+  type        = string
+  description = "Region of the gateway (the NEG must be in the same region)."
+}
+
+variable "load_balancing_scheme" {
+  type        = string
+  description = "EXTERNAL_MANAGED (global external Application LB) or EXTERNAL (classic)."
+
+  validation {
+    condition     = contains(["EXTERNAL_MANAGED", "EXTERNAL"], var.load_balancing_scheme)
+    error_message = "load_balancing_scheme must be EXTERNAL_MANAGED or EXTERNAL."
+  }
+}
+
+variable "waf_sensitivity" {
+  type        = number
+  description = "Sensitivity (OWASP paranoia level) of the preconfigured WAF rules, 1 (fewest false positives) to 4."
+
+  validation {
+    condition     = var.waf_sensitivity >= 1 && var.waf_sensitivity <= 4
+    error_message = "waf_sensitivity must be between 1 and 4."
+  }
+}
+
+variable "rate_limit_requests_per_minute" {
+  type        = number
+  description = "Requests per minute one client IP may send before it gets 429."
+
+  validation {
+    condition     = var.rate_limit_requests_per_minute >= 10
+    error_message = "rate_limit_requests_per_minute must be at least 10."
+  }
+}
+
+variable "rate_limit_ban_seconds" {
+  type        = number
+  description = "How long a client that keeps exceeding the limit stays banned."
+
+  validation {
+    condition     = var.rate_limit_ban_seconds >= 60 && var.rate_limit_ban_seconds <= 86400
+    error_message = "rate_limit_ban_seconds must be between 60 and 86400."
+  }
+}

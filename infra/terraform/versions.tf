@@ -1,0 +1,24 @@
+terraform {
+  # 1.9: variable validations may refer to other variables (connection budget).
+  required_version = ">= 1.9"
+
+  required_providers {
+    # 7.17 is the first release with google_sql_user.database_roles.
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 7.17"
+    }
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = "~> 7.17"
+    }
+    archive = {
+      source  = "hashicorp/archive"
+      version = "~> 2.7"
+    }
+  }
+
+  # State lives in a GCS bucket made once by hand (docs/deploy.md); the bucket
+  # and prefix come from environments/<env>/backend.hcl at `terraform init`.
+  backend "gcs" {}
+}
