@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from local import keys
+from local import extensions, keys
 from local.paths import ROOT, STATE
 from local.postgres import DEFAULT_PORT, EmbeddedPostgres, port_open
 
@@ -67,7 +67,7 @@ class Stack:
     services: list[Service] = field(default_factory=list)
     postgres: EmbeddedPostgres | None = None
     # Hooks that add services (emulators, mail sink, timers) before the functions start.
-    extensions: list[Callable[[Stack], None]] = field(default_factory=list)
+    extensions: list[Callable[[Stack], None]] = field(default_factory=lambda: extensions.default())
 
     @property
     def pid_file(self) -> Path:

@@ -1,0 +1,17 @@
+"""Services the local stack adds beside the database and the functions.
+
+Each extension is called with the stack before the functions start; it may add
+Service entries and environment variables (emulators, the mail sink, timers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from local.stack import Stack
+
+
+def default() -> list[Callable[[Stack], None]]:
+    return []

@@ -1,0 +1,38 @@
+"""End-to-end tests: the whole local stack, started once per session, over HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from local.stack import Ports, Stack
+from tests.e2e.client import Api
+from tests.helpers import TEST_SLOT, TestServer, state_dir
+
+# Far from the ports `make run` uses, so the tests run beside a developer's stack.
+E2E_PORTS = Ports.offset(1000 + 100 * TEST_SLOT)
+E2E_ENV = {
+    # Short offsets so a reminder is due within the test; see tests/e2e/test_notifications.py.
+    "REMINDER_OFFSETS": os.environ.get("E2E_REMINDER_OFFSETS", "24h"),
+}
+
+
+@pytest.fixture(scope="session")
+def stack(pg_server: TestServer) -> Iterator[Stack]:
+    name = "e2e"
+    pg_server.drop(name)
+    pg_server.create(name)
+    running = Stack(
+        state=state_dir("stack"), ports=E2E_PORTS, database_url=pg_server.url(name),
+        workers=1, threads=8, extra_env=E2E_ENV,
+    )
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def api(stack: Stack) -> Api:
+    return Api(stack.url("gateway"), stack.state)

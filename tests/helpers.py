@@ -1,0 +1,110 @@
+"""Shared by the integration and e2e suites: a test PostgreSQL and fresh databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import pg8000.native
+
+warnings.filterwarnings("ignore", module="platformdirs")
+
+from local.paths import ROOT  # noqa: E402
+from local.postgres import EmbeddedPostgres  # noqa: E402
+
+# CLINIC_TEST_SLOT=N gives a test run its own state folder and ports, so several
+# runs (or a developer's `make run`) can share one machine.
+TEST_SLOT = int(os.environ.get("CLINIC_TEST_SLOT", "0"))
+TEST_STATE = ROOT / ".local" / ("test" if TEST_SLOT == 0 else f"test-{TEST_SLOT}")
+TEMPLATE = "clinic_template"
+
+
+def _with_db(url: str, database: str) -> str:
+    parts = urlparse(url)
+    return urlunparse(parts._replace(path=f"/{database}"))
+
+
+def _admin(url: str) -> pg8000.native.Connection:
+    parts = urlparse(url)
+    return pg8000.native.Connection(
+        parts.username or "postgres", host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
+        password=parts.password, database=(parts.path or "/postgres").lstrip("/") or "postgres",
+    )
+
+
+class TestServer:
+    """A PostgreSQL for the tests: DATABASE_URL's server, or an embedded one of our own."""
+
+    def __init__(self) -> None:
+        self.embedded: EmbeddedPostgres | None = None
+        external = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+        if external:
+            self.admin_url = external
+        else:
+            self.embedded = EmbeddedPostgres(TEST_STATE / "pgdata", port=54339 + TEST_SLOT)
+            self.embedded.start()
+            self.admin_url = self.embedded.url
+
+    def url(self, database: str) -> str:
+        return _with_db(self.admin_url, database)
+
+    def build_template(self) -> None:
+        """A fresh, fully migrated database that every test database is copied from."""
+        from local.migrate import migrate
+        from shared.settings import Settings
+
+        self.drop(TEMPLATE)
+        conn = _admin(self.admin_url)
+        try:
+            conn.run(f'CREATE DATABASE "{TEMPLATE}"')
+        finally:
+            conn.close()
+        migrate(Settings(database_url=self.url(TEMPLATE)))
+
+    def create(self, name: str | None = None) -> str:
+        name = name or f"t_{uuid.uuid4().hex[:12]}"
+        conn = _admin(self.admin_url)
+        try:
+            conn.run(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+        finally:
+            conn.close()
+        return name
+
+    def drop(self, name: str) -> None:
+        conn = _admin(self.admin_url)
+        try:
+            conn.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            conn.close()
+
+
+@contextmanager
+def use_database(url: str) -> Iterator[None]:
+    """Points this process's settings and pool at `url` for the block."""
+    from shared import db
+    from shared.settings import get_settings
+
+    previous = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = url
+    get_settings.cache_clear()
+    db.reset_pool()
+    try:
+        yield
+    finally:
+        db.reset_pool()
+        if previous is None:
+            os.environ.pop("DATABASE_URL", None)
+        else:
+            os.environ["DATABASE_URL"] = previous
+        get_settings.cache_clear()
+
+
+def state_dir(name: str) -> Path:
+    path = TEST_STATE / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
