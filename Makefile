@@ -28,6 +28,7 @@ run: $(READY)
 
 test: $(READY)
 	$(BIN)/pytest tests
+	$(MAKE) checkov
 
 test-unit: $(READY)
 	$(BIN)/pytest tests/unit
@@ -43,6 +44,7 @@ lint: $(READY)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared functions local
 	$(BIN)/squawk --config=.squawk.toml db/migrations/*.sql
+	$(MAKE) checkov
 
 fmt: $(READY)
 	$(BIN)/ruff format .
@@ -53,6 +55,14 @@ bench: $(READY)
 
 package: $(READY)
 	$(BIN)/python -m local.package
+
+# checkov has its own venv and lock (its dependencies clash with ours); the venv
+# is (re)synced when tools/checkov.lock is newer than the last sync. Every skip
+# is written inline in the .tf file with its reason; any failed check fails this.
+checkov: $(READY)
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	@test .venv-checkov/.ready -nt tools/checkov.lock || { $(BIN)/uv pip sync -q --python .venv-checkov/bin/python tools/checkov.lock && touch .venv-checkov/.ready; }
+	.venv-checkov/bin/checkov --directory infra/terraform --framework terraform --compact --quiet --skip-download
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache .pytest_cache

@@ -94,10 +94,21 @@ resource "google_service_account" "build" {
   description  = "Cloud Build identity that turns the source bundles into images."
 }
 
-resource "google_project_iam_member" "build_builder" {
+# The narrow set a function build needs (instead of roles/cloudbuild.builds.builder,
+# which also lets the holder act as other accounts): write build logs, push the
+# image to Artifact Registry (gcf-artifacts), read the source bundle.
+resource "google_project_iam_member" "build" {
+  for_each = toset(["roles/logging.logWriter", "roles/artifactregistry.writer"])
+
   project = var.project_id
-  role    = "roles/cloudbuild.builds.builder"
+  role    = each.value
   member  = google_service_account.build.member
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_sources" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.build.member
 }
 
 # ---------------------------------------------------------------------------

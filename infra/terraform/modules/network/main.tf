@@ -53,3 +53,25 @@ resource "google_service_networking_connection" "private_services" {
   # destroy Terraform forgets it and Google removes it with the network.
   deletion_policy = "ABANDON"
 }
+
+# Nothing in this VPC accepts inbound connections: the functions only send
+# (Direct VPC egress) and Cloud SQL sits in the peered producer network. The
+# implied deny-ingress rule already says so; this explicit rule makes it
+# visible, logged, and robust to an "allow" added by hand at a lower priority.
+resource "google_compute_firewall" "deny_all_ingress" {
+  name      = "${var.name_prefix}-deny-all-ingress"
+  project   = var.project_id
+  network   = google_compute_network.vpc.id
+  direction = "INGRESS"
+  priority  = 65534
+
+  deny {
+    protocol = "all"
+  }
+
+  source_ranges = ["0.0.0.0/0"]
+
+  log_config {
+    metadata = "INCLUDE_ALL_METADATA"
+  }
+}
