@@ -17,8 +17,8 @@ def _with_database() -> None:
     """Points DATABASE_URL at the embedded server when nothing else is configured."""
     if os.environ.get("DATABASE_URL") or os.environ.get("INSTANCE_CONNECTION_NAME"):
         return
-    from local.postgres import EmbeddedPostgres
     from local.paths import STATE
+    from local.postgres import EmbeddedPostgres
     from local.stack import Stack
 
     stack = Stack()

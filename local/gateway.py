@@ -12,8 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-
-
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path

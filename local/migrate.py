@@ -13,10 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from local.paths import MIGRATIONS
 from shared.db import Connection, connect
 from shared.settings import Settings
-
-from local.paths import MIGRATIONS
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 72_500_001  # any constant, the same for every runner

@@ -6,6 +6,7 @@ root, so as root (containers, CI) the server runs as an unprivileged system user
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -19,16 +20,17 @@ DEFAULT_PORT = 54329
 SYSTEM_USER = "clinic_pg"
 
 
-def _as_user() -> dict[str, object]:
+def _server_user() -> str | None:
+    """The system user the server runs as: None (ourselves) unless we are root."""
     if os.geteuid() != 0:
-        return {}
+        return None
     import pwd
 
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(["useradd", "--system", "--no-create-home", SYSTEM_USER], check=True)
-    return {"user": SYSTEM_USER}
+    return SYSTEM_USER
 
 
 def _open_path_for(path: Path, user: str) -> None:
@@ -64,18 +66,16 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
-        kwargs = _as_user()
         return subprocess.run(
             [str(POSTGRES_BIN_PATH / tool), *args], check=True, capture_output=True, text=True,
-            cwd="/", **kwargs,  # type: ignore[call-overload]
+            cwd="/", user=_server_user(),
         )
 
     def init(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        kwargs = _as_user()
-        if kwargs:
+        if _server_user():
             _open_path_for(self.data_dir, SYSTEM_USER)
         self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
                   "--encoding=UTF8", "--locale=C")
@@ -109,10 +109,9 @@ class EmbeddedPostgres:
 
     def stop(self, mode: str = "fast") -> None:
         if (self.data_dir / "postmaster.pid").exists():
-            try:
+            # Already stopped is fine.
+            with contextlib.suppress(subprocess.CalledProcessError):
                 self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
-            except subprocess.CalledProcessError:
-                pass
 
     def destroy(self) -> None:
         self.stop("immediate")

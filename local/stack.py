@@ -174,10 +174,9 @@ class Stack:
             raise
 
     def _migrate_and_seed(self) -> None:
-        from shared.settings import get_settings
-
         from local.migrate import migrate
         from local.seed import seed
+        from shared.settings import get_settings
 
         get_settings.cache_clear()
         migrate()

@@ -12,13 +12,12 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import lru_cache
+from contextlib import contextmanager, suppress
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-import pg8000.core
 import pg8000.dbapi
 import pg8000.exceptions
 import pg8000.native
@@ -27,7 +26,16 @@ from shared.errors import DatabaseUnavailable
 from shared.settings import Settings, get_settings
 
 Row = dict[str, Any]
-Connection = pg8000.core.CoreConnection
+
+
+class Connection(Protocol):
+    """The part of a pg8000 connection we use (pg8000 ships no type hints)."""
+
+    def execute_simple(self, statement: str) -> Any: ...
+
+    def execute_unnamed(self, statement: str, vals: Any = ..., oids: Any = ..., stream: Any = ...) -> Any: ...
+
+    def close(self) -> None: ...
 
 _SQL_DIR = Path(__file__).parent / "sql"
 
@@ -95,7 +103,7 @@ class Queries:
             raise AttributeError(name) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def queries(concern: str) -> Queries:
     return Queries(_SQL_DIR / f"{concern}.sql")
 
@@ -184,7 +192,7 @@ def _connect_url(url: str, timeout: float) -> Connection:
     if parts.scheme not in ("postgresql", "postgres"):
         raise ValueError("DATABASE_URL must be postgresql://user:password@host:port/db")
     try:
-        return pg8000.dbapi.Connection(
+        conn: Connection = pg8000.dbapi.Connection(
             user=unquote(parts.username or "postgres"),
             password=unquote(parts.password) if parts.password else None,
             host=parts.hostname or "127.0.0.1",
@@ -193,6 +201,7 @@ def _connect_url(url: str, timeout: float) -> Connection:
             timeout=timeout,
             application_name=os.environ.get("K_SERVICE", "clinic"),
         )
+        return conn
     except Exception as error:
         raise _translate(error) from error
 
@@ -265,10 +274,9 @@ class Pool:
 
 
 def _close_quietly(conn: Connection) -> None:
-    try:
+    # The connection may already be gone; there is nothing to save.
+    with suppress(Exception):
         conn.close()
-    except Exception:  # noqa: S110 - the connection is already gone, nothing to save
-        pass
 
 
 _pool: Pool | None = None

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
