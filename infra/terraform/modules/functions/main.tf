@@ -148,6 +148,9 @@ data "archive_file" "bundle" {
   type        = "zip"
   source_dir  = "${var.bundles_dir}/${each.key}"
   output_path = "${var.bundles_dir}/../zips/${each.key}.zip"
+  # The provider already zeroes timestamps; fixing the mode too makes the MD5
+  # (and so the object name) the same on every machine whatever its umask.
+  output_file_mode = "0644"
 }
 
 resource "google_storage_bucket_object" "bundle" {
