@@ -49,9 +49,10 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 
 def cmd_run(_: argparse.Namespace) -> None:
-    from local.stack import AlreadyRunning, Stack
+    from local.stack import AlreadyRunning, Ports, Stack
 
-    stack = Stack()
+    # CLINIC_PORT_OFFSET moves every port, for a second stack beside the first.
+    stack = Stack(ports=Ports.offset(int(os.environ.get("CLINIC_PORT_OFFSET", "0"))))
     try:
         stack.start()
     except AlreadyRunning as error:
