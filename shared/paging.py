@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -28,16 +28,27 @@ def decode(token: str | None, fields: dict[str, Callable[[str], Any]]) -> dict[s
         position = json.loads(raw)
         if not isinstance(position, dict) or set(position) != set(fields):
             raise refused
-        return {name: convert(str(position[name])) for name, convert in fields.items()}
-    except (binascii.Error, ValueError, UnicodeDecodeError, TypeError) as error:
+        return {name: convert(_storable(position[name])) for name, convert in fields.items()}
+    except (binascii.Error, ValueError, UnicodeError, TypeError, OverflowError) as error:
         raise refused from error
+
+
+def _storable(value: object) -> str:
+    # A forged token must not carry text PostgreSQL refuses (NUL) or cannot encode
+    # (a lone surrogate): that would be a database error, not a 400.
+    text = str(value)
+    text.encode("utf-8")
+    if "\x00" in text:
+        raise ValueError("NUL in a page token")
+    return text
 
 
 def timestamp(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         raise ValueError("naive timestamp")
-    return value
+    # In UTC, as the driver sends it; years 1 and 9999 may not survive (OverflowError).
+    return value.astimezone(UTC)
 
 
 def uuid(text: str) -> UUID:
