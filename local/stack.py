@@ -62,6 +62,9 @@ class Stack:
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL"))
     workers: int = int(os.environ.get("WORKERS", "2"))
     threads: int = int(os.environ.get("THREADS", "8"))
+    # The gateway's own gunicorn sizing; by default it follows the functions' (benchmarks tune it).
+    gateway_workers: int | None = None
+    gateway_threads: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     seed: bool = True
     services: list[Service] = field(default_factory=list)
@@ -162,8 +165,8 @@ class Stack:
             }))
             self.services.append(Service("gateway", [
                 sys.executable, "-m", "local.gateway", "--config", str(config),
-                "--port", str(self.ports.gateway), "--workers", str(self.workers),
-                "--threads", str(max(16, self.threads * 2)),
+                "--port", str(self.ports.gateway), "--workers", str(self.gateway_workers or self.workers),
+                "--threads", str(self.gateway_threads or max(16, self.threads * 2)),
             ], self.ports.gateway))
             self.log_dir.mkdir(parents=True, exist_ok=True)
             for service in self.services:

@@ -1,0 +1,66 @@
+"""`python -m bench` runs every benchmark; `python -m bench booking slots` runs those.
+
+The notify and coldstart benchmarks belong to other work; they run when their
+modules exist. Extra arguments after `--` go to a single named benchmark.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import time
+import traceback
+
+ORDER = ("booking", "slots", "notify", "coldstart")
+
+
+def _available(name: str) -> bool:
+    return importlib.util.find_spec(f"bench.{name}") is not None
+
+
+def run(names: list[str], extra: list[str]) -> int:
+    failed = []
+    for name in names:
+        if not _available(name):
+            print(f"== bench {name}: not present, skipped", flush=True)
+            continue
+        print(f"\n== bench {name}", flush=True)
+        started = time.monotonic()
+        try:
+            module = importlib.import_module(f"bench.{name}")
+            # Only a single named benchmark gets the extra arguments.
+            result = module.main(extra) if extra else module.main()
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # one failing benchmark must not hide the others' figures
+            traceback.print_exc()
+            failed.append(name)
+            continue
+        if isinstance(result, int) and result != 0:
+            failed.append(name)
+        print(f"== bench {name}: {time.monotonic() - started:.0f} s", flush=True)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, extra = args[:cut], args[cut + 1:]
+    names = args or [n for n in ORDER if _available(n)]
+    unknown = [n for n in names if n not in ORDER and not _available(n)]
+    if unknown:
+        print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(ORDER)}", file=sys.stderr)
+        return 2
+    if extra and len(names) != 1:
+        print("arguments after `--` need exactly one benchmark name", file=sys.stderr)
+        return 2
+    return run(names, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
