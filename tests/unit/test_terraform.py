@@ -666,3 +666,98 @@ def test_helpers_see_a_violation(tmp_path: Path) -> None:
     assert any("allUsers" in s for s in strings(parsed))
     spec = variables(tmp_path)["v"]
     assert not spec.get("type") and not spec.get("description")
+
+
+# ---------------------------------------------------------------------------
+# Migrations in production: infra/cloudbuild/migrate.yaml
+# ---------------------------------------------------------------------------
+
+CLOUDBUILD = ROOT / "infra" / "cloudbuild" / "migrate.yaml"
+
+
+def _migrate_build() -> dict[str, Any]:
+    build: dict[str, Any] = yaml.safe_load(CLOUDBUILD.read_text(encoding="utf-8"))
+    return build
+
+
+def test_migrate_build_runs_clinic_migrate_on_the_private_pool_as_the_migrations_account() -> None:
+    build = _migrate_build()
+    step = one(build["steps"])
+    script = step["args"][-1]
+    assert "clinic migrate" in script
+    assert "-r requirements.lock" in script and (ROOT / "requirements.lock").is_file()
+    assert build["options"]["pool"]["name"] == "${_POOL}"
+    assert build["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+    assert build["serviceAccount"] == "projects/$PROJECT_ID/serviceAccounts/${_SERVICE_ACCOUNT}"
+    # Every value the operator passes comes from a Terraform output.
+    header = CLOUDBUILD.read_text(encoding="utf-8")
+    for name in re.findall(r"output -raw ([a-z_]+)", header):
+        assert name in outputs(TF), f"migrate.yaml refers to a missing output {name}"
+    wanted = {
+        "migrations_worker_pool",
+        "migrations_service_account",
+        "instance_connection_name",
+        "migrations_db_user",
+        "migrations_staging_bucket",
+    }
+    assert wanted <= set(re.findall(r"output -raw ([a-z_]+)", header))
+
+
+def test_migrations_account_is_an_iam_db_user_that_owns_the_schema() -> None:
+    db = module_dir("database")
+    user = resources(db, "google_sql_user")["migrations"]
+    assert user["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
+    assert user["database_roles"] == ["cloudsqlsuperuser"]
+    pool = resources(db, "google_cloudbuild_worker_pool")["migrations"]
+    assert one(pool["network_config"])["peered_network"] == "${var.network_id}"
+    roles = {
+        g["role"] for name, g in resources(db, "google_project_iam_member").items() if name.startswith("migrations")
+    }
+    assert {"roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/logging.logWriter"} <= roles
+
+
+def test_migrate_build_environment_makes_the_code_use_the_connector_with_iam(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step's environment, read by shared.settings, connects via the Cloud SQL connector."""
+    import google.cloud.sql.connector as connector_module
+
+    import shared.db
+    from local import cli
+    from shared.settings import Settings
+
+    env = dict(item.split("=", 1) for item in one(_migrate_build()["steps"])["env"])
+    substitutions = {
+        "${_INSTANCE_CONNECTION_NAME}": "clinic-prod:europe-west1:clinic-pg",
+        "${_DB_USER}": "clinic-migrate@clinic-prod.iam",
+        "${_DB_NAME}": _migrate_build()["substitutions"]["_DB_NAME"],
+    }
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, substitutions.get(value, value))
+
+    calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    class FakeConnection:
+        def execute_simple(self, sql: str) -> None:
+            assert "statement_timeout" in sql
+
+    class FakeConnector:
+        def __init__(self, **kwargs: Any) -> None:
+            pass
+
+        def connect(self, *args: Any, **kwargs: Any) -> FakeConnection:
+            calls.append((args, kwargs))
+            return FakeConnection()
+
+    monkeypatch.setattr(connector_module, "Connector", FakeConnector)
+    monkeypatch.setattr(shared.db, "_connector", None)
+    shared.db.connect(Settings.from_env())
+
+    (args, kwargs) = one(calls)
+    assert args == ("clinic-prod:europe-west1:clinic-pg", "pg8000")
+    assert kwargs["user"] == "clinic-migrate@clinic-prod.iam"
+    assert kwargs["db"] == "clinic" == variables(TF)["db_name"]["default"]
+    assert kwargs["enable_iam_auth"] is True
+    assert kwargs["ip_type"] == connector_module.IPTypes.PRIVATE
+    # And `clinic migrate` is a command of the CLI the step calls.
+    with pytest.raises(SystemExit):
+        cli.main(["migrate", "--help"])
