@@ -1,0 +1,130 @@
+"""A fault between the appointment write and the audit write (or after it) leaves nothing behind.
+
+Faults are real triggers created in the test's own database; the services run in a
+shared.db transaction exactly as the functions run them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pg8000.native
+import pytest
+
+from shared import appointments
+from shared.auth import Caller
+from shared.db import QueryError, transaction
+from shared.models import AppointmentChange, AppointmentCreate
+
+Conn = pg8000.native.Connection
+TABLES = ("appointments", "audit_appointment", "outbox", "idempotency_keys")
+
+
+def fault(conn: Conn, table: str, when: str = "INSERT") -> None:
+    conn.run(f"""
+        CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'injected fault on {table}'; END; $$""")
+    conn.run(f"CREATE TRIGGER injected_fault BEFORE {when} ON {table} "
+             "FOR EACH ROW EXECUTE FUNCTION injected_fault()")
+
+
+def heal(conn: Conn, table: str) -> None:
+    conn.run(f"DROP TRIGGER injected_fault ON {table}")
+    conn.run("DROP FUNCTION injected_fault()")
+
+
+def counts(conn: Conn) -> dict[str, int]:
+    return {table: int(conn.run(f"SELECT count(*) FROM {table}")[0][0]) for table in TABLES}
+
+
+class World:
+    def __init__(self, conn: Conn) -> None:
+        self.patient = Caller(uuid.uuid4(), "patient@example.com", "Pat", "patient")
+        self.doctor = uuid.uuid4()
+        conn.run("INSERT INTO users (id, email, name, role) VALUES (:id, 'doc@example.com', 'Doc', 'doctor')",
+                 id=self.doctor)
+        conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')",
+                 id=self.doctor)
+        start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
+        self.slots = [
+            uuid.UUID(str(conn.run(
+                "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+                d=self.doctor, s=start + timedelta(hours=n), e=start + timedelta(hours=n, minutes=30))[0][0]))
+            for n in range(2)
+        ]
+
+
+@pytest.fixture
+def world(sql: Conn) -> World:
+    return World(sql)
+
+
+def book_like_the_function(world: World, key: str | None = "retry-1") -> None:
+    """functions/book/main.py's POST /appointments, without HTTP."""
+    body = AppointmentCreate(slot_id=world.slots[0], reason="checkup")
+    with transaction() as tx:
+        if key:
+            assert appointments.replay(tx, world.patient, key, appointments.request_fingerprint(body)) is None
+        appointment, _ = appointments.book(tx, world.patient, body)
+        if key:
+            appointments.remember(tx, world.patient, key, 201, appointment.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(("table", "when"), [
+    ("audit_appointment", "INSERT"),  # right after the appointment row
+    ("outbox", "INSERT"),  # after the audit row
+    ("idempotency_keys", "UPDATE"),  # the stored response, the last write of all
+])
+def test_a_fault_while_booking_leaves_nothing_behind(sql: Conn, world: World, table: str, when: str) -> None:
+    before = counts(sql)
+    fault(sql, table, when)
+    with pytest.raises(QueryError, match="injected fault"):
+        book_like_the_function(world)
+    assert counts(sql) == before
+    assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=world.patient.id) == [[0]]
+    assert sql.run("SELECT count(*) FROM patients_profiles WHERE user_id = :id", id=world.patient.id) == [[0]]
+    # The same request, once the fault is gone, writes all of it: the test can tell.
+    heal(sql, table)
+    book_like_the_function(world)
+    after = counts(sql)
+    assert after["appointments"] == before["appointments"] + 1
+    assert after["audit_appointment"] == before["audit_appointment"] + 1
+    assert after["outbox"] > before["outbox"]
+    assert after["idempotency_keys"] == before["idempotency_keys"] + 1
+
+
+def booked(world: World) -> uuid.UUID:
+    with transaction() as tx:
+        appointment, _ = appointments.book(tx, world.patient, AppointmentCreate(slot_id=world.slots[0]))
+    return appointment.id
+
+
+STATE = "SELECT status, slot_id, updated_at FROM appointments WHERE id = :id"
+
+
+@pytest.mark.parametrize("change", [
+    {"status": "CANCELLED", "reason": "ill"},
+    {"slot_id": "second"},
+])
+@pytest.mark.parametrize("table", ["audit_appointment", "outbox"])
+def test_a_fault_while_changing_leaves_the_appointment_as_it_was(
+    sql: Conn, world: World, change: dict[str, str], table: str
+) -> None:
+    appointment_id = booked(world)
+    before, state = counts(sql), sql.run(STATE, id=appointment_id)
+    pending = sql.run("SELECT id FROM outbox WHERE appointment_id = :id ORDER BY id", id=appointment_id)
+    body = AppointmentChange.model_validate(
+        {**change, "slot_id": str(world.slots[1])} if "slot_id" in change else change)
+    fault(sql, table)
+    with pytest.raises(QueryError, match="injected fault"), transaction() as tx:
+        appointments.change(tx, world.patient, appointment_id, body)
+    assert counts(sql) == before
+    assert sql.run(STATE, id=appointment_id) == state
+    # The reminders a cancel or move drops are still there: the drop was rolled back too.
+    assert sql.run("SELECT id FROM outbox WHERE appointment_id = :id ORDER BY id", id=appointment_id) == pending
+    heal(sql, table)
+    with transaction() as tx:
+        changed, _ = appointments.change(tx, world.patient, appointment_id, body)
+    assert sql.run("SELECT count(*) FROM audit_appointment WHERE appointment_id = :id", id=appointment_id) == [[2]]
+    assert (changed.status, changed.slot_id) != (state[0][0], state[0][1])
