@@ -346,7 +346,11 @@ resource "google_pubsub_topic_iam_member" "publisher" {
 }
 
 resource "google_secret_manager_secret_iam_member" "notify_smtp" {
-  for_each = toset([var.smtp_username_secret_id, var.smtp_password_secret_id])
+  # Static keys: for_each keys must be known at plan time, the ids may not be.
+  for_each = {
+    username = var.smtp_username_secret_id
+    password = var.smtp_password_secret_id
+  }
 
   project   = var.project_id
   secret_id = each.value
