@@ -8,6 +8,11 @@ output "api_base_urls" {
   value       = [for d in var.domains : "https://${d}"]
 }
 
+output "certificate" {
+  description = "Name of the managed certificate (its status: gcloud compute ssl-certificates describe NAME --global)."
+  value       = module.edge.certificate
+}
+
 output "gateway_default_hostname" {
   description = "API Gateway's own host name (reachable without Cloud Armor: for diagnostics, not for clients)."
   value       = module.gateway.default_hostname

@@ -15,15 +15,16 @@ resource "google_compute_global_address" "lb" {
 }
 
 resource "google_compute_managed_ssl_certificate" "api" {
-  name    = "${var.name_prefix}-api-cert"
+  # The name follows the domains: a certificate in use cannot be deleted, so a
+  # change of domains makes a new certificate (new name), attaches it, and only
+  # then deletes the old one.
+  name    = "${var.name_prefix}-api-${substr(sha256(join(",", var.domains)), 0, 8)}"
   project = var.project_id
 
   managed {
     domains = var.domains
   }
 
-  # A certificate in use cannot be deleted: a new one (new domains) is made
-  # and attached first.
   lifecycle {
     create_before_destroy = true
   }
