@@ -66,9 +66,7 @@ def build_bundle(name: str, *, root: Path, out: Path, requirements: str) -> Path
     return bundle
 
 
-def build_all(
-    *, root: Path = ROOT, out: Path | None = None, names: Iterable[str] = FUNCTIONS
-) -> list[Path]:
+def build_all(*, root: Path = ROOT, out: Path | None = None, names: Iterable[str] = FUNCTIONS) -> list[Path]:
     """Build every bundle; return their folders."""
     target = out if out is not None else root / "build" / "functions"
     requirements = runtime_requirements((root / "requirements.lock").read_text(encoding="utf-8"))
