@@ -21,6 +21,7 @@ import base64
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import uuid
@@ -41,6 +42,7 @@ from bench.common import (
     migrate,
     server,
 )
+from bench.cpu import CpuMeter, describe
 from bench.httpload import LoadResult, run_load
 from local.postgres import bin_path
 from shared import outbox
@@ -240,7 +242,7 @@ def remaining(url: str) -> int:
 # -- (a) pgbench ----------------------------------------------------------------------------
 
 
-def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: str) -> Figures:
+def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: str, meter: CpuMeter) -> Figures:
     from urllib.parse import urlparse
 
     folder = bench_dir("bench/pgbench")
@@ -258,8 +260,12 @@ def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: st
     if warmup > 0:
         subprocess.run([*base[:1], "-T", str(max(1, round(warmup))), *base[1:]], cwd=folder, env=env,
                        check=True, capture_output=True, text=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    meter.start()
     done = subprocess.run([*base[:1], "-T", str(round(duration)), "-l", "--log-prefix", "pgbench_log",
                            *base[1:]], cwd=folder, env=env, capture_output=True, text=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = meter.stop({"pgbench": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime})
     if done.returncode != 0:
         raise RuntimeError(f"pgbench failed:\n{done.stdout}\n{done.stderr}")
     latencies: list[float] = []
@@ -276,7 +282,8 @@ def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: st
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
     count = int(processed.group(1)) if processed else len(latencies)
     seconds = count / float(tps.group(1)) if tps and float(tps.group(1)) > 0 else duration
-    return Figures(f"(a) pgbench, {clients} clients, -M {mode}", count, seconds, latencies, failed)
+    return Figures(f"(a) pgbench, {clients} clients, -M {mode}", count, seconds, latencies, failed,
+                   describe(spent))
 
 
 # -- (b) and (c) over HTTP ------------------------------------------------------------------
@@ -302,13 +309,14 @@ def _request(port: int, header: str) -> Any:
 
 def run_http(
     name: str, url: str, port: int, header: str, identities: dict[str, str], clients: int, procs: int,
-    warmup: float, duration: float, expected_rate: float,
+    warmup: float, duration: float, expected_rate: float, meter: CpuMeter,
 ) -> tuple[Figures, LoadResult]:
     slots = take(url, int(expected_rate * (warmup + duration) * 1.5) + clients * 10)
     items = [(slot[0], identities[slot[1]]) for slot in slots]
+    meter.start()
     result = run_load("127.0.0.1", port, items, _request(port, header), connections=clients, procs=procs,
                       warmup=warmup, duration=duration, expect=201)
-    note = f"client CPU {result.cpu_seconds / (warmup + duration) * 100:.0f}% of a core"
+    note = describe(meter.stop({"client": result.cpu_seconds}))
     if result.sent >= len(items):
         note += "; RAN OUT OF SLOTS, raise --expected-rate"
     figures = Figures(name, result.ok, duration, result.latencies_ms, result.errors, note)
@@ -352,33 +360,39 @@ def main(argv: list[str] | None = None) -> int:
         print(f"built {data.total} slots for {data.doctors} doctors and patients in {timer}", flush=True)
         results: dict[str, Figures] = {}
         if "a" in args.phases:
-            results["a"] = run_pgbench(url, args.clients, args.warmup, args.duration, args.pgbench_mode)
+            meter = CpuMeter({"postgres": pg.postmaster} if pg.postmaster else {})
+            results["a"] = run_pgbench(url, args.clients, args.warmup, args.duration, args.pgbench_mode, meter)
             print(results["a"].line(), flush=True)
         if "b" in args.phases or "c" in args.phases:
-            results.update(_http_phases(args, url))
+            results.update(_http_phases(args, url, pg.postmaster))
         _summary(url, results)
     return 0
 
 
-def _http_phases(args: argparse.Namespace, url: str) -> dict[str, Figures]:
+def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> dict[str, Figures]:
     from local.keys import make_token
     from local.stack import Stack
 
     state = bench_dir("bench/stack")
     stack = Stack(
         state=state, ports=PORTS, database_url=url, workers=args.workers, threads=args.threads,
-        seed=False, extensions=[],
+        seed=False, extensions=[], functions=("book",),
         gateway_workers=args.gateway_workers, gateway_threads=args.gateway_threads,
     )
     patients = _patients(url)
     results: dict[str, Figures] = {}
     stack.start()
+    meter = CpuMeter({"postgres": postmaster} if postmaster else {})
+    for service in ("book", "gateway"):
+        process = stack.find(service).process
+        if process is not None:
+            meter.roots[service] = process.pid
     try:
         if "b" in args.phases:
             identities = {p[0]: _userinfo(*p) for p in patients}
             figures, _ = run_http(
                 f"(b) book function, {args.clients} clients", url, PORTS.book, "X-Apigateway-Api-Userinfo",
-                identities, args.clients, args.client_procs, args.warmup, args.duration, args.expected_rate,
+                identities, args.clients, args.client_procs, args.warmup, args.duration, args.expected_rate, meter,
             )
             results["b"] = figures
             print(figures.line(), flush=True)
@@ -386,7 +400,7 @@ def _http_phases(args: argparse.Namespace, url: str) -> dict[str, Figures]:
             tokens = {p[0]: "Bearer " + make_token("patient", p[0], p[1], p[2], state=state) for p in patients}
             figures, _ = run_http(
                 f"(c) gateway, {args.clients} clients", url, PORTS.gateway, "Authorization",
-                tokens, args.clients, args.client_procs, args.warmup, args.duration, args.expected_rate,
+                tokens, args.clients, args.client_procs, args.warmup, args.duration, args.expected_rate, meter,
             )
             results["c"] = figures
             print(figures.line(), flush=True)

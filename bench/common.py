@@ -52,6 +52,13 @@ class Server:
     def url(self, database: str) -> str:
         return with_database(self.admin_url, database)
 
+    @property
+    def postmaster(self) -> int | None:
+        """The server's main pid when it runs here (to count its CPU), else None."""
+        from bench.cpu import postmaster_pid
+
+        return postmaster_pid(str(self.embedded.data_dir)) if self.embedded else None
+
     def exists(self, database: str) -> bool:
         conn = connect(self.admin_url)
         try:
@@ -126,7 +133,7 @@ class Figures:
         return (f"{self.name:<34} {self.rate:9.0f} /s   p50 {self.p(0.50):7.2f} ms   "
                 f"p99 {self.p(0.99):7.2f} ms   n={self.count}"
                 + (f"   errors={self.errors}" if self.errors else "")
-                + (f"   {self.note}" if self.note else ""))
+                + (f"\n{'':<36}{self.note}" if self.note else ""))
 
 
 def load_average() -> str:

@@ -65,6 +65,8 @@ class Stack:
     # The gateway's own gunicorn sizing; by default it follows the functions' (benchmarks tune it).
     gateway_workers: int | None = None
     gateway_threads: int | None = None
+    # Which functions to start; a benchmark starts only the ones it measures.
+    functions: tuple[str, ...] = FUNCTIONS
     extra_env: dict[str, str] = field(default_factory=dict)
     seed: bool = True
     services: list[Service] = field(default_factory=list)
@@ -148,7 +150,7 @@ class Stack:
             jwks = keys.ensure_keys(self.state)
             for extend in self.extensions:
                 extend(self)
-            for name in FUNCTIONS:
+            for name in self.functions:
                 self.services.append(Service(name, [
                     sys.executable, "-m", "functions_framework", "--target", name,
                     "--source", str(ROOT / "functions" / name / "main.py"),
