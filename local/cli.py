@@ -98,6 +98,10 @@ def _banner(stack: object) -> str:
             where = f"http://127.0.0.1:{service.port}" if service.port else "(no port)"
             lines.append(f"  {service.name:<12} {where}")
     lines.append(f"  postgres     {stack.database_url}")
+    if any(s.name == "smtp" for s in stack.services):
+        lines.append(f"  mail         {stack.state / 'mail'}/   (every email as an .eml file)")
+    if any(s.name == "pubsub" for s in stack.services):
+        lines.append("  events       .venv/bin/clinic events   (tails the Pub/Sub emulator)")
     lines.append(f"  logs         {stack.log_dir}/")
     lines += [
         "",
@@ -110,6 +114,12 @@ def _banner(stack: object) -> str:
         "Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
+
+
+def cmd_events(args: argparse.Namespace) -> None:
+    from local import events
+
+    events.main(args.host, args.subscription, args.wait)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--name")
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
     token.set_defaults(func=cmd_token)
+    tail = commands.add_parser("events", help="print the domain events arriving on the local Pub/Sub emulator")
+    tail.add_argument("--host", help="the emulator (default PUBSUB_EMULATOR_HOST or 127.0.0.1:8085)")
+    tail.add_argument("--subscription", help="full subscription path (default the stack's)")
+    tail.add_argument("--wait", type=float, help="stop after this many seconds without an event")
+    tail.set_defaults(func=cmd_events)
     args = parser.parse_args(argv)
     args.func(args)
 

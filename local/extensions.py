@@ -14,4 +14,6 @@ if TYPE_CHECKING:
 
 
 def default() -> list[Callable[[Stack], None]]:
-    return []
+    from local import mailsink, pubsub_emulator, sweeper, tasks_emulator
+
+    return [tasks_emulator.extend, pubsub_emulator.extend, mailsink.extend, sweeper.extend]

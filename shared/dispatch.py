@@ -1,9 +1,263 @@
-"""Sending outbox rows to Cloud Tasks and Pub/Sub after the change committed."""
+"""Sending outbox rows to Cloud Tasks and Pub/Sub after the change committed.
+
+`after_commit` runs in the request that made the change; `sweep` (POST /tasks/sweep)
+sends whatever is left: dispatches that failed, and reminders further ahead than
+Cloud Tasks accepts, once they come within its horizon. A row is claimed with
+FOR UPDATE SKIP LOCKED, so two dispatchers never send the same row at once, and is
+marked dispatched in the same transaction. Task names are deterministic: a second
+dispatch of a task is refused by Cloud Tasks as ALREADY_EXISTS, which counts as done.
+
+The Google clients are imported on first use (they cost most of a second, and a
+function's cold start must not pay for them) and made once per process.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared import logs
+from shared.db import Row, queries, transaction
+from shared.settings import Settings, get_settings
+
+SQL = queries("outbox")
+log = logs.get("clinic.dispatch")
+
+# Cloud Tasks refuses a schedule_time more than 30 days ahead; the margin covers
+# clock skew between us and Google.
+TASKS_HORIZON = timedelta(days=30) - timedelta(minutes=10)
+# Short: a booking waits for these calls before it answers.
+CREATE_TASK_TIMEOUT_S = 5.0
+PUBLISH_TIMEOUT_S = 5.0
+# One sweep call stops taking new batches after this long (Cloud Scheduler's
+# attempt deadline and the function timeout are longer).
+SWEEP_BUDGET_S = 20.0
+SWEEP_BATCH = 200
+
+
+@dataclass
+class Counts:
+    tasks: int = 0
+    events: int = 0
+    failed: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.tasks += other.tasks
+        self.events += other.events
+        self.failed += other.failed
+
 
 def after_commit(outbox_ids: list[int]) -> None:
-    """Dispatches these rows now; whatever fails stays for the sweep."""
-    # Filled in by the notifications work (issue 5); until then the rows wait in the outbox.
-    return None
+    """Dispatches these rows now; whatever fails stays for the sweep. Never raises:
+    the change has committed and its request must still succeed."""
+    if not outbox_ids:
+        return
+    try:
+        _dispatch_batch(SQL.claim_outbox_ids, datetime.now(UTC), ids=outbox_ids)
+    except Exception:
+        log.exception("dispatch after commit failed; the sweep will retry",
+                      extra={"fields": {"outbox_ids": outbox_ids}})
+
+
+def sweep(now: datetime | None = None, limit: int = SWEEP_BATCH) -> dict[str, int]:
+    """Dispatches pending rows in batches until none is left, a batch fails, or the
+    time budget is spent. `now` is the clock the 30-day horizon is measured from."""
+    clock = now or datetime.now(UTC)
+    total = Counts()
+    deadline = time.monotonic() + SWEEP_BUDGET_S
+    while True:
+        counts = _dispatch_batch(SQL.claim_pending, clock, limit=limit)
+        total.add(counts)
+        # An event held back behind an older one of its appointment becomes due
+        # once that one went out, so a batch that sent anything earns another.
+        if counts.failed or counts.tasks + counts.events == 0 or time.monotonic() > deadline:
+            break
+    with transaction() as tx:
+        pending = tx.one(SQL.count_pending)
+    result = asdict(total)
+    result.update(pending_tasks=int(pending["tasks"]), pending_events=int(pending["events"]))
+    return result
+
+
+# -- one batch ---------------------------------------------------------------------------
+
+
+def _dispatch_batch(query: str, now: datetime, **params: Any) -> Counts:
+    settings = get_settings()
+    tasks_on, events_on = _tasks_configured(settings), _events_configured(settings)
+    counts = Counts()
+    if not (tasks_on or events_on):
+        return counts
+    with transaction() as tx:
+        rows = tx.all(query, tasks=tasks_on, events=events_on, horizon=now + TASKS_HORIZON, **params)
+        if not rows:
+            return counts
+        sent: list[int] = []
+        failed: dict[int, str] = {}
+        task_rows = [r for r in rows if r["target"] == "TASK"]
+        event_rows = [r for r in rows if r["target"] == "EVENT"]
+        for row in task_rows:
+            try:
+                _create_task(settings, row)
+            except Exception as error:
+                failed[row["id"]] = _summary(error)
+                # The queue is unreachable or refusing: the rest of this batch would
+                # fail the same way, so it waits untouched for the next sweep.
+                break
+            sent.append(row["id"])
+            counts.tasks += 1
+        if event_rows:
+            published, errors = _publish(settings, event_rows)
+            sent += published
+            failed.update(errors)
+            counts.events += len(published)
+        if sent:
+            tx.execute(SQL.mark_dispatched, ids=sent)
+        for row_id, error_text in failed.items():
+            tx.execute(SQL.mark_failed, id=row_id, error=error_text)
+        counts.failed = len(failed)
+    if failed:
+        log.warning("outbox dispatch failed; left for the sweep",
+                    extra={"fields": {"outbox_ids": sorted(failed), "error": next(iter(failed.values()))}})
+    return counts
+
+
+def _summary(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:1000]
+
+
+# -- Cloud Tasks -------------------------------------------------------------------------
+
+_clients: dict[tuple[str, int, str | None], Any] = {}
+_clients_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message)
+
+
+def _tasks_configured(settings: Settings) -> bool:
+    if settings.tasks_queue and settings.notify_url:
+        return True
+    _warn_once("tasks", "TASKS_QUEUE or NOTIFY_URL is not set: notification tasks wait in the outbox")
+    return False
+
+
+def _tasks_client(settings: Settings) -> Any:
+    key = ("tasks", os.getpid(), settings.tasks_emulator_host)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            from google.cloud import tasks_v2
+
+            if settings.tasks_emulator_host:
+                import grpc
+                from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+                # The emulator speaks plain gRPC without credentials. A short reconnect
+                # backoff lets a restarted emulator be used again within seconds.
+                channel = grpc.insecure_channel(
+                    settings.tasks_emulator_host,
+                    options=[("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)],
+                )
+                client = tasks_v2.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+            else:
+                client = tasks_v2.CloudTasksClient()
+            _clients[key] = client
+    return client
+
+
+def task_request(settings: Settings, row: Row) -> dict[str, Any]:
+    """The CreateTask body of an outbox TASK row."""
+    assert settings.tasks_queue and settings.notify_url
+    http_request: dict[str, Any] = {
+        "http_method": "POST",
+        "url": settings.notify_url,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(row["payload"], sort_keys=True).encode(),
+    }
+    if settings.tasks_service_account:
+        http_request["oidc_token"] = {
+            "service_account_email": settings.tasks_service_account,
+            "audience": settings.oidc_audience or settings.notify_url,
+        }
+    return {
+        "name": f"{settings.tasks_queue}/tasks/{row['name']}",
+        "schedule_time": row["deliver_at"],
+        "dispatch_deadline": timedelta(seconds=settings.tasks_dispatch_deadline_s),
+        "http_request": http_request,
+    }
+
+
+def _create_task(settings: Settings, row: Row) -> None:
+    from google.api_core import exceptions
+    from google.cloud import tasks_v2
+
+    client = _tasks_client(settings)
+    task = tasks_v2.Task(**task_request(settings, row))
+    # ALREADY_EXISTS: dispatched before (the mark was lost, or a sweep raced us): done.
+    with contextlib.suppress(exceptions.AlreadyExists):
+        # No client-side retry: a failure is recorded and the sweep is the retry.
+        client.create_task(parent=settings.tasks_queue, task=task, timeout=CREATE_TASK_TIMEOUT_S, retry=None)
+
+
+# -- Pub/Sub -----------------------------------------------------------------------------
+
+
+def _events_configured(settings: Settings) -> bool:
+    if settings.pubsub_topic:
+        return True
+    _warn_once("events", "PUBSUB_TOPIC is not set: domain events wait in the outbox")
+    return False
+
+
+def _publisher() -> Any:
+    # PUBSUB_EMULATOR_HOST, when set, is honoured by the client itself.
+    key = ("pubsub", os.getpid(), os.environ.get("PUBSUB_EMULATOR_HOST"))
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            from google.cloud import pubsub_v1  # type: ignore[attr-defined, unused-ignore]
+
+            client = pubsub_v1.PublisherClient(
+                publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+            )
+            _clients[key] = client
+    return client
+
+
+def _publish(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str]]:
+    """Publishes all, then waits: the client batches what is published together."""
+    publisher = _publisher()
+    topic = settings.pubsub_topic
+    futures = []
+    for row in rows:
+        payload = row["payload"]
+        # retry=None: with ordering keys the client would otherwise retry forever in
+        # the background, and the sweep would publish the same event a second time.
+        future = publisher.publish(
+            topic, json.dumps(payload, sort_keys=True).encode(), ordering_key=str(row["appointment_id"]),
+            retry=None, timeout=PUBLISH_TIMEOUT_S, type=str(payload.get("type", "")), event_id=row["name"],
+        )
+        futures.append((row, future))
+    published: list[int] = []
+    failed: dict[int, str] = {}
+    for row, future in futures:
+        try:
+            future.result(timeout=PUBLISH_TIMEOUT_S + 1)
+            published.append(row["id"])
+        except Exception as error:
+            failed[row["id"]] = _summary(error)
+            # A failed publish pauses its ordering key until resumed; the sweep
+            # publishes the event again, in order.
+            publisher.resume_publish(topic, str(row["appointment_id"]))
+    return published, failed

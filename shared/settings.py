@@ -56,6 +56,8 @@ class Settings(BaseModel):
     # The notify function verifies the OIDC token Cloud Tasks and Cloud Scheduler send.
     verify_oidc: bool = True
     oidc_audience: str | None = None
+    # Where Google publishes the keys its OIDC tokens are signed with (tests serve their own).
+    oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     notify_invokers: tuple[str, ...] = ()
 
     # Pub/Sub domain events: PUBSUB_TOPIC is projects/P/topics/T.

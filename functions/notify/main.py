@@ -2,9 +2,25 @@
 
 import functions_framework
 
-from shared.web import Router
+from shared import dispatch
+from shared import notify as rules
+from shared.web import ApiRequest, Reply, Router
 
 router = Router("notify")
+
+
+@router.route("POST", "/tasks/notify")
+def notify_task(req: ApiRequest) -> Reply:
+    rules.verify_caller(req.header("Authorization"))
+    message = req.body(rules.TaskMessage)
+    retry = rules.retry_count(req.header("X-CloudTasks-TaskRetryCount"))
+    return 200, rules.deliver(message, retry).as_dict()
+
+
+@router.route("POST", "/tasks/sweep")
+def sweep_outbox(req: ApiRequest) -> Reply:
+    rules.verify_caller(req.header("Authorization"))
+    return 200, dispatch.sweep()
 
 
 @functions_framework.http

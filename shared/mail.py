@@ -1,0 +1,225 @@
+"""The emails the notify function sends: text and HTML parts, an .ics invitation, SMTP.
+
+Times are shown in the doctor's time zone (where the patient goes); the calendar
+entry carries UTC instants, which every calendar shows in the reader's own zone.
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from shared.settings import Settings
+
+Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
+
+_SUBJECT = {
+    "CONFIRMATION": "Your appointment is confirmed",
+    "REMINDER": "Reminder: your appointment",
+    "CANCELLATION": "Your appointment was cancelled",
+    "RESCHEDULED": "Your appointment was moved",
+}
+_LEAD = {
+    "CONFIRMATION": "your appointment is booked.",
+    "REMINDER": "this is a reminder of your upcoming appointment.",
+    "CANCELLATION": "your appointment has been cancelled.",
+    "RESCHEDULED": "your appointment has been moved to a new time.",
+}
+
+
+class MailUnavailable(Exception):
+    """The relay could not take the message now; a later attempt may succeed."""
+
+
+class MailRejected(Exception):
+    """The relay refused the message for good (an unknown recipient, say)."""
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: Kind
+    message_key: str
+    appointment_id: str
+    recipient: str
+    patient_name: str
+    doctor_name: str
+    timezone: str
+    start: datetime
+    end: datetime
+    # The calendar entry's revision: 0 when booked, +1 for each move or cancellation.
+    sequence: int = 0
+
+
+def local_time(instant: datetime, zone_name: str) -> datetime:
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return instant.astimezone(zone)
+
+
+def when(notice: Notice) -> str:
+    """`Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)`."""
+    start, end = local_time(notice.start, notice.timezone), local_time(notice.end, notice.timezone)
+    return (f"{start:%A}, {start.day} {start:%B %Y}, {start:%H:%M}-{end:%H:%M} "
+            f"({notice.timezone}, {start.tzname()})")
+
+
+def subject(notice: Notice) -> str:
+    start = local_time(notice.start, notice.timezone)
+    return f"{_SUBJECT[notice.kind]}: {start.day} {start:%b %Y}, {start:%H:%M} with {notice.doctor_name}"
+
+
+def text_body(notice: Notice) -> str:
+    lines = [
+        f"Hello {notice.patient_name},",
+        "",
+        f"{_LEAD[notice.kind][0].upper()}{_LEAD[notice.kind][1:]}",
+        "",
+        f"  Doctor: {notice.doctor_name}",
+        f"  When:   {when(notice)}",
+        f"  Reference: {notice.appointment_id}",
+        "",
+    ]
+    if notice.kind == "CANCELLATION":
+        lines.append("If you did not ask for this, please book a new time or contact the clinic.")
+    else:
+        lines.append("To cancel or move it, use the clinic's app or website.")
+    lines += ["", "Your clinic"]
+    return "\n".join(lines) + "\n"
+
+
+def html_body(notice: Notice) -> str:
+    e = html.escape
+    lead = _LEAD[notice.kind]
+    return (
+        "<!doctype html><html><body style=\"font-family:sans-serif\">"
+        f"<p>Hello {e(notice.patient_name)},</p>"
+        f"<p>{e(lead[0].upper() + lead[1:])}</p>"
+        "<table>"
+        f"<tr><th align=\"left\">Doctor</th><td>{e(notice.doctor_name)}</td></tr>"
+        f"<tr><th align=\"left\">When</th><td>{e(when(notice))}</td></tr>"
+        f"<tr><th align=\"left\">Reference</th><td>{e(notice.appointment_id)}</td></tr>"
+        "</table>"
+        "<p>Your clinic</p></body></html>"
+    )
+
+
+# -- iCalendar (RFC 5545) ----------------------------------------------------------------
+
+
+def _ics_text(value: str) -> str:
+    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+            .replace("\r\n", "\\n").replace("\n", "\\n"))
+
+
+def _ics_time(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _fold(line: str) -> str:
+    """Content lines longer than 75 octets continue on lines starting with a space."""
+    data = line.encode()
+    if len(data) <= 75:
+        return line
+    parts: list[str] = []
+    current = b""
+    for char in line:
+        encoded = char.encode()
+        if len(current) + len(encoded) > (75 if not parts else 74):
+            parts.append(current.decode())
+            current = b""
+        current += encoded
+    parts.append(current.decode())
+    return "\r\n ".join(parts)
+
+
+def calendar_method(kind: Kind) -> str | None:
+    """REQUEST adds or updates the entry, CANCEL removes it; a reminder carries none."""
+    return {"CONFIRMATION": "REQUEST", "RESCHEDULED": "REQUEST", "CANCELLATION": "CANCEL"}.get(kind)
+
+
+def ics(notice: Notice, organizer: str, stamp: datetime | None = None) -> str:
+    method = calendar_method(notice.kind)
+    if method is None:
+        raise ValueError(f"{notice.kind} carries no calendar entry")
+    organizer_name, organizer_address = parseaddr(organizer)
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        "PRODID:-//Clinic//Appointments//EN",
+        "CALSCALE:GREGORIAN",
+        f"METHOD:{method}",
+        "BEGIN:VEVENT",
+        # Stable per appointment, so a move updates and a cancel removes the same entry.
+        f"UID:{notice.appointment_id}@clinic",
+        f"SEQUENCE:{notice.sequence}",
+        f"DTSTAMP:{_ics_time(stamp or datetime.now(UTC))}",
+        f"DTSTART:{_ics_time(notice.start)}",
+        f"DTEND:{_ics_time(notice.end)}",
+        f"SUMMARY:{_ics_text('Appointment with ' + notice.doctor_name)}",
+        f"ORGANIZER;CN={_ics_text(organizer_name or 'Clinic')}:mailto:{organizer_address}",
+        f"ATTENDEE;CN={_ics_text(notice.patient_name)};ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{notice.recipient}",
+        f"STATUS:{'CANCELLED' if method == 'CANCEL' else 'CONFIRMED'}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return "\r\n".join(_fold(line) for line in lines) + "\r\n"
+
+
+# -- the message and its delivery -------------------------------------------------------
+
+
+def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> EmailMessage:
+    now = now or datetime.now(UTC)
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = notice.recipient
+    message["Subject"] = subject(notice)
+    message["Date"] = format_datetime(now)
+    _, sender = parseaddr(settings.mail_from)
+    message["Message-ID"] = make_msgid(idstring=notice.message_key, domain=sender.partition("@")[2] or None)
+    # Ids only: lets support (and the tests) find a message without reading it.
+    message["X-Clinic-Message-Key"] = notice.message_key
+    message["X-Clinic-Appointment"] = notice.appointment_id
+    message["X-Clinic-Kind"] = notice.kind
+    message.set_content(text_body(notice))
+    message.add_alternative(html_body(notice), subtype="html")
+    method = calendar_method(notice.kind)
+    if method is not None:
+        message.add_attachment(
+            ics(notice, settings.mail_from, now).encode(), maintype="text", subtype="calendar",
+            filename="appointment.ics", params={"method": method, "charset": "UTF-8"},
+        )
+    return message
+
+
+def send(message: EmailMessage, settings: Settings) -> None:
+    """Hands the message to the relay; raises MailUnavailable or MailRejected."""
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, settings.smtp_password or "")
+            smtp.send_message(message)
+    except smtplib.SMTPRecipientsRefused as error:
+        codes = [code for code, _ in error.recipients.values()]
+        if codes and all(500 <= code < 600 for code in codes):
+            raise MailRejected(f"recipient refused ({codes[0]})") from error
+        raise MailUnavailable(f"recipient deferred ({codes[0] if codes else '?'})") from error
+    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
+        if 500 <= error.smtp_code < 600:
+            raise MailRejected(f"message refused ({error.smtp_code})") from error
+        raise MailUnavailable(f"message deferred ({error.smtp_code})") from error
+    except (smtplib.SMTPException, OSError) as error:
+        # Connection refused, timeouts, TLS and login trouble: the relay or its
+        # configuration; a later attempt may succeed.
+        raise MailUnavailable(f"{type(error).__name__}: {error}") from error

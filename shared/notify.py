@@ -1,0 +1,232 @@
+"""The notify function's rules: who may call it, and whether a message is still true.
+
+Cloud Tasks delivers at least once and in no particular order, so a task is only a
+hint: the appointment is re-read (and share-locked, so a cancel or move waits) and
+nothing is sent unless the message still describes it. At most one SENT row exists
+per message_key (a partial unique index): the row is inserted first, the email sent,
+then both commit together, so a duplicate delivery, even a concurrent one, sends
+nothing. A temporary failure answers 503 so that Cloud Tasks retries with backoff;
+on the queue's last attempt the message is recorded as FAILED and answered 200.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared import logs, mail
+from shared.db import IntegrityViolation, QueryError, Row, queries, transaction
+from shared.errors import DomainError, Forbidden, Unauthenticated
+from shared.settings import Settings, get_settings
+
+SQL = queries("notify")
+log = logs.get("clinic.notify")
+
+Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
+GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+
+
+class Unavailable(DomainError):
+    """Answered 503: Cloud Tasks (or Cloud Scheduler) tries again later."""
+
+    status, title, type_ = 503, "Service unavailable", "/problems/unavailable"
+
+
+class TaskMessage(BaseModel):
+    """The body of a notify task, as shared.outbox writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # The deterministic task name: appointment, kind, slot start, audit id or offset.
+    message_key: str = Field(min_length=1, max_length=500, pattern=r"^[A-Za-z0-9_-]+$")
+    appointment_id: UUID
+    kind: Kind
+    slot_id: UUID
+    start_time: AwareDatetime
+
+    @property
+    def audit_id(self) -> int | None:
+        """The change a notice is about (the key's last part); reminders have none."""
+        if self.kind == "REMINDER":
+            return None
+        suffix = self.message_key.rsplit("-", 1)[-1]
+        return int(suffix) if suffix.isdigit() and len(suffix) <= 18 else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: Literal["sent", "skipped", "duplicate", "failed"]
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"result": self.result, "detail": self.detail}
+
+
+# -- the caller --------------------------------------------------------------------------
+
+_verification_off_logged = False
+
+
+def verify_caller(authorization: str | None, settings: Settings | None = None) -> None:
+    """Accepts only a Google-signed OIDC token for our audience from a listed account."""
+    global _verification_off_logged
+    settings = settings or get_settings()
+    if not settings.verify_oidc:
+        if not _verification_off_logged:
+            _verification_off_logged = True
+            log.warning("OIDC verification is OFF (VERIFY_OIDC=false): any caller can reach notify; "
+                        "local development only")
+        return
+    if not settings.oidc_audience or not settings.notify_invokers:
+        log.error("VERIFY_OIDC is on but OIDC_AUDIENCE or NOTIFY_INVOKERS is not set: refusing every call")
+        raise Unavailable("the notify function is not configured to verify its callers")
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("this endpoint needs a Google-signed OIDC token (Authorization: Bearer)")
+    claims = _verified_claims(token.strip(), settings)
+    if claims.get("iss") not in GOOGLE_ISSUERS:
+        raise Unauthenticated("the OIDC token was not issued by Google")
+    if claims.get("email") not in settings.notify_invokers or claims.get("email_verified") is not True:
+        raise Forbidden("this identity may not call the notify function")
+
+
+def _verified_claims(token: str, settings: Settings) -> dict[str, Any]:
+    from google.auth import exceptions as auth_exceptions
+    from google.oauth2 import id_token
+
+    try:
+        claims = id_token.verify_token(
+            token, cast(Any, _CERTS), audience=settings.oidc_audience, certs_url=settings.oidc_certs_url,
+            clock_skew_in_seconds=30,
+        )
+    except auth_exceptions.TransportError as error:
+        raise Unavailable("Google's signing certificates could not be fetched") from error
+    except (ValueError, auth_exceptions.GoogleAuthError) as error:
+        # Bad signature, expired, wrong audience, malformed: all the same to the caller.
+        raise Unauthenticated("the OIDC token is not valid") from error
+    return dict(claims)
+
+
+class _CachedCertsRequest:
+    """google-auth fetches the signing certificates on every verification; they change
+    about daily, so each instance keeps them for a few minutes."""
+
+    TTL_S = 300.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._inner: Any = None
+
+    def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
+                 timeout: float | None = None, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(url) if method == "GET" else None
+            if cached and now - cached[0] < self.TTL_S:
+                return cached[1]
+            if self._inner is None:
+                from google.auth.transport import requests as transport
+
+                self._inner = transport.Request()
+        response = self._inner(url, method=method, body=body, headers=headers, timeout=timeout or 10, **kwargs)
+        if method == "GET" and response.status == 200:
+            with self._lock:
+                self._cache[url] = (now, response)
+        return response
+
+
+_CERTS = _CachedCertsRequest()
+
+
+def retry_count(header: str | None) -> int:
+    """X-CloudTasks-TaskRetryCount: 0 on the first attempt."""
+    try:
+        return max(0, int(header or "0"))
+    except ValueError:
+        return 0
+
+
+# -- the message -------------------------------------------------------------------------
+
+
+def stale_reason(message: TaskMessage, row: Row | None) -> str | None:
+    """Why the message no longer describes the appointment, or None if it still does."""
+    if row is None:
+        return "no such appointment"
+    if message.kind == "CANCELLATION":
+        return None if row["status"] == "CANCELLED" else f"the appointment is {row['status']}, not cancelled"
+    if row["status"] != "BOOKED":
+        return f"the appointment is {row['status']}"
+    if row["slot_id"] != message.slot_id or row["start_time"] != message.start_time:
+        # A reminder or confirmation for the old time; the RESCHEDULED notice covers it.
+        return "the appointment has moved since"
+    if message.kind == "REMINDER" and row["started"]:
+        return "the appointment has already started"
+    return None
+
+
+def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
+    """Sends the message once if it is still true; raises Unavailable to be retried."""
+    settings = get_settings()
+    attempt = retry + 1
+    fields = {"message_key": message.message_key, "appointment_id": str(message.appointment_id),
+              "kind": message.kind, "attempt": attempt}
+    recipient = ""
+    try:
+        with transaction() as tx:
+            row = tx.first(SQL.lock_message_context, appointment_id=message.appointment_id)
+            reason = stale_reason(message, row)
+            if reason is not None or row is None:
+                log.info("nothing to send: %s", reason, extra={"fields": fields})
+                return Outcome("skipped", reason or "no such appointment")
+            recipient = row["patient_email"]
+            try:
+                with tx.savepoint():
+                    _record(tx, message, recipient, "SENT", attempt, None)
+            except IntegrityViolation as error:
+                if error.constraint != "notifications_one_sent_per_message":
+                    raise
+                log.info("already sent; duplicate delivery ignored", extra={"fields": fields})
+                return Outcome("duplicate", "this message was already sent")
+            changes = tx.one(SQL.count_calendar_changes, appointment_id=message.appointment_id,
+                             audit_id=message.audit_id)
+            notice = mail.Notice(
+                kind=message.kind, message_key=message.message_key, appointment_id=str(row["id"]),
+                recipient=recipient, patient_name=row["patient_name"], doctor_name=row["doctor_name"],
+                timezone=row["doctor_timezone"], start=row["start_time"], end=row["end_time"],
+                sequence=int(changes["changes"]),
+            )
+            # Sent inside the transaction: if sending fails the SENT row rolls back.
+            mail.send(mail.compose(notice, settings), settings)
+    except mail.MailRejected as error:
+        return _give_up(message, recipient, attempt, error, fields)
+    except mail.MailUnavailable as error:
+        if attempt >= settings.tasks_max_attempts:
+            return _give_up(message, recipient, attempt, error, fields)
+        log.warning("mail relay unavailable; Cloud Tasks will retry", extra={"fields": {**fields, "error": str(error)}})
+        raise Unavailable("the mail relay is unavailable; try again later") from error
+    except QueryError as error:
+        if error.sqlstate == "55P03":  # lock_timeout: a concurrent delivery or change holds the row
+            raise Unavailable("the appointment is busy; try again later") from error
+        raise
+    log.info("sent", extra={"fields": fields})
+    return Outcome("sent", f"{message.kind.lower()} sent")
+
+
+def _record(tx: Any, message: TaskMessage, recipient: str, status: str, attempt: int, error: str | None) -> None:
+    tx.one(SQL.insert_notification, appointment_id=message.appointment_id, message_key=message.message_key,
+           kind=message.kind, recipient=recipient, status=status, attempts=attempt, error=error)
+
+
+def _give_up(message: TaskMessage, recipient: str, attempt: int, error: Exception,
+             fields: dict[str, Any]) -> Outcome:
+    with transaction() as tx:
+        _record(tx, message, recipient, "FAILED", attempt, str(error)[:1000])
+    log.error("message FAILED for good", extra={"fields": {**fields, "error": str(error)}})
+    return Outcome("failed", "recorded as FAILED")

@@ -1,0 +1,28 @@
+-- name: lock_message_context
+-- FOR SHARE: a cancel or move of this appointment waits until the message is sent
+-- (or not), so a reminder never goes out for a change that already committed.
+SELECT a.id, a.slot_id, a.start_time, a.end_time, a.status, a.start_time <= now() AS started,
+       patient.email AS patient_email, patient.name AS patient_name,
+       doctor.name AS doctor_name, profile.timezone AS doctor_timezone
+FROM appointments AS a
+JOIN users AS patient ON patient.id = a.patient_id
+JOIN users AS doctor ON doctor.id = a.doctor_id
+JOIN doctors_profiles AS profile ON profile.user_id = a.doctor_id
+WHERE a.id = :appointment_id
+FOR SHARE OF a
+
+-- name: count_calendar_changes
+-- The .ics SEQUENCE: moves and cancellations up to the change the message is about.
+SELECT count(*) AS changes
+FROM audit_appointment
+WHERE appointment_id = :appointment_id
+  AND action IN ('RESCHEDULED', 'CANCELLED')
+  AND (CAST(:audit_id AS bigint) IS NULL OR id <= :audit_id)
+
+-- name: insert_notification
+-- A second SENT row for one message_key is refused by notifications_one_sent_per_message;
+-- a concurrent duplicate waits here until the first commits or rolls back.
+INSERT INTO notifications (appointment_id, message_key, kind, channel, recipient, status, attempts, error)
+VALUES (:appointment_id, :message_key, CAST(:kind AS notification_kind), 'email', :recipient,
+        CAST(:status AS notification_status), :attempts, :error)
+RETURNING id
