@@ -33,6 +33,15 @@ class Connection(Protocol):
 
     def execute_unnamed(self, statement: str, vals: Any = ..., oids: Any = ..., stream: Any = ...) -> Any: ...
 
+    def prepare_statement(self, statement: str, oids: Any = ...) -> tuple[bytes, Any, Any]: ...
+
+    def execute_named(
+        self, statement_name_bin: bytes, params: Any, columns: Any, input_funcs: Any, statement: str
+    ) -> Any: ...
+
+    @property
+    def py_types(self) -> Any: ...
+
     def close(self) -> None: ...
 
 _SQL_DIR = Path(__file__).parent / "sql"
@@ -126,7 +135,7 @@ class Tx:
     def all(self, sql: str, **params: Any) -> list[Row]:
         statement, make_vals = _prepared(sql)
         try:
-            context = self._conn.execute_unnamed(statement, vals=make_vals(params))
+            context = _execute(self._conn, statement, make_vals(params))
         except Exception as error:
             raise _translate(error) from error
         if context.rows is None:
@@ -149,6 +158,34 @@ class Tx:
 
     def savepoint(self) -> _Savepoint:
         return _Savepoint(self._conn)
+
+
+# Statements prepared per connection; past this many (ad-hoc SQL in tests, say) the
+# rest run unnamed rather than piling up prepared statements on the server.
+_MAX_PREPARED = 256
+
+
+def _execute(conn: Connection, statement: str, vals: tuple[Any, ...]) -> Any:
+    """Runs a statement as a named prepared statement of this connection.
+
+    pg8000's unnamed path costs three round trips per statement (parse, describe,
+    bind and execute, each waited for); a statement prepared once per connection
+    costs one. Plans are still made per execution with the actual values
+    (plan_cache_mode, set in connect()), so nothing runs a generic plan.
+    """
+    cache: dict[str, tuple[bytes, Any, Any]] | None = getattr(conn, "_clinic_prepared", None)
+    if cache is None:
+        cache = {}
+        setattr(conn, "_clinic_prepared", cache)  # noqa: B010 - a plain attribute on pg8000's object
+    entry = cache.get(statement)
+    if entry is None:
+        if len(cache) >= _MAX_PREPARED:
+            return conn.execute_unnamed(statement, vals=vals)
+        entry = cache[statement] = conn.prepare_statement(statement, ())
+    from pg8000.converters import make_params
+
+    name, columns, input_funcs = entry
+    return conn.execute_named(name, make_params(conn.py_types, vals), columns, input_funcs, statement)
 
 
 class _Savepoint:
@@ -182,7 +219,11 @@ def connect(settings: Settings | None = None) -> Connection:
     try:
         conn.execute_simple(
             f"SET statement_timeout = {int(settings.db_statement_timeout_ms)};"
-            " SET lock_timeout = '5s'; SET TIME ZONE 'UTC'"
+            " SET lock_timeout = '5s'; SET TIME ZONE 'UTC';"
+            # Statements are prepared once per connection (see _execute) but planned
+            # for each execution's values, as unnamed ones are: the optional filters
+            # (`:x IS NULL OR ...`) would get poor generic plans.
+            " SET plan_cache_mode = force_custom_plan"
         )
     except Exception as error:
         raise _translate(error) from error
