@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -191,9 +191,23 @@ class AppointmentChange(Strict):
 class AppointmentQuery(Strict):
     status: Status | None = None
     from_: Instant | None = Field(default=None, alias="from")
-    to: Instant | None = None
+    to: Instant | None = Field(default=None, description="A date includes that whole day (UTC)")
     page_size: PageSize = 50
     page_token: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _range(self) -> AppointmentQuery:
+        start, end = range_bound(self.from_), range_bound(self.to, end=True)
+        if start is not None and end is not None and end < start:
+            raise ValueError("'to' must not be before 'from'")
+        return self
+
+
+def range_bound(value: datetime | date | None, end: bool = False) -> datetime | None:
+    """A bound of a listed range; a date `to` includes that whole (UTC) day, as on slots."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.combine(value + timedelta(days=1) if end else value, time(0), tzinfo=UTC)
 
 
 class Appointment(BaseModel):
