@@ -23,7 +23,7 @@ def parse_offsets(text: str) -> tuple[timedelta, ...]:
         if not part:
             continue
         unit = part[-1]
-        if unit not in _UNITS or not part[:-1].isdigit():
+        if unit not in _UNITS or not (part[:-1].isascii() and part[:-1].isdigit()):
             raise ValueError(f"bad reminder offset {part!r}: use e.g. 24h, 30m, 90s, 2d")
         offsets.append(timedelta(seconds=int(part[:-1]) * _UNITS[unit]))
     return tuple(sorted(set(offsets), reverse=True))
