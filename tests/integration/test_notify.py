@@ -1,0 +1,299 @@
+"""The notify function's rules against real PostgreSQL and a real SMTP sink (local.mailsink).
+
+A message is sent only while it is still true, at most once per message_key (also
+under concurrent duplicate deliveries); SMTP trouble answers 503 until the last
+attempt, which records FAILED; bad payloads are 4xx; with VERIFY_OIDC on, only a
+Google-signed token for our audience from a listed account gets in.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import jwt
+import pg8000.native
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from werkzeug.test import EnvironBuilder
+
+from local.mailsink import read_all
+from local.paths import ROOT
+from shared import notify
+from shared.notify import TaskMessage
+from tests.emulators import free_port, mail_sink
+from tests.helpers import state_dir
+from tests.integration import notify_support as data
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[tuple[int, Path]]:
+    folder = state_dir("mail-int") / uuid.uuid4().hex[:8]
+    with mail_sink(folder) as port:
+        yield port, folder
+
+
+@pytest.fixture
+def smtp(database_url: str, sink: tuple[int, Path]) -> Iterator[Path]:
+    port, folder = sink
+    with data.environment(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), REMINDER_OFFSETS="24h",
+                          TASKS_MAX_ATTEMPTS="8", VERIFY_OIDC="false"):
+        yield folder
+
+
+def mails(folder: Path, appointment_id: uuid.UUID, wait: float = 0.0) -> list[EmailMessage]:
+    deadline = time.monotonic() + wait
+    while True:
+        found = [m for m in read_all(folder) if m["X-Clinic-Appointment"] == str(appointment_id)]
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.05)
+
+
+def message(sql: pg8000.native.Connection, appointment_id: uuid.UUID, kind: str) -> TaskMessage:
+    """The payload the outbox wrote for this appointment's newest task of this kind."""
+    rows = sql.run("SELECT payload FROM outbox WHERE appointment_id = :a AND target = 'TASK' "
+                   "AND payload->>'kind' = :k ORDER BY id DESC LIMIT 1", a=appointment_id, k=kind)
+    return TaskMessage.model_validate(rows[0][0])
+
+
+def notifications(sql: pg8000.native.Connection, appointment_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in sql.run(
+        "SELECT kind, status, attempts, recipient, error FROM notifications WHERE appointment_id = :a ORDER BY id",
+        a=appointment_id)]
+
+
+def calendar(mail: EmailMessage) -> str:
+    part = next(p for p in mail.walk() if p.get_content_type() == "text/calendar")
+    content = part.get_content()
+    return content.decode() if isinstance(content, bytes) else str(content)
+
+
+def test_a_confirmation_is_sent_once(smtp: Path, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor("America/New_York")
+    who = data.patient()
+    appointment_id, _ = data.book(who, data.slots(doctor, data.in_days(3))[0])
+    confirmation = message(sql, appointment_id, "CONFIRMATION")
+
+    assert notify.deliver(confirmation).result == "sent"
+    assert notify.deliver(confirmation, retry=1).result == "duplicate"
+
+    [mail] = mails(smtp, appointment_id)
+    assert mail["To"] == who.email and mail["X-Clinic-Kind"] == "CONFIRMATION"
+    assert mail["X-Envelope-To"] == who.email
+    assert "09:00" in mail["Subject"]  # the doctor's local time, not UTC
+    assert [p.get_content_type() for p in mail.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/calendar"]
+    body = mail.get_body(("plain",))
+    assert body is not None and "America/New_York" in body.get_content()
+    ics = calendar(mail)
+    assert "METHOD:REQUEST" in ics and f"UID:{appointment_id}@clinic" in ics and "SEQUENCE:0" in ics
+    assert notifications(sql, appointment_id) == [("CONFIRMATION", "SENT", 1, who.email, None)]
+
+
+def test_concurrent_duplicate_deliveries_send_one_email(smtp: Path, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor()
+    appointment_id, _ = data.book(data.patient(), data.slots(doctor, data.in_days(3))[0])
+    confirmation = message(sql, appointment_id, "CONFIRMATION")
+    results: list[str] = []
+    start = threading.Barrier(6)
+
+    def deliver() -> None:
+        start.wait()
+        results.append(notify.deliver(confirmation).result)
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == ["duplicate"] * 5 + ["sent"]
+    assert len(mails(smtp, appointment_id)) == 1
+    assert [n[:2] for n in notifications(sql, appointment_id)] == [("CONFIRMATION", "SENT")]
+
+
+def test_reminders_only_for_a_booked_appointment_on_its_slot(smtp: Path, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor()
+    first, second, third = data.slots(doctor, data.in_days(3))[:3]
+    cancelled_id, _ = data.book(data.patient(), first)
+    moved_by = data.patient()
+    moved_id, _ = data.book(moved_by, second)
+    cancelled_reminder = message(sql, cancelled_id, "REMINDER")
+    old_reminder = message(sql, moved_id, "REMINDER")
+    data.change(data.ADMIN, cancelled_id, status="CANCELLED")
+    data.change(moved_by, moved_id, slot_id=third)
+    new_reminder = message(sql, moved_id, "REMINDER")
+    assert new_reminder.message_key != old_reminder.message_key
+
+    assert notify.deliver(cancelled_reminder).result == "skipped"
+    assert notify.deliver(old_reminder).result == "skipped"
+    assert notify.deliver(new_reminder).result == "sent"
+    assert mails(smtp, cancelled_id) == []
+    [reminder] = mails(smtp, moved_id)
+    assert reminder["X-Clinic-Message-Key"].strip() == new_reminder.message_key
+    assert not [p for p in reminder.walk() if p.get_content_type() == "text/calendar"]
+
+
+def test_notices_follow_the_appointment(smtp: Path, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor("Asia/Tokyo")
+    first, second = data.slots(doctor, data.in_days(6))[:2]
+    who = data.patient()
+    appointment_id, _ = data.book(who, first)
+    confirmation = message(sql, appointment_id, "CONFIRMATION")
+    data.change(who, appointment_id, slot_id=second)
+    moved = message(sql, appointment_id, "RESCHEDULED")
+    # A confirmation for the old slot says nothing true any more: the move notice covers it.
+    assert notify.deliver(confirmation).result == "skipped"
+    assert notify.deliver(moved).result == "sent"
+    data.change(who, appointment_id, status="CANCELLED")
+    # A move notice delivered again after the cancellation is not sent either.
+    assert notify.deliver(moved, retry=3).result == "skipped"
+    cancellation = message(sql, appointment_id, "CANCELLATION")
+    assert notify.deliver(cancellation).result == "sent"
+
+    move_mail, cancel_mail = mails(smtp, appointment_id)
+    assert move_mail["X-Clinic-Kind"] == "RESCHEDULED" and "09:30" in move_mail["Subject"]
+    assert "METHOD:REQUEST" in calendar(move_mail) and "SEQUENCE:1" in calendar(move_mail)
+    assert cancel_mail["X-Clinic-Kind"] == "CANCELLATION"
+    ics = calendar(cancel_mail)
+    assert "METHOD:CANCEL" in ics and "STATUS:CANCELLED" in ics and "SEQUENCE:2" in ics
+    assert f"UID:{appointment_id}@clinic" in ics
+
+
+def test_smtp_down_is_retried_then_recorded_as_failed(smtp: Path, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor()
+    appointment_id, _ = data.book(data.patient(), data.slots(doctor, data.in_days(3))[0])
+    confirmation = message(sql, appointment_id, "CONFIRMATION")
+    with data.environment(SMTP_PORT=str(free_port())):
+        with pytest.raises(notify.Unavailable) as raised:
+            notify.deliver(confirmation, retry=0)
+        assert raised.value.status == 503
+        assert notifications(sql, appointment_id) == []  # the SENT row rolled back with the failure
+        with pytest.raises(notify.Unavailable):
+            notify.deliver(confirmation, retry=6)
+        outcome = notify.deliver(confirmation, retry=7)  # the 8th and last attempt
+    assert outcome.result == "failed"
+    [(kind, status, attempts, _, error)] = notifications(sql, appointment_id)
+    assert (kind, status, attempts) == ("CONFIRMATION", "FAILED", 8) and "Connection" in error
+    assert mails(smtp, appointment_id) == []
+
+
+# -- over HTTP, in process: the notify function's router -----------------------------------
+
+
+def notify_main() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("notify_main_under_test", ROOT / "functions/notify/main.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def call(path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None,
+         content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
+    builder = EnvironBuilder(method="POST", path=path, headers=headers or {}, content_type=content_type,
+                             data=raw if raw is not None else json.dumps(body if body is not None else {}))
+    payload, status, _ = notify_main().router(builder.get_request())
+    return status, json.loads(payload)
+
+
+def test_payloads_are_validated_never_a_500(smtp: Path, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor()
+    appointment_id, _ = data.book(data.patient(), data.slots(doctor, data.in_days(3))[0])
+    good = message(sql, appointment_id, "CONFIRMATION").model_dump(mode="json")
+    assert call("/tasks/notify", raw=b"{not json")[0] == 400
+    assert call("/tasks/notify", good, content_type="text/plain")[0] == 415
+    assert call("/tasks/notify", {**good, "kind": "SPAM"})[0] == 422
+    assert call("/tasks/notify", {**good, "appointment_id": "nope"})[0] == 422
+    assert call("/tasks/notify", {**good, "start_time": "2030-01-01T10:00:00"})[0] == 422  # no offset
+    assert call("/tasks/notify", {**good, "message_key": "a/b"})[0] == 422
+    assert call("/tasks/notify", {**good, "extra": 1})[0] == 422
+    assert call("/tasks/notify", [good])[0] == 422
+    unknown = {**good, "appointment_id": str(uuid.uuid4())}
+    assert call("/tasks/notify", unknown) == (200, {"result": "skipped", "detail": "no such appointment"})
+    assert call("/tasks/notify", good, {"X-CloudTasks-TaskRetryCount": "x"})[1]["result"] == "sent"
+    status, counts = call("/tasks/sweep")
+    assert status == 200 and {"tasks", "events", "failed", "pending_tasks", "pending_events"} <= set(counts)
+
+
+class Google:
+    """Signs OIDC tokens like Google and serves the certificates like googleapis.com."""
+
+    def __init__(self) -> None:
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-oidc")])
+        now = datetime.now(UTC)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+                .not_valid_after(now + timedelta(days=1)).sign(self.key, hashes.SHA256()))
+        certs = json.dumps({"kid-1": cert.public_bytes(serialization.Encoding.PEM).decode()}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(certs)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.certs_url = f"http://127.0.0.1:{self.server.server_address[1]}/oauth2/v1/certs"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def token(self, **claims: Any) -> str:
+        now = int(time.time())
+        body = {"iss": "https://accounts.google.com", "aud": "https://notify.example", "iat": now,
+                "exp": now + 600, "sub": "1234", "email": "tasks@proj.iam.gserviceaccount.com",
+                "email_verified": True, **claims}
+        return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": "kid-1"})
+
+
+@pytest.fixture
+def google(smtp: Path) -> Iterator[Google]:
+    issuer = Google()
+    with data.environment(VERIFY_OIDC="true", OIDC_AUDIENCE="https://notify.example",
+                          NOTIFY_INVOKERS="tasks@proj.iam.gserviceaccount.com,sched@proj.iam.gserviceaccount.com",
+                          OIDC_CERTS_URL=issuer.certs_url):
+        yield issuer
+    issuer.server.shutdown()
+
+
+def test_with_verification_on_only_a_valid_oidc_token_gets_in(google: Google) -> None:
+    def sweep_with(authorization: str | None) -> int:
+        return call("/tasks/sweep", headers={"Authorization": authorization} if authorization else {})[0]
+
+    def bearer(**claims: Any) -> str:
+        return f"Bearer {google.token(**claims)}"
+
+    assert sweep_with(None) == 401
+    assert sweep_with("Basic dXNlcjpwYXNz") == 401
+    assert sweep_with("Bearer not-a-token") == 401
+    assert sweep_with(bearer(aud="https://elsewhere.example")) == 401
+    assert sweep_with(bearer(exp=int(time.time()) - 120, iat=int(time.time()) - 720)) == 401
+    assert sweep_with(bearer(iss="https://evil.example")) == 401
+    assert sweep_with(bearer(email="someone@proj.iam.gserviceaccount.com")) == 403
+    assert sweep_with(bearer(email_verified=False)) == 403
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(jwt.decode(google.token(), options={"verify_signature": False}), other_key,
+                        algorithm="RS256", headers={"kid": "kid-1"})
+    assert sweep_with(f"Bearer {forged}") == 401
+    assert sweep_with(bearer()) == 200
+    assert sweep_with(bearer(email="sched@proj.iam.gserviceaccount.com")) == 200
+    # The notify route checks the caller before it reads the body.
+    assert call("/tasks/notify", {"bad": "body"})[0] == 401
+    assert call("/tasks/notify", {"bad": "body"}, {"Authorization": bearer()})[0] == 422
