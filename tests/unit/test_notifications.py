@@ -1,0 +1,160 @@
+"""Pure parts of notifications: the .ics, the email, task names and requests, the payload model."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from shared import dispatch, mail, outbox
+from shared.notify import TaskMessage, retry_count, stale_reason
+from shared.settings import Settings
+
+APPOINTMENT = uuid.UUID("4b0f6a43-1111-4000-8000-000000000001")
+SLOT = uuid.UUID("4b0f6a43-2222-4000-8000-000000000002")
+START = datetime(2024, 12, 3, 8, 0, tzinfo=UTC)
+
+
+def notice(kind: mail.Kind = "CONFIRMATION", **changes: Any) -> mail.Notice:
+    values: dict[str, Any] = dict(
+        kind=kind, message_key=f"{APPOINTMENT}-{kind.lower()}-1733212800-42", appointment_id=str(APPOINTMENT),
+        recipient="pat@example.com", patient_name="Zoë O'Brien, Jr.", doctor_name="Dr. Anna Weiß",
+        timezone="Europe/Berlin", start=START, end=START + timedelta(minutes=30), sequence=0,
+    )
+    values.update(changes)
+    return mail.Notice(**values)
+
+
+SETTINGS = Settings(mail_from="Clinic <no-reply@clinic.example>")
+
+
+def test_times_are_shown_in_the_doctors_zone() -> None:
+    assert mail.when(notice()) == "Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)"
+    summer = notice(start=datetime(2024, 7, 1, 7, 0, tzinfo=UTC), end=datetime(2024, 7, 1, 7, 30, tzinfo=UTC))
+    assert "09:00-09:30 (Europe/Berlin, CEST)" in mail.when(summer)
+    tokyo = notice(timezone="Asia/Tokyo")
+    assert mail.when(tokyo) == "Tuesday, 3 December 2024, 17:00-17:30 (Asia/Tokyo, JST)"
+    assert "09:00" in mail.subject(notice()) and "Dr. Anna Weiß" in mail.subject(notice())
+
+
+def test_an_unknown_zone_falls_back_to_utc() -> None:
+    assert "08:00-08:30 (Mars/Olympus, UTC)" in mail.when(notice(timezone="Mars/Olympus"))
+
+
+def test_confirmation_is_text_html_and_a_request_invitation() -> None:
+    message = mail.compose(notice(), SETTINGS, now=START - timedelta(days=2))
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert [p.get_content_type() for p in parsed.walk()] == [
+        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/calendar"]
+    assert parsed["To"] == "pat@example.com" and parsed["X-Clinic-Kind"] == "CONFIRMATION"
+    html = parsed.get_body(("html",))
+    assert html is not None and "O&#x27;Brien" in html.get_content()  # escaped
+    attachment = next(p for p in parsed.walk() if p.get_content_type() == "text/calendar")
+    assert attachment.get_param("method") == "REQUEST" and attachment.get_filename() == "appointment.ics"
+
+
+def test_a_reminder_has_no_calendar_entry() -> None:
+    message = mail.compose(notice("REMINDER"), SETTINGS)
+    assert "text/calendar" not in [p.get_content_type() for p in message.walk()]
+    with pytest.raises(ValueError):
+        mail.ics(notice("REMINDER"), SETTINGS.mail_from)
+
+
+def test_ics_request_and_cancel() -> None:
+    stamp = datetime(2024, 12, 1, 12, 0, tzinfo=UTC)
+    request = mail.ics(notice(), SETTINGS.mail_from, stamp)
+    lines = request.split("\r\n")
+    assert lines[0] == "BEGIN:VCALENDAR" and lines[-1] == "" and lines[-2] == "END:VCALENDAR"
+    assert "METHOD:REQUEST" in lines and "STATUS:CONFIRMED" in lines
+    assert f"UID:{APPOINTMENT}@clinic" in lines and "SEQUENCE:0" in lines
+    assert "DTSTART:20241203T080000Z" in lines and "DTEND:20241203T083000Z" in lines
+    assert "DTSTAMP:20241201T120000Z" in lines
+    assert "SUMMARY:Appointment with Dr. Anna Weiß" in lines
+    unfolded = request.replace("\r\n ", "")
+    assert "ATTENDEE;CN=Zoë O'Brien\\, Jr.;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:pat@example.com" in unfolded
+    assert all(len(line.encode()) <= 75 for line in lines)
+    cancel = mail.ics(notice("CANCELLATION", sequence=2), SETTINGS.mail_from, stamp)
+    assert "METHOD:CANCEL" in cancel and "STATUS:CANCELLED" in cancel and "SEQUENCE:2" in cancel
+    assert f"UID:{APPOINTMENT}@clinic" in cancel
+    moved = mail.ics(notice("RESCHEDULED", sequence=1), SETTINGS.mail_from, stamp)
+    assert "METHOD:REQUEST" in moved and "SEQUENCE:1" in moved
+
+
+def test_ics_escapes_and_folds_long_text() -> None:
+    long_name = "Dr. " + "Ä" * 60 + "; a, b\\c"
+    text = mail.ics(notice(doctor_name=long_name), SETTINGS.mail_from)
+    lines = text.split("\r\n")
+    assert all(len(line.encode()) <= 75 for line in lines)
+    assert "SUMMARY:Appointment with Dr. " + "Ä" * 60 + "\\; a\\, b\\\\c" in text.replace("\r\n ", "")
+
+
+def test_task_names_are_deterministic() -> None:
+    first = outbox.task_name(APPOINTMENT, "REMINDER", START, 86400)
+    assert first == outbox.task_name(APPOINTMENT, "REMINDER", START, 86400)
+    assert first == f"{APPOINTMENT}-reminder-1733212800-86400"
+    assert first != outbox.task_name(APPOINTMENT, "REMINDER", START + timedelta(minutes=30), 86400)
+    assert len(first) <= 500 and all(c.isalnum() or c in "-_" for c in first)
+
+
+def test_task_request_carries_name_eta_deadline_and_oidc() -> None:
+    row = {"name": "abc-reminder-1-2", "deliver_at": START, "payload": {"kind": "REMINDER"}}
+    settings = Settings(tasks_queue="projects/p/locations/l/queues/q", notify_url="https://n.example/tasks/notify",
+                        tasks_dispatch_deadline_s=60)
+    request = dispatch.task_request(settings, row)
+    assert request["name"] == "projects/p/locations/l/queues/q/tasks/abc-reminder-1-2"
+    assert request["schedule_time"] == START and request["dispatch_deadline"] == timedelta(seconds=60)
+    assert request["http_request"]["url"] == "https://n.example/tasks/notify"
+    assert request["http_request"]["body"] == b'{"kind": "REMINDER"}'
+    assert "oidc_token" not in request["http_request"]
+    signed = dispatch.task_request(settings.model_copy(update={
+        "tasks_service_account": "tasks@p.iam.gserviceaccount.com", "oidc_audience": "https://n.example"}), row)
+    assert signed["http_request"]["oidc_token"] == {
+        "service_account_email": "tasks@p.iam.gserviceaccount.com", "audience": "https://n.example"}
+
+
+def payload(**changes: Any) -> dict[str, Any]:
+    return {"message_key": f"{APPOINTMENT}-confirmation-1733212800-42", "appointment_id": str(APPOINTMENT),
+            "kind": "CONFIRMATION", "slot_id": str(SLOT), "start_time": START.isoformat(), **changes}
+
+
+def test_the_payload_model() -> None:
+    message = TaskMessage.model_validate(payload())
+    assert message.audit_id == 42 and message.start_time == START
+    assert TaskMessage.model_validate(payload(kind="REMINDER")).audit_id is None
+    assert TaskMessage.model_validate(payload(message_key="x-y")).audit_id is None
+    for bad in (payload(kind="SMS"), payload(start_time="2024-12-03T08:00:00"), payload(message_key=""),
+                payload(message_key="a b"), payload(slot_id="1"), payload(extra=True)):
+        with pytest.raises(ValidationError):
+            TaskMessage.model_validate(bad)
+
+
+def row(**changes: Any) -> dict[str, Any]:
+    return {"slot_id": SLOT, "start_time": START, "status": "BOOKED", "started": False, **changes}
+
+
+@pytest.mark.parametrize(("kind", "stored", "sent"), [
+    ("CONFIRMATION", row(), True),
+    ("CONFIRMATION", row(slot_id=uuid.uuid4()), False),
+    ("CONFIRMATION", row(status="CANCELLED"), False),
+    ("REMINDER", row(), True),
+    ("REMINDER", row(start_time=START + timedelta(hours=1)), False),
+    ("REMINDER", row(status="CANCELLED"), False),
+    ("REMINDER", row(status="COMPLETED"), False),
+    ("REMINDER", row(started=True), False),
+    ("RESCHEDULED", row(), True),
+    ("RESCHEDULED", row(slot_id=uuid.uuid4()), False),
+    ("CANCELLATION", row(status="CANCELLED"), True),
+    ("CANCELLATION", row(), False),
+    ("REMINDER", None, False),
+])
+def test_a_message_is_sent_only_while_true(kind: str, stored: dict[str, Any] | None, sent: bool) -> None:
+    message = TaskMessage.model_validate(payload(kind=kind))
+    assert (stale_reason(message, stored) is None) is sent
+
+
+def test_retry_count_header() -> None:
+    assert [retry_count(v) for v in (None, "", "0", "3", "-1", "x")] == [0, 0, 0, 3, 0, 0]
