@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from shared.auth import Caller, require_role
 from shared.db import IntegrityViolation, Tx, queries
-from shared.errors import Conflict, Unprocessable
+from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.models import Patient, PatientCreate
 from shared.users import ensure_user
 
@@ -21,7 +21,8 @@ def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool
         user_id = caller.id
     else:
         if not caller.is_admin():
-            raise Unprocessable("a patient registers only themself: leave out 'user_id'")
+            # As for bookings: acting for another user is not allowed, not merely invalid.
+            raise Forbidden("a patient registers only themself: leave out 'user_id'")
         if body.email is None or body.name is None:
             raise Unprocessable("give 'email' and 'name' for the new patient")
         existing = tx.first(SQL.select_user, id=body.user_id)
