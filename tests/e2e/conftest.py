@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,10 @@ from tests.helpers import TEST_SLOT, TestServer, state_dir
 E2E_PORTS = Ports.offset(1000 + 100 * TEST_SLOT)
 E2E_ENV = {
     # Short offsets so a reminder is due within the test; see tests/e2e/test_notifications.py.
-    "REMINDER_OFFSETS": os.environ.get("E2E_REMINDER_OFFSETS", "24h"),
+    "REMINDER_OFFSETS": os.environ.get("E2E_REMINDER_OFFSETS", "24h,20s"),
+    # The outbox sweep every second (Cloud Scheduler: every minute), so a dispatch that
+    # failed is retried within the test.
+    "SWEEP_INTERVAL": "1",
 }
 
 
@@ -24,9 +28,12 @@ def stack(pg_server: TestServer) -> Iterator[Stack]:
     name = "e2e"
     pg_server.drop(name)
     pg_server.create(name)
+    state = state_dir("stack")
+    # Mail of earlier runs would only slow down the tests that read the sink.
+    shutil.rmtree(state / "mail", ignore_errors=True)
     running = Stack(
-        state=state_dir("stack"), ports=E2E_PORTS, database_url=pg_server.url(name),
-        workers=1, threads=8, extra_env=E2E_ENV,
+        state=state, ports=E2E_PORTS, database_url=pg_server.url(name),
+        workers=1, threads=8, extra_env=dict(E2E_ENV),
     )
     running.start()
     yield running
