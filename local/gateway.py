@@ -132,6 +132,9 @@ class Gateway:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "") or "/"
         try:
+            if len(path) + len(environ.get("QUERY_STRING", "")) > MAX_URL:
+                # The functions' servers refuse longer request lines with an HTML page.
+                raise Problem(414, "URI too long", f"the path and query must be at most {MAX_URL} characters")
             operation = self.match(method, path)
             headers = {
                 key[5:].replace("_", "-").title(): value
@@ -175,6 +178,8 @@ class Gateway:
 
 
 MAX_BODY = 32 * 1024 * 1024  # API Gateway's request size limit
+# Below the 4094-byte request line gunicorn (and so functions-framework) accepts.
+MAX_URL = 4000
 
 
 def _read_body(environ: Environ) -> bytes | None:
@@ -221,7 +226,9 @@ def serve(config_path: str, host: str, port: int, workers: int, threads: int) ->
         def load_config(self) -> None:
             for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
                                "worker_class": "gthread", "loglevel": "warning",
-                               "accesslog": None, "timeout": 120, "keepalive": 30}.items():
+                               "accesslog": None, "timeout": 120, "keepalive": 30,
+                               # Long URLs reach the app, which answers 414 as problem+json.
+                               "limit_request_line": 8190}.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Gateway:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from importlib.resources import files
 from typing import Annotated, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -44,8 +45,11 @@ _ZONES: set[str] = set()
 
 
 def _zones() -> set[str]:
+    # The IANA names of the tzdata package (a runtime dependency), not whatever the
+    # host's zoneinfo folder holds: `localtime` there is the server's own zone, which
+    # differs between a laptop and Cloud Functions.
     if not _ZONES:
-        _ZONES.update(available_timezones())
+        _ZONES.update(files("tzdata").joinpath("zones").read_text().split())
     return _ZONES
 
 

@@ -89,6 +89,8 @@ class ApiRequest:
             payload = json.loads(data)
         except (ValueError, UnicodeDecodeError) as error:
             raise BadRequest(f"the body is not valid JSON: {error}") from error
+        except RecursionError as error:  # `[[[[...` within 64 KiB nests deeper than Python recurses
+            raise BadRequest("the body is not valid JSON: nested too deeply") from error
         if not isinstance(payload, dict):
             raise Unprocessable("the body must be a JSON object")
         return _validate(model, payload)

@@ -279,3 +279,14 @@ def test_bodies_and_content_types_are_forwarded(gateway: Gateway, key_state: Pat
     assert sent["body"] == body
     assert sent["headers"]["Content-Type"] == "application/json"
     assert sent["headers"]["Idempotency-Key"] == "k1"
+
+
+def test_a_long_url_is_a_414_problem(gateway: Gateway) -> None:
+    backend = FakeBackend()
+    gateway.http = backend  # type: ignore[assignment]
+    status, data = call(gateway, "GET", "/doctors", {}, query="specialty=" + "s" * 4000)
+    assert status.startswith("414")
+    assert json.loads(data)["status"] == 414
+    assert backend.calls == []
+    status, _ = call(gateway, "GET", "/doctors", {}, query="specialty=" + "s" * 3000)
+    assert status.startswith("200")
