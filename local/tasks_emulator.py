@@ -21,6 +21,7 @@ X-CloudTasks-TaskName/QueueName/TaskETA, and max attempts (-r = attempts - 1).
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 import sys
 from pathlib import Path
@@ -41,10 +42,25 @@ def python() -> Path:
     return VENV / "bin" / "python"
 
 
+def _ready() -> bool:
+    return READY.exists() and READY.stat().st_mtime >= LOCK.stat().st_mtime and python().exists()
+
+
 def ensure_venv() -> Path | None:
     """The emulator's venv, (re)built when the lock file is newer; None if that failed."""
-    if READY.exists() and READY.stat().st_mtime >= LOCK.stat().st_mtime and python().exists():
+    if _ready():
         return python()
+    # Several stacks (tests, benchmarks) may start at once in one checkout: one builds.
+    guard_file = ROOT / ".local" / "tasks-emulator-venv.lock"
+    guard_file.parent.mkdir(parents=True, exist_ok=True)
+    with guard_file.open("a") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if _ready():
+            return python()
+        return _build()
+
+
+def _build() -> Path | None:
     uv = Path(sys.executable).parent / "uv"
     try:
         if not python().exists():
