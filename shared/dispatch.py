@@ -1,11 +1,14 @@
 """Sending outbox rows to Cloud Tasks and Pub/Sub after the change committed.
 
-`after_commit` runs in the request that made the change; `sweep` (POST /tasks/sweep)
-sends whatever is left: dispatches that failed, and reminders further ahead than
-Cloud Tasks accepts, once they come within its horizon. A row is claimed with
-FOR UPDATE SKIP LOCKED, so two dispatchers never send the same row at once, and is
-marked dispatched in the same transaction. Task names are deterministic: a second
-dispatch of a task is refused by Cloud Tasks as ALREADY_EXISTS, which counts as done.
+`after_commit` runs in the request that made the change: it reads its rows, sends
+them with no database connection held (a request must not pin a pooled connection
+while it waits on Google), then marks them. `sweep` (POST /tasks/sweep) sends what
+is left: dispatches that failed, rows whose request died before sending (once they
+are SETTLE old), and reminders further ahead than Cloud Tasks accepts, once they
+come within its horizon. The sweep claims rows with FOR UPDATE SKIP LOCKED, so
+concurrent sweeps take disjoint rows. Task names are deterministic: a second dispatch
+of a task is refused by Cloud Tasks as ALREADY_EXISTS, which counts as done. Events
+are at least once: a request stalled longer than SETTLE may race the sweep.
 
 The Google clients are imported on first use (they cost most of a second, and a
 function's cold start must not pay for them) and made once per process.
@@ -23,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import logs
-from shared.db import Row, queries, transaction
+from shared.db import Row, Tx, queries, transaction
 from shared.settings import Settings, get_settings
 
 SQL = queries("outbox")
@@ -39,6 +42,8 @@ PUBLISH_TIMEOUT_S = 5.0
 # attempt deadline and the function timeout are longer).
 SWEEP_BUDGET_S = 20.0
 SWEEP_BATCH = 200
+# How long the sweep leaves a row that was never tried to the request that wrote it.
+SETTLE = timedelta(seconds=10)
 
 
 @dataclass
@@ -59,20 +64,38 @@ def after_commit(outbox_ids: list[int]) -> None:
     if not outbox_ids:
         return
     try:
-        _dispatch_batch(SQL.claim_outbox_ids, datetime.now(UTC), ids=outbox_ids)
+        settings = get_settings()
+        tasks_on, events_on = _tasks_configured(settings), _events_configured(settings)
+        if not (tasks_on or events_on):
+            return
+        with transaction() as tx:
+            rows = tx.all(SQL.select_outbox_ids, ids=outbox_ids, tasks=tasks_on, events=events_on,
+                          horizon=datetime.now(UTC) + TASKS_HORIZON)
+        if not rows:
+            return
+        sent, failed = _send(settings, rows)
+        if failed:
+            # Rows skipped after a failure are handed to the sweep at once, like the
+            # failed one, instead of waiting out SETTLE.
+            first = next(iter(failed.values()))
+            for row in rows:
+                if row["id"] not in failed and row["id"] not in sent:
+                    failed[row["id"]] = f"not tried after: {first}"[:1000]
+        with transaction() as tx:
+            _mark(tx, sent, failed)
     except Exception:
         log.exception("dispatch after commit failed; the sweep will retry",
                       extra={"fields": {"outbox_ids": outbox_ids}})
 
 
-def sweep(now: datetime | None = None, limit: int = SWEEP_BATCH) -> dict[str, int]:
+def sweep(now: datetime | None = None, limit: int = SWEEP_BATCH, settle: timedelta = SETTLE) -> dict[str, int]:
     """Dispatches pending rows in batches until none is left, a batch fails, or the
     time budget is spent. `now` is the clock the 30-day horizon is measured from."""
     clock = now or datetime.now(UTC)
     total = Counts()
     deadline = time.monotonic() + SWEEP_BUDGET_S
     while True:
-        counts = _dispatch_batch(SQL.claim_pending, clock, limit=limit)
+        counts = _sweep_batch(clock, limit, settle)
         total.add(counts)
         # An event held back behind an older one of its appointment becomes due
         # once that one went out, so a batch that sent anything earns another.
@@ -85,47 +108,53 @@ def sweep(now: datetime | None = None, limit: int = SWEEP_BATCH) -> dict[str, in
     return result
 
 
-# -- one batch ---------------------------------------------------------------------------
-
-
-def _dispatch_batch(query: str, now: datetime, **params: Any) -> Counts:
+def _sweep_batch(now: datetime, limit: int, settle: timedelta) -> Counts:
     settings = get_settings()
     tasks_on, events_on = _tasks_configured(settings), _events_configured(settings)
-    counts = Counts()
     if not (tasks_on or events_on):
-        return counts
+        return Counts()
     with transaction() as tx:
-        rows = tx.all(query, tasks=tasks_on, events=events_on, horizon=now + TASKS_HORIZON, **params)
+        # The claim's row locks are held while sending: a concurrent sweep skips these.
+        rows = tx.all(SQL.claim_pending, tasks=tasks_on, events=events_on, horizon=now + TASKS_HORIZON,
+                      settled=now - settle, limit=limit)
         if not rows:
-            return counts
-        sent: list[int] = []
-        failed: dict[int, str] = {}
-        task_rows = [r for r in rows if r["target"] == "TASK"]
-        event_rows = [r for r in rows if r["target"] == "EVENT"]
-        for row in task_rows:
-            try:
-                _create_task(settings, row)
-            except Exception as error:
-                failed[row["id"]] = _summary(error)
-                # The queue is unreachable or refusing: the rest of this batch would
-                # fail the same way, so it waits untouched for the next sweep.
-                break
-            sent.append(row["id"])
-            counts.tasks += 1
-        if event_rows:
-            published, errors = _publish(settings, event_rows)
-            sent += published
-            failed.update(errors)
-            counts.events += len(published)
-        if sent:
-            tx.execute(SQL.mark_dispatched, ids=sent)
-        for row_id, error_text in failed.items():
-            tx.execute(SQL.mark_failed, id=row_id, error=error_text)
-        counts.failed = len(failed)
+            return Counts()
+        sent, failed = _send(settings, rows)
+        _mark(tx, sent, failed)
+    targets = {row["id"]: row["target"] for row in rows}
+    return Counts(tasks=sum(targets[i] == "TASK" for i in sent), events=sum(targets[i] == "EVENT" for i in sent),
+                  failed=len(failed))
+
+
+def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str]]:
+    """Sends the rows; returns the ids sent and the error of each row that failed."""
+    sent: list[int] = []
+    failed: dict[int, str] = {}
+    for row in (r for r in rows if r["target"] == "TASK"):
+        try:
+            _create_task(settings, row)
+        except Exception as error:
+            failed[row["id"]] = _summary(error)
+            # The queue is unreachable or refusing: the rest would fail the same way,
+            # so they wait untouched for the next sweep.
+            break
+        sent.append(row["id"])
+    events = [r for r in rows if r["target"] == "EVENT"]
+    if events:
+        published, errors = _publish(settings, events)
+        sent += published
+        failed.update(errors)
     if failed:
         log.warning("outbox dispatch failed; left for the sweep",
                     extra={"fields": {"outbox_ids": sorted(failed), "error": next(iter(failed.values()))}})
-    return counts
+    return sent, failed
+
+
+def _mark(tx: Tx, sent: list[int], failed: dict[int, str]) -> None:
+    if sent:
+        tx.execute(SQL.mark_dispatched, ids=sent)
+    for row_id, error_text in failed.items():
+        tx.execute(SQL.mark_failed, id=row_id, error=error_text)
 
 
 def _summary(error: BaseException) -> str:

@@ -10,10 +10,11 @@ DELETE FROM outbox
 WHERE appointment_id = :appointment_id AND target = 'TASK' AND dispatched_at IS NULL
 RETURNING id
 
--- name: claim_outbox_ids
--- The rows a change just committed. A row another dispatcher holds is skipped: it is
--- being sent. An event waits while an older event of its appointment is still pending,
--- so the sweep publishes an appointment's events in order.
+-- name: select_outbox_ids
+-- The rows a change just committed, read without a lock: the request sends them with
+-- no connection held, and the sweep leaves fresh untried rows alone (claim_pending).
+-- An event waits while an older event of its appointment is still pending, so the
+-- sweep publishes an appointment's events in order.
 SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts
 FROM outbox AS o
 WHERE o.id = ANY(CAST(:ids AS bigint[]))
@@ -24,16 +25,17 @@ WHERE o.id = ANY(CAST(:ids AS bigint[]))
            WHERE older.appointment_id = o.appointment_id AND older.target = 'EVENT'
              AND older.dispatched_at IS NULL AND older.id < o.id)))
 ORDER BY o.id
-FOR UPDATE OF o SKIP LOCKED
 
 -- name: claim_pending
 -- The sweep: whatever is left (failed dispatches, tasks that came within Cloud Tasks'
 -- horizon), oldest first; concurrent sweeps take disjoint rows. Events are due when
--- written, so the horizon only holds back far-off tasks.
+-- written, so the horizon only holds back far-off tasks. A row not tried yet and
+-- younger than :settled belongs to the request that wrote it (after_commit).
 SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts
 FROM outbox AS o
 WHERE o.dispatched_at IS NULL
   AND o.deliver_at <= :horizon
+  AND (o.attempts > 0 OR o.created_at <= :settled)
   AND ((o.target = 'TASK' AND CAST(:tasks AS boolean))
        OR (o.target = 'EVENT' AND CAST(:events AS boolean) AND NOT EXISTS (
            SELECT 1 FROM outbox AS older
@@ -46,12 +48,12 @@ FOR UPDATE OF o SKIP LOCKED
 -- name: mark_dispatched
 UPDATE outbox
 SET dispatched_at = now(), attempts = attempts + 1, last_error = NULL
-WHERE id = ANY(CAST(:ids AS bigint[]))
+WHERE id = ANY(CAST(:ids AS bigint[])) AND dispatched_at IS NULL
 
 -- name: mark_failed
 UPDATE outbox
 SET attempts = attempts + 1, last_error = :error
-WHERE id = :id
+WHERE id = :id AND dispatched_at IS NULL
 
 -- name: count_pending
 SELECT count(*) FILTER (WHERE target = 'TASK') AS tasks,
