@@ -195,13 +195,17 @@ class _Savepoint:
         self._conn = conn
 
     def __enter__(self) -> None:
-        self._conn.execute_simple("SAVEPOINT sp")
+        self._run("SAVEPOINT sp")
 
     def __exit__(self, kind: object, error: object, tb: object) -> None:
-        if error is None:
-            self._conn.execute_simple("RELEASE SAVEPOINT sp")
-        else:
-            self._conn.execute_simple("ROLLBACK TO SAVEPOINT sp")
+        self._run("RELEASE SAVEPOINT sp" if error is None else "ROLLBACK TO SAVEPOINT sp")
+
+    def _run(self, statement: str) -> None:
+        # Translated like any statement: a connection lost here is a 503, not a 500.
+        try:
+            self._conn.execute_simple(statement)
+        except Exception as error:
+            raise _translate(error) from error
 
 
 # -- connections -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from shared import appointments
 from shared.auth import Caller
 from shared.db import QueryError, transaction
+from shared.errors import DatabaseUnavailable
 from shared.models import AppointmentChange, AppointmentCreate
 
 Conn = pg8000.native.Connection
@@ -128,3 +129,25 @@ def test_a_fault_while_changing_leaves_the_appointment_as_it_was(
         changed, _ = appointments.change(tx, world.patient, appointment_id, body)
     assert sql.run("SELECT count(*) FROM audit_appointment WHERE appointment_id = :id", id=appointment_id) == [[2]]
     assert (changed.status, changed.slot_id) != (state[0][0], state[0][1])
+
+
+# -- the connection lost in the middle of a transaction -------------------------------------
+
+
+@pytest.mark.parametrize("where", ["statement", "savepoint", "inside a savepoint", "commit"])
+def test_a_connection_lost_mid_transaction_is_unavailable_then_recovers(sql: Conn, where: str) -> None:
+    """The server ending a session (a restart, a failover) is a 503, never a 500."""
+    with pytest.raises(DatabaseUnavailable), transaction() as tx:
+        pid = tx.one("SELECT pg_backend_pid() AS pid")["pid"]
+        sql.run("SELECT pg_terminate_backend(:pid)", pid=pid)
+        if where == "statement":
+            tx.execute("SELECT 1")
+        elif where == "savepoint":
+            with tx.savepoint():
+                pass
+        elif where == "inside a savepoint":
+            with tx.savepoint():
+                tx.execute("SELECT 1")
+    # The broken connection left the pool; the next transaction gets a working one.
+    with transaction() as tx:
+        assert tx.one("SELECT 1 AS one")["one"] == 1
