@@ -54,14 +54,20 @@ class CpuMeter:
         self._machine_begin = _machine()
         self._wall = time.monotonic()
 
-    def stop(self, extra: dict[str, float] | None = None) -> dict[str, float]:
-        """Seconds of CPU per tree, `extra` (e.g. measured children), `other`, and `wall`."""
+    def stop(self, extra: dict[str, float] | None = None, settle: float = 0.5) -> dict[str, float]:
+        """Seconds of CPU per tree, `extra` (e.g. measured children), `other`, and `wall`.
+
+        `settle` waits for exited children to be reaped (PostgreSQL backends of
+        finished clients): only then is their time in the parent's counters.
+        """
+        wall = time.monotonic() - self._wall
+        busy_end, _ = _machine()
+        time.sleep(settle)
         spent = {name: _tree_seconds(pid) - self._begin.get(name, 0.0) for name, pid in self.roots.items()}
         spent.update(extra or {})
-        busy_end, _ = _machine()
         busy = busy_end - self._machine_begin[0]
         spent["other"] = max(0.0, busy - sum(spent.values()))
-        spent["wall"] = time.monotonic() - self._wall
+        spent["wall"] = wall
         return spent
 
 

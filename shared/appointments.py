@@ -16,6 +16,7 @@ from shared import outbox, paging
 from shared.auth import Caller, require_role
 from shared.db import IntegrityViolation, Row, Tx, queries
 from shared.errors import (
+    Conflict,
     Forbidden,
     NotFound,
     PatientBusy,
@@ -109,37 +110,48 @@ def remember(tx: Tx, caller: Caller, key: str, status: int, response: dict[str, 
 
 
 def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, list[int]]:
-    """Returns the new appointment and the outbox rows to dispatch after commit."""
+    """Returns the new appointment and the outbox rows to dispatch after commit.
+
+    The common case, a patient booking for themself, is two statements: the caller's
+    user and profile, the appointment and its audit row in one (book_appointment),
+    then the outbox rows. The checks keep the order they always had: role, the
+    caller's user row (409 on an email of another account), who the patient is,
+    the slot (404, 422), then the races (409).
+    """
     require_role(caller, "patient", "admin")
-    ensure_user(tx, caller)
     if caller.is_admin():
+        ensure_user(tx, caller)
         if body.patient_id is None:
             raise Unprocessable("an admin books for a patient: give 'patient_id'")
         patient_id = body.patient_id
         if tx.first(USERS.select_patient, user_id=patient_id) is None:
             raise NotFound("no such patient")
+    elif body.patient_id not in (None, caller.id):
+        ensure_user(tx, caller)
+        raise Forbidden("a patient books only for themself")
     else:
-        if body.patient_id not in (None, caller.id):
-            raise Forbidden("a patient books only for themself")
         patient_id = caller.id
-        # A patient who never filled in a profile still gets one, empty, on first booking.
-        tx.execute(USERS.insert_patient_profile_if_missing, user_id=patient_id)
-    slot = tx.first(SQL.select_slot, id=body.slot_id)
-    if slot is None:
-        raise NotFound("no such slot")
-    if slot["started"]:
-        raise Unprocessable("this slot is in the past")
     try:
-        with tx.savepoint():
-            row = tx.one(
-                SQL.insert_appointment,
-                slot_id=slot["id"], patient_id=patient_id, doctor_id=slot["doctor_id"],
-                start_time=slot["start_time"], end_time=slot["end_time"], reason=body.reason,
-            )
+        row = tx.first(
+            SQL.book_appointment,
+            caller_id=caller.id, email=caller.email, name=caller.name, role=caller.role,
+            # A patient who never filled in a profile still gets one, empty, on first booking.
+            own_profile=not caller.is_admin(), patient_id=patient_id,
+            slot_id=body.slot_id, reason=body.reason,
+        )
     except IntegrityViolation as error:
+        if error.constraint == "users_email_key":
+            raise Conflict("this email belongs to another account") from error
         _raise_conflict(error)
         raise
-    outbox_ids = _audit(tx, row, "BOOKED", None, caller, body.reason, {"slot_id": str(slot["id"])})
+    if row is None:
+        slot = tx.first(SQL.select_slot, id=body.slot_id)
+        # (A slot published between the two statements was not there to book: 404.)
+        if slot is None or not slot["started"]:
+            raise NotFound("no such slot")
+        raise Unprocessable("this slot is in the past")
+    audit_id, occurred_at = int(row.pop("audit_id")), row.pop("audit_occurred_at")
+    outbox_ids = outbox.record_change(tx, row, "BOOKED", audit_id, occurred_at)
     return _public(row), outbox_ids
 
 

@@ -170,8 +170,12 @@ def _execute(conn: Connection, statement: str, vals: tuple[Any, ...]) -> Any:
 
     pg8000's unnamed path costs three round trips per statement (parse, describe,
     bind and execute, each waited for); a statement prepared once per connection
-    costs one. Plans are still made per execution with the actual values
-    (plan_cache_mode, set in connect()), so nothing runs a generic plan.
+    costs one, and PostgreSQL may reuse its plan. plan_cache_mode stays `auto`:
+    the first five executions are planned for their values, and a generic plan is
+    kept only when its estimated cost is no worse, so the lookups by key (the
+    booking) stop paying for planning (about a third of a booking's database CPU)
+    while the optional filters (`:x IS NULL OR ...`), whose generic plans look
+    costly, keep being planned per execution.
     """
     cache: dict[str, tuple[bytes, Any, Any]] | None = getattr(conn, "_clinic_prepared", None)
     if cache is None:
@@ -223,11 +227,7 @@ def connect(settings: Settings | None = None) -> Connection:
     try:
         conn.execute_simple(
             f"SET statement_timeout = {int(settings.db_statement_timeout_ms)};"
-            " SET lock_timeout = '5s'; SET TIME ZONE 'UTC';"
-            # Statements are prepared once per connection (see _execute) but planned
-            # for each execution's values, as unnamed ones are: the optional filters
-            # (`:x IS NULL OR ...`) would get poor generic plans.
-            " SET plan_cache_mode = force_custom_plan"
+            " SET lock_timeout = '5s'; SET TIME ZONE 'UTC'"
         )
     except Exception as error:
         raise _translate(error) from error

@@ -3,6 +3,48 @@ SELECT id, doctor_id, start_time, end_time, start_time <= now() AS started
 FROM slots
 WHERE id = :id
 
+-- name: book_appointment
+-- The whole booking in one statement, one round trip: the caller's user row and (for a
+-- patient booking for themself) their empty profile on first use, the appointment on
+-- the slot if it has not started, and its audit row. No row back means the slot is
+-- missing or has started (the caller tells which). Races are decided as ever by
+-- appointments_one_booked_per_slot and appointments_patient_no_overlap, whose
+-- violations the caller maps by name, as it maps users_email_key.
+WITH caller AS (
+    INSERT INTO users (id, email, name, role)
+    VALUES (:caller_id, :email, :name, CAST(:role AS user_role))
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), profile AS (
+    INSERT INTO patients_profiles (user_id)
+    SELECT CAST(:patient_id AS uuid) WHERE CAST(:own_profile AS boolean)
+    ON CONFLICT (user_id) DO NOTHING
+    RETURNING user_id
+), slot AS (
+    -- The subqueries run first (a one-time filter), so the caller's rows are written
+    -- before the appointment: an email that belongs to another account is reported
+    -- ahead of a taken slot, in the order the separate statements had.
+    SELECT id, doctor_id, start_time, end_time
+    FROM slots
+    WHERE id = :slot_id AND start_time > now()
+      AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) >= 0
+), booked AS (
+    INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
+    SELECT id, CAST(:patient_id AS uuid), doctor_id, start_time, end_time, CAST(:reason AS text)
+    FROM slot
+    RETURNING id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,
+              created_at, updated_at
+), audit AS (
+    INSERT INTO audit_appointment (appointment_id, action, from_status, to_status, actor_id, reason, details)
+    SELECT id, CAST('BOOKED' AS audit_action), NULL, status, CAST(:caller_id AS uuid), CAST(:reason AS text),
+           jsonb_build_object('slot_id', slot_id)
+    FROM booked
+    RETURNING id, occurred_at
+)
+SELECT b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
+       b.created_at, b.updated_at, a.id AS audit_id, a.occurred_at AS audit_occurred_at
+FROM booked AS b CROSS JOIN audit AS a
+
 -- name: insert_appointment
 INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
 VALUES (:slot_id, :patient_id, :doctor_id, :start_time, :end_time, :reason)

@@ -4,6 +4,17 @@ VALUES (:appointment_id, CAST(:target AS outbox_target), :name, CAST(:payload AS
 ON CONFLICT (target, name) DO NOTHING
 RETURNING id
 
+-- name: insert_outbox_rows
+-- All the rows of one change in one statement (one round trip): a JSON array of
+-- {target, name, payload, deliver_at}. The function scan yields the array in order,
+-- so ids follow it, as they did row by row.
+INSERT INTO outbox (appointment_id, target, name, payload, deliver_at)
+SELECT CAST(:appointment_id AS uuid), r.target, r.name, r.payload, r.deliver_at
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+     AS r (target outbox_target, name text, payload jsonb, deliver_at timestamptz)
+ON CONFLICT (target, name) DO NOTHING
+RETURNING id
+
 -- name: drop_pending_tasks
 -- A cancelled or moved appointment's messages that never left are dropped with the change.
 DELETE FROM outbox
