@@ -146,6 +146,12 @@ class SlotList(BaseModel):
     next_page_token: str | None
 
 
+class PublishedSlots(SlotList):
+    """The slots a window created; `skipped` counts those that existed or overlapped."""
+
+    skipped: int
+
+
 # -- patients ---------------------------------------------------------------------------
 
 

@@ -119,12 +119,19 @@ class Router:
     def __init__(self, name: str) -> None:
         self.name = name
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._templates: list[tuple[str, str]] = []
+
+    @property
+    def routes(self) -> list[tuple[str, str]]:
+        """(method, path template) of every route, in the order they were declared."""
+        return list(self._templates)
 
     def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
         pattern = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?$")
 
         def register(handler: Handler) -> Handler:
             self._routes.append((method, pattern, handler))
+            self._templates.append((method, template))
             return handler
 
         return register

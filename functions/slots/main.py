@@ -4,7 +4,7 @@ import functions_framework
 
 from shared import doctors
 from shared.db import transaction
-from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, SlotList, SlotQuery
+from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, PublishedSlots, SlotQuery
 from shared.web import ApiRequest, Reply, Router
 
 router = Router("slots")
@@ -42,7 +42,7 @@ def publish_slots(req: ApiRequest) -> Reply:
     caller, window = req.caller, req.body(AvailabilityWindow)
     with transaction() as tx:
         created, skipped = doctors.publish_slots(tx, caller, req.params["doctor_id"], window)
-    return 201, {**SlotList(items=created, next_page_token=None).model_dump(mode="json"), "skipped": skipped}
+    return 201, PublishedSlots(items=created, next_page_token=None, skipped=skipped)
 
 
 @functions_framework.http
