@@ -8,7 +8,8 @@ Cloud Tasks does:
 - no OIDC token: it sends no Authorization header (notify runs with VERIFY_OIDC=false);
 - tasks live in memory only: a restart loses what was queued (the outbox marked them
   dispatched; production's queue is durable);
-- one task at a time per queue, no rate limits or max_concurrent_dispatches;
+- no rate limits (max_dispatches_per_second); concurrency is the wrapper's
+  --max-concurrent-dispatches;
 - X-CloudTasks-TaskExecutionCount equals the retry count (Cloud Tasks counts only
   attempts that got a response); no X-CloudTasks-TaskPreviousResponse/RetryReason;
 - no 30-day limit on schedule_time (the outbox enforces it anyway);
@@ -78,13 +79,14 @@ def _build() -> Path | None:
 
 
 def command(port: int, queue: str = QUEUE, max_attempts: int = 8, min_backoff: float = 1.0,
-            max_backoff: float = 10.0) -> list[str] | None:
+            max_backoff: float = 10.0, max_concurrent: int = 8) -> list[str] | None:
     interpreter = ensure_venv()
     if interpreter is None:
         return None
     return [
         str(interpreter), "-m", "local.tasks_emulator_server",
         "--min-backoff", str(min_backoff), "--max-backoff", str(max_backoff),
+        "--max-concurrent-dispatches", str(max_concurrent),
         "start", "--port", str(port), "--default-queue", queue,
         # The emulator's -r counts retries; Cloud Tasks' max_attempts counts attempts.
         "--max-retries", str(max(0, max_attempts - 1)),

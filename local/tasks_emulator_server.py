@@ -1,15 +1,18 @@
 """The Cloud Tasks emulator (gcloud-tasks-emulator), closer to the real service.
 
 Runs inside .venv-tasks (the emulator pins an old protobuf), so it imports nothing
-of ours. What the stock emulator does differently from Cloud Tasks, and what this
-wrapper changes (the rest is documented in local/tasks_emulator.py):
+of ours. The package provides the gRPC API and the queue storage; this wrapper
+replaces how tasks are dispatched. What the stock emulator does differently from
+Cloud Tasks, and what changes here (what remains is in local/tasks_emulator.py):
 
 - it listens on every interface ([::]); here only on the loopback address;
 - it accepts a second task with the name of an existing or finished one; Cloud Tasks
   answers ALREADY_EXISTS, and so does this wrapper (deterministic names rely on it);
 - it retries a failed task every 0.1 s; here with Cloud Tasks' exponential backoff
   (--min-backoff doubling up to --max-backoff);
-- its HTTP request has no timeout; here the task's dispatch_deadline;
+- it dispatches one task at a time, with no timeout; here up to
+  --max-concurrent-dispatches at once, each cut at the task's dispatch_deadline;
+- it counts 3xx and the like as success; here only 2xx is, as in Cloud Tasks;
 - it rescans every waiting task ten times a second; here only the due ones are
   looked at, so thousands of far-off reminders cost nothing.
 """
@@ -21,18 +24,19 @@ import logging
 import sys
 import threading
 import time
+from concurrent import futures
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib import request
+from urllib import error, request
 
 import grpc  # type: ignore[import-not-found, unused-ignore]
 from gcloud_tasks_emulator import server  # type: ignore[import-not-found, unused-ignore]
 from gcloud_tasks_emulator.__main__ import main as emulator_main  # type: ignore[import-not-found, unused-ignore]
-from google.api_core.exceptions import AlreadyExists  # type: ignore[import-not-found, unused-ignore]
+from google.api_core.exceptions import AlreadyExists, NotFound  # type: ignore[import-not-found, unused-ignore]
 
 HOST = "127.0.0.1"
 log = logging.getLogger("gcloud-tasks-emulator")
-_backoff = {"min": 1.0, "max": 10.0}
+_options = {"min_backoff": 1.0, "max_backoff": 10.0, "max_concurrent": 8}
 
 
 def _epoch(value: Any) -> float:
@@ -57,24 +61,44 @@ class QueueState(server.QueueState):  # type: ignore[misc]
             return task
 
     def submit_task(self, task_name: str, force_run: bool = False) -> Any:
-        _outcomes.pop(task_name, None)
-        task = super().submit_task(task_name, force_run)
-        outcome = _outcomes.pop(task_name, None)
-        if outcome is None:  # not due yet: the emulator put it back unchanged
-            self.due[task_name] = _epoch(task.schedule_time)
-        elif outcome == "failed" and (self._max_retries < 0 or task.dispatch_count <= self._max_retries):
-            self.due[task_name] = _epoch(task.schedule_time)  # put back, after the backoff
-        else:
+        """One attempt of a task (the processor's, or RunTask's with force_run)."""
+        queue = task_name.rsplit("/", 2)[0]
+        with self._lock:
+            tasks = self._queue_tasks.get(queue)
+            if tasks is None:
+                raise ValueError(f"{queue!r} is not a valid queue name")
+            index = next((i for i, t in enumerate(tasks) if t.name == task_name), None)
+            if index is None:
+                raise NotFound(f"Task not found: {task_name}")  # type: ignore[no-untyped-call, unused-ignore]
+            task = tasks[index]
+            if not force_run and self.due.get(task_name, 0.0) > time.time():
+                return task
+            tasks.pop(index)
             self.due.pop(task_name, None)
+            task.dispatch_count += 1
+        dispatched = datetime.now(UTC)
+        status = _request(queue, task)
+        attempt = server.Attempt(schedule_time=task.schedule_time, dispatch_time=dispatched,
+                                 response_time=datetime.now(UTC), response_status={"code": status})
+        task.first_attempt = task.first_attempt or attempt
+        task.last_attempt = attempt
+        if 200 <= status < 300:
+            return task
+        if self._max_retries >= 0 and task.dispatch_count > self._max_retries:
+            log.info("[TASKS] Giving up %s after %d attempts", task_name, task.dispatch_count)
+            return task
+        delay = min(_options["max_backoff"], _options["min_backoff"] * 2 ** (task.dispatch_count - 1))
+        task.schedule_time = datetime.now(UTC) + timedelta(seconds=delay)
+        with self._lock:
+            if queue in self._queue_tasks:
+                self._queue_tasks[queue].append(task)
+                self.due[task_name] = time.time() + delay
+        log.info("[TASKS] %s answered %d; retry in %.1f s", task_name, status, delay)
         return task
 
 
-# task name -> "ok" or "failed", set by the request of the attempt just made.
-_outcomes: dict[str, str] = {}
-
-
-def _make_task_request(queue_name: str, task: Any, host: str, port: int) -> Any:
-    """Cloud Tasks' HTTP request: its headers, the dispatch deadline, backoff on failure."""
+def _request(queue_name: str, task: Any) -> int:
+    """Cloud Tasks' HTTP request with its headers; the response's status (0: no response)."""
     http = task.http_request
     headers = dict(http.headers)
     headers.update({
@@ -88,38 +112,49 @@ def _make_task_request(queue_name: str, task: Any, host: str, port: int) -> Any:
     req = request.Request(  # noqa: S310 - the task's own target, as Cloud Tasks calls it
         http.url, method=http.http_method.name, data=http.body or None, headers=headers)
     try:
-        response = request.urlopen(req, timeout=deadline)  # noqa: S310 - the URL is the task's target
-        _outcomes[task.name] = "ok"
-        return response
-    except Exception:
-        _outcomes[task.name] = "failed"
-        delay = min(_backoff["max"], _backoff["min"] * 2 ** max(0, task.dispatch_count - 1))
-        task.schedule_time = datetime.now(UTC) + timedelta(seconds=delay)
-        raise
+        with request.urlopen(req, timeout=deadline) as response:  # noqa: S310 - as above
+            status: int = response.status
+            return status
+    except error.HTTPError as failure:
+        return failure.code
+    except (OSError, error.URLError) as failure:
+        log.info("[TASKS] %s: no response (%s)", task.name, failure)
+        return 0
 
 
 class Processor(server.Processor):  # type: ignore[misc]
     def _process_queue(self, queue: str) -> None:
         state: QueueState = self._state
+        inflight: set[str] = set()
+        lock = threading.Lock()
+        pool = futures.ThreadPoolExecutor(max_workers=int(_options["max_concurrent"]))
+
+        def attempt(name: str) -> None:
+            try:
+                state.submit_task(name)
+            except Exception:
+                log.exception("[TASKS] dispatch of %s failed", name)
+            finally:
+                with lock:
+                    inflight.discard(name)
+
         while self._is_running.is_set():
             if queue not in state._queues or queue not in state._queue_tasks:
                 break
             if state.queue(queue).state == server.Queue.State.RUNNING:
                 now = time.time()
-                due = sorted((at, name) for name, at in list(state.due.items())
-                             if at <= now and name.startswith(queue + "/"))
+                with lock:
+                    due = sorted((at, name) for name, at in list(state.due.items())
+                                 if at <= now and name not in inflight and name.startswith(queue + "/"))
+                    inflight.update(name for _, name in due)
                 for _, name in due:
-                    try:
-                        state.submit_task(name)
-                    except Exception:
-                        log.exception("[TASKS] dispatch of %s failed", name)
+                    pool.submit(attempt, name)
             time.sleep(server._LOOP_SLEEP_TIME)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class APIThread(server.APIThread):  # type: ignore[misc]
     def run(self) -> None:
-        from concurrent import futures
-
         self._httpd = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         server.add_CloudTasksServicer_to_server(server.Greeter(self._state), self._httpd)
         self._httpd.add_insecure_port(f"{HOST}:{self._port}")
@@ -131,15 +166,16 @@ class APIThread(server.APIThread):  # type: ignore[misc]
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--min-backoff", type=float, default=1.0)
     parser.add_argument("--max-backoff", type=float, default=10.0)
+    parser.add_argument("--max-concurrent-dispatches", type=int, default=8)
     ours, rest = parser.parse_known_args(argv)
-    _backoff.update(min=ours.min_backoff, max=ours.max_backoff)
+    _options.update(min_backoff=ours.min_backoff, max_backoff=ours.max_backoff,
+                    max_concurrent=max(1, ours.max_concurrent_dispatches))
     server.QueueState = QueueState
     server.Processor = Processor
     server.APIThread = APIThread
-    server._make_task_request = _make_task_request
     sys.argv = ["gcloud-tasks-emulator", *rest]
     emulator_main()
 
