@@ -135,9 +135,10 @@ def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str
             _create_task(settings, row)
         except Exception as error:
             failed[row["id"]] = _summary(error)
-            # The queue is unreachable or refusing: the rest would fail the same way,
-            # so they wait untouched for the next sweep.
-            break
+            if _unreachable(error):
+                # The rest would fail the same way: they wait untouched for the next sweep.
+                break
+            continue  # this row was refused (it stays, with its error); the others may pass
         sent.append(row["id"])
     events = [r for r in rows if r["target"] == "EVENT"]
     if events:
@@ -155,6 +156,14 @@ def _mark(tx: Tx, sent: list[int], failed: dict[int, str]) -> None:
         tx.execute(SQL.mark_dispatched, ids=sent)
     for row_id, error_text in failed.items():
         tx.execute(SQL.mark_failed, id=row_id, error=error_text)
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Cloud Tasks is down or overloaded, as opposed to refusing this one task."""
+    from google.api_core import exceptions
+
+    return isinstance(error, exceptions.ServiceUnavailable | exceptions.DeadlineExceeded
+                      | exceptions.TooManyRequests | exceptions.RetryError | OSError)
 
 
 def _summary(error: BaseException) -> str:

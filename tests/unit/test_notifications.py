@@ -158,3 +158,13 @@ def test_a_message_is_sent_only_while_true(kind: str, stored: dict[str, Any] | N
 
 def test_retry_count_header() -> None:
     assert [retry_count(v) for v in (None, "", "0", "3", "-1", "x")] == [0, 0, 0, 3, 0, 0]
+
+
+def test_an_outage_stops_a_batch_but_a_refused_task_does_not() -> None:
+    from google.api_core import exceptions
+
+    assert dispatch._unreachable(exceptions.ServiceUnavailable("down"))
+    assert dispatch._unreachable(exceptions.DeadlineExceeded("slow"))
+    assert dispatch._unreachable(ConnectionRefusedError())
+    assert not dispatch._unreachable(exceptions.InvalidArgument("schedule_time too far"))
+    assert not dispatch._unreachable(exceptions.FailedPrecondition("no such queue"))
