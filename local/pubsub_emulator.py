@@ -95,6 +95,16 @@ def main(argv: list[str] | None = None) -> None:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1"}
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _stop(*_: Any) -> None:
+        for child in started:
+            end_group(child)
+        sys.exit(0)
+
+    # Installed before gcloud starts, so no stop signal can leave it behind.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     # gcloud moves itself into a process group of its own unless it leads its session,
     # so it gets a session, and this wrapper stops that whole group (gcloud and Java)
     # when the stack stops the wrapper's group.
@@ -102,25 +112,22 @@ def main(argv: list[str] | None = None) -> None:
         binary, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{args.port}",
         f"--project={PROJECT}", f"--data-dir={args.data_dir}", "--verbosity=warning",
     ], env=env, start_new_session=True)
+    started.append(child)
+    code = 1
+    try:
+        # Imported while Java starts: the topic then exists a moment after the port opens.
+        import google.cloud.pubsub_v1  # noqa: F401
 
-    def _stop(*_: Any) -> None:
+        deadline = time.monotonic() + 60
+        while not _port_open(args.port):
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the Pub/Sub emulator did not start")
+            time.sleep(0.2)
+        ensure_topic(f"127.0.0.1:{args.port}")
+        print(f"Pub/Sub emulator on 127.0.0.1:{args.port}: {TOPIC}, {SUBSCRIPTION}", flush=True)
+        code = child.wait()
+    finally:
         end_group(child)
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    # Imported while Java starts: the topic then exists a moment after the port opens.
-    import google.cloud.pubsub_v1  # noqa: F401
-
-    deadline = time.monotonic() + 60
-    while not _port_open(args.port):
-        if child.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("the Pub/Sub emulator did not start")
-        time.sleep(0.2)
-    ensure_topic(f"127.0.0.1:{args.port}")
-    print(f"Pub/Sub emulator on 127.0.0.1:{args.port}: {TOPIC}, {SUBSCRIPTION}", flush=True)
-    code = child.wait()
-    end_group(child)
     sys.exit(code)
 
 
