@@ -93,8 +93,19 @@ def _banner(stack: object) -> str:
     token = make_token("patient", patient_id, email, name, ttl=24 * 3600, state=stack.state)
     lines = ["", "The clinic's local stack is running:"]
     lines.append(f"  gateway      {stack.url('gateway')}   (the API of DESIGN.md)")
+    # The services that do not speak HTTP, and what each is.
+    described = {
+        "tasks": "127.0.0.1:{port}   (Cloud Tasks emulator, gRPC; queue notify)",
+        "pubsub": "127.0.0.1:{port}   (Pub/Sub emulator, gRPC; topic appointment-events)",
+        "smtp": "127.0.0.1:{port}    (SMTP sink)",
+        "sweeper": "(outbox sweep every {interval} s)",
+    }
+    interval = stack.extra_env.get("SWEEP_INTERVAL") or os.environ.get("SWEEP_INTERVAL") or "5"
     for service in stack.services:
-        if service.name != "gateway":
+        if service.name in described:
+            lines.append(f"  {service.name:<12} " + described[service.name].format(port=service.port,
+                                                                                 interval=interval))
+        elif service.name != "gateway":
             where = f"http://127.0.0.1:{service.port}" if service.port else "(no port)"
             lines.append(f"  {service.name:<12} {where}")
     lines.append(f"  postgres     {stack.database_url}")

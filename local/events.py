@@ -50,7 +50,8 @@ def pull(host: str, subscription: str, wait: float = 10.0) -> Iterator[dict[str,
 
 
 def main(host: str | None, subscription: str | None, wait: float | None) -> None:
-    host = host or os.environ.get("PUBSUB_EMULATOR_HOST") or f"127.0.0.1:{Ports().pubsub}"
+    ports = Ports.offset(int(os.environ.get("CLINIC_PORT_OFFSET") or "0"))
+    host = host or os.environ.get("PUBSUB_EMULATOR_HOST") or f"127.0.0.1:{ports.pubsub}"
     subscription = subscription or os.environ.get("PUBSUB_SUBSCRIPTION") or SUBSCRIPTION
     print(f"tailing {subscription} on {host} (Ctrl-C stops)", flush=True)
     try:
