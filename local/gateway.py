@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 import urllib3
@@ -151,7 +152,9 @@ class Gateway:
             if environ.get("HTTP_AUTHORIZATION"):
                 headers["X-Forwarded-Authorization"] = environ["HTTP_AUTHORIZATION"]
             body = _read_body(environ)
-            url = operation.backend + path
+            # PATH_INFO is percent-decoded: encode it again, or a `%1F` in an id would be a
+            # control character in the request line (refused by the HTTP client: a 503).
+            url = operation.backend + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
             if environ.get("QUERY_STRING"):
                 url += "?" + environ["QUERY_STRING"]
             try:

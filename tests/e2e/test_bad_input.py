@@ -139,6 +139,8 @@ CASES = [
     Case("move to an unknown slot", "PATCH", "/appointments/{appointment}", 404, body={"slot_id": UNKNOWN}),
     Case("book for an unknown patient", "POST", "/appointments", 404, role="admin",
          body={"slot_id": "{slot}", "patient_id": UNKNOWN}),
+    Case("control character in an id", "GET", "/doctors/%1F/slots", 404, params={"from": day(1), "to": day(2)}),
+    Case("non-ASCII id", "GET", "/appointments/%E2%82%AC", 404, content_type=None),
     Case("no such route", "GET", "/appointment", 404),
     Case("a path too deep", "GET", "/appointments/{appointment}/audit/1", 404),
     Case("a method no route has", "DELETE", "/appointments/{appointment}", 405, content_type=None),

@@ -290,3 +290,17 @@ def test_a_long_url_is_a_414_problem(gateway: Gateway) -> None:
     assert backend.calls == []
     status, _ = call(gateway, "GET", "/doctors", {}, query="specialty=" + "s" * 3000)
     assert status.startswith("200")
+
+
+@pytest.mark.parametrize(("path", "forwarded"), [
+    ("/doctors/\x1f", "/doctors/%1F"),
+    ("/doctors/a b/slots", "/doctors/a%20b/slots"),
+    ("/appointments/\u00e2\u0082\u00ac", "/appointments/%E2%82%AC"),  # UTF-8 bytes as WSGI gives them
+    (f"/appointments/{SUB}/audit", f"/appointments/{SUB}/audit"),
+])
+def test_paths_are_forwarded_percent_encoded(gateway: Gateway, key_state: Path, path: str, forwarded: str) -> None:
+    backend = FakeBackend()
+    gateway.http = backend  # type: ignore[assignment]
+    status, _ = call(gateway, "GET", path, {"Authorization": f"Bearer {token(key_state)}"})
+    assert status.startswith("200")
+    assert backend.calls[0]["url"].split(".test", 1)[1] == forwarded
