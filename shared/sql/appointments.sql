@@ -9,11 +9,14 @@ WHERE id = :id
 -- the slot if it has not started, and its audit row. No row back means the slot is
 -- missing or has started (the caller tells which). Races are decided as ever by
 -- appointments_one_booked_per_slot and appointments_patient_no_overlap, whose
--- violations the caller maps by name, as it maps users_email_key.
+-- violations the caller maps by name. The user row is inserted as upsert_user does
+-- (every unique index an arbiter, so concurrent first requests wait, not fail); an
+-- email of another account then leaves no user, which the profile's or the audit
+-- row's foreign key to users reports.
 WITH caller AS (
     INSERT INTO users (id, email, name, role)
     VALUES (:caller_id, :email, :name, CAST(:role AS user_role))
-    ON CONFLICT (id) DO NOTHING
+    ON CONFLICT DO NOTHING
     RETURNING id
 ), profile AS (
     INSERT INTO patients_profiles (user_id)

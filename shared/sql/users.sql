@@ -1,8 +1,12 @@
 -- name: upsert_user
--- Users are created from the token's claims on first use.
+-- Users are created from the token's claims on first use. Every unique index is an
+-- arbiter: with `ON CONFLICT (id)` a concurrent first request of the same new user
+-- could fail on users_email_key instead of waiting and doing nothing. No row back:
+-- the user exists, or the email belongs to another account (the caller tells which).
 INSERT INTO users (id, email, name, role)
 VALUES (:id, :email, :name, CAST(:role AS user_role))
-ON CONFLICT (id) DO NOTHING
+ON CONFLICT DO NOTHING
+RETURNING id
 
 -- name: insert_user
 INSERT INTO users (id, email, name, role)

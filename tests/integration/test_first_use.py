@@ -1,0 +1,95 @@
+"""A new identity's first requests arrive together (an app opening several screens at
+once): each creates the user row from the token, and none may fail for it. An email
+that really belongs to another account is still a 409."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pg8000.native
+import pytest
+
+from shared import appointments
+from shared.auth import Caller
+from shared.db import transaction
+from shared.errors import Conflict
+from shared.models import AppointmentCreate
+from shared.users import ensure_user
+
+Conn = pg8000.native.Connection
+THREADS = 16
+
+
+def together(work: Callable[[int], None]) -> list[str]:
+    """Runs work(i) on THREADS threads released at once; returns the errors."""
+    barrier = threading.Barrier(THREADS)
+    errors: list[str] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            work(i)
+        except Exception as error:
+            errors.append(repr(error))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def new_caller(role: str = "patient") -> Caller:
+    ident = uuid.uuid4()
+    return Caller(ident, f"{ident.hex}@example.com", "New", role)  # type: ignore[arg-type]
+
+
+def test_concurrent_first_use_creates_the_user_once(sql: Conn) -> None:
+    for _ in range(20):
+        caller = new_caller()
+
+        def first_use(_: int, caller: Caller = caller) -> None:
+            with transaction() as tx:
+                ensure_user(tx, caller)
+
+        assert together(first_use) == []
+        assert sql.run("SELECT email FROM users WHERE id = :id", id=caller.id) == [[caller.email]]
+
+
+def test_concurrent_first_bookings_create_the_user_once(sql: Conn) -> None:
+    doctor = uuid.uuid4()
+    sql.run("INSERT INTO users (id, email, name, role) VALUES (:id, 'doc@example.com', 'Doc', 'doctor')", id=doctor)
+    sql.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    for round_number in range(10):
+        caller = new_caller()
+        slots = [
+            sql.run("INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+                    d=doctor, s=start + timedelta(minutes=5 * (THREADS * round_number + i)),
+                    e=start + timedelta(minutes=5 * (THREADS * round_number + i) + 5))[0][0]
+            for i in range(THREADS)
+        ]
+
+        def first_booking(i: int, caller: Caller = caller, slots: list[object] = slots) -> None:
+            with transaction() as tx:
+                appointments.book(tx, caller, AppointmentCreate.model_validate({"slot_id": str(slots[i])}))
+
+        assert together(first_booking) == []
+        assert sql.run("SELECT count(*) FROM appointments WHERE patient_id = :id", id=caller.id) == [[THREADS]]
+
+
+def test_an_email_of_another_account_is_still_a_conflict(sql: Conn) -> None:
+    owner = new_caller()
+    with transaction() as tx:
+        ensure_user(tx, owner)
+    impostor = Caller(uuid.uuid4(), owner.email, "Other", "patient")
+    with pytest.raises(Conflict), transaction() as tx:
+        ensure_user(tx, impostor)
+    with pytest.raises(Conflict), transaction() as tx:
+        appointments.book(tx, impostor, AppointmentCreate.model_validate({"slot_id": str(uuid.uuid4())}))
+    assert sql.run("SELECT count(*) FROM users WHERE email = :e", e=owner.email) == [[1]]
+    assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=impostor.id) == [[0]]
