@@ -216,8 +216,15 @@ class Upstream:
     (no pool locking, retry or timeout objects per request), which matters because
     the gateway adds its CPU to every request on a 2-core laptop. A connection the
     backend closed while idle (gunicorn keeps one alive for 2 s) is noticed before
-    it is used, as urllib3 does, and replaced; nothing is ever retried.
+    it is used, as urllib3 does, and replaced; nothing is ever retried. That check
+    alone races with the backend's keep-alive timer (a connection idle for just
+    under 2 s passes it, then the backend closes it as the request goes out: a
+    reset, a 503), so a connection idle for REUSE_IDLE or longer is not reused.
     """
+
+    # Well below gunicorn's keep-alive (2 s), so a reused connection is never one the
+    # backend is about to close.
+    REUSE_IDLE = 1.0
 
     def __init__(self, connect_timeout: float, read_timeout: float) -> None:
         self.connect_timeout = connect_timeout
@@ -227,8 +234,10 @@ class Upstream:
     def request(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Reply:
         scheme, netloc, target = _split(url)
         connections: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
+        last_used: dict[str, float] = self._local.__dict__.setdefault("last_used", {})
         conn = connections.get(netloc)
-        if conn is not None and _dropped(conn):
+        now = time.monotonic()
+        if conn is not None and (now - last_used.get(netloc, 0.0) >= self.REUSE_IDLE or _dropped(conn)):
             conn.close()
             conn = None
         if conn is None:
@@ -250,6 +259,8 @@ class Upstream:
         if response.will_close:
             conn.close()
             connections.pop(netloc, None)
+        else:
+            last_used[netloc] = time.monotonic()
         return Reply(response.status, response.msg, data)
 
 

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import io
 import json
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from uuid import uuid4
 
 import jwt
 import pytest
 
 from local import keys
-from local.gateway import USERINFO, Gateway, Problem, Verifier, render
+from local.gateway import USERINFO, Gateway, Problem, Upstream, Verifier, render
 from local.paths import OPENAPI
 
 VALUES = {
@@ -304,3 +306,43 @@ def test_paths_are_forwarded_percent_encoded(gateway: Gateway, key_state: Path, 
     status, _ = call(gateway, "GET", path, {"Authorization": f"Bearer {token(key_state)}"})
     assert status.startswith("200")
     assert backend.calls[0]["url"].split(".test", 1)[1] == forwarded
+
+
+# -- keep-alive connections to the backends ---------------------------------------------------
+
+
+class _Backend(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    connections: ClassVar[list[tuple[str, int]]] = []
+
+    def setup(self) -> None:
+        super().setup()
+        _Backend.connections.append(self.client_address)
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def test_idle_connections_are_not_reused_near_the_backends_keep_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Backend)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Backend.connections.clear()
+    try:
+        monkeypatch.setattr(Upstream, "REUSE_IDLE", 0.2)
+        upstream = Upstream(connect_timeout=2.0, read_timeout=5.0)
+        url = f"http://127.0.0.1:{server.server_address[1]}/doctors"
+        for _ in range(3):
+            assert upstream.request("GET", url, None, {}).status == 200
+        assert len(_Backend.connections) == 1  # kept alive and reused
+        time.sleep(0.3)
+        assert upstream.request("GET", url, None, {}).status == 200
+        assert len(_Backend.connections) == 2  # idle too long: a fresh connection
+    finally:
+        server.shutdown()
+        server.server_close()
