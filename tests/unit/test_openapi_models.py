@@ -197,6 +197,9 @@ def test_operation_parameters_and_responses(spec: dict[str, Any], operation_id: 
             ours, theirs = field_view(prop, schema), doc_view(query[name])
             assert theirs["enum"] == ours["enum"], name
             assert theirs["types"] <= ours["types"] or ours["types"] == {"string"}, name
+            # One format (a date, say) is stated; a choice (date-time or date) is not.
+            formats = ours["formats"] - {None}
+            assert theirs["formats"] - {None} == (formats if len(formats) == 1 else set()), f"{name}: format"
             for key, value in ours["bounds"].items():
                 if key != "pattern":
                     assert theirs["bounds"].get(key) == value, f"{name}: {key}"
