@@ -347,6 +347,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="bookings/s to reserve slots for in each HTTP phase")
     parser.add_argument("--phases", default="abc", help="which of a, b, c to run")
     parser.add_argument("--print-script", action="store_true", help="print the pgbench script and exit")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse the last run's database while it has slots left (quick tuning runs)")
     return parser
 
 
@@ -358,11 +360,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"booking benchmark: {load_average()}", flush=True)
     with server("bench", BOOKING_PG_PORT) as pg:
         timer = Timer()
-        url = pg.recreate(DATABASE)
-        migrate(url)
-        data = build(url, args.doctors, args.slots_per_doctor, args.patients_per_doctor)
-        print(f"built {data.total} slots of {data.doctors} doctors, "
-              f"{data.doctors * args.patients_per_doctor} patients, in {timer}", flush=True)
+        url = pg.url(DATABASE)
+        if args.reuse and pg.exists(DATABASE) and remaining(url) > 100_000:
+            # For trying settings one after another; a figure to keep wants a fresh database.
+            print(f"reusing {DATABASE}: {remaining(url)} slots left", flush=True)
+        else:
+            url = pg.recreate(DATABASE)
+            migrate(url)
+            data = build(url, args.doctors, args.slots_per_doctor, args.patients_per_doctor)
+            print(f"built {data.total} slots of {data.doctors} doctors, "
+                  f"{data.doctors * args.patients_per_doctor} patients, in {timer}", flush=True)
         results: dict[str, Figures] = {}
         if "a" in args.phases:
             meter = CpuMeter({"postgres": pg.postmaster} if pg.postmaster else {})
