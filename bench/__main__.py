@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 import time
 import traceback
@@ -29,8 +30,10 @@ def run(names: list[str], extra: list[str]) -> int:
         started = time.monotonic()
         try:
             module = importlib.import_module(f"bench.{name}")
-            # Only a single named benchmark gets the extra arguments.
-            result = module.main(extra) if extra else module.main()
+            # Only a single named benchmark gets the extra arguments; the others get an
+            # empty list, so none of them parses `python -m bench`'s own sys.argv.
+            takes_args = bool(inspect.signature(module.main).parameters)
+            result = module.main(extra) if takes_args else module.main()
         except KeyboardInterrupt:
             raise
         except BaseException:  # one failing benchmark must not hide the others' figures
