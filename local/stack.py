@@ -51,6 +51,20 @@ class Service:
     process: subprocess.Popen[bytes] | None = None
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Ends a child and its whole process group: TERM, then KILL after 10 s."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
 class AlreadyRunning(RuntimeError):
     pass
 
@@ -209,17 +223,8 @@ class Stack:
                 time.sleep(0.1)
 
     def stop_service(self, service: Service) -> None:
-        process = service.process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        except ProcessLookupError:
-            pass
+        if service.process is not None:
+            stop_process(service.process)
 
     def stop(self) -> None:
         for service in reversed(self.services):

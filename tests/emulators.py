@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 from local import pubsub_emulator, tasks_emulator
 from local.paths import ROOT
 from local.postgres import port_open
+from local.stack import stop_process
 
 
 def free_port() -> int:
@@ -48,20 +48,9 @@ def child(argv: list[str], port: int, log: Path, timeout: float = 60.0) -> Itera
             time.sleep(0.1)
         yield process
     finally:
-        stop(process)
+        stop_process(process)
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager

@@ -31,17 +31,6 @@ def spec() -> dict[str, Any]:
     return render(OPENAPI.read_text(), VALUES)
 
 
-@pytest.fixture
-def key_state(tmp_path: Path) -> Path:
-    keys.ensure_keys(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def verifier(key_state: Path) -> Verifier:
-    return Verifier(keys.ISSUER, keys.key_dir(key_state) / "jwks.json", [keys.AUDIENCE])
-
-
 def token(state: Path, **kwargs: Any) -> str:
     return keys.make_token("patient", SUB, "p@example.com", "P", state=state, **kwargs)
 

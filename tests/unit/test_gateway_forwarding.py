@@ -18,17 +18,6 @@ from local import gateway, keys
 from local.gateway import Problem, Upstream, Verifier
 
 
-@pytest.fixture
-def key_state(tmp_path: Path) -> Path:
-    keys.ensure_keys(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def verifier(key_state: Path) -> Verifier:
-    return Verifier(keys.ISSUER, keys.key_dir(key_state) / "jwks.json", [keys.AUDIENCE])
-
-
 def bearer(state: Path, ttl: int = 3600) -> str:
     return "Bearer " + keys.make_token("patient", uuid4(), "p@example.com", "P", state=state, ttl=ttl)
 
