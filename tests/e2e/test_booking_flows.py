@@ -152,7 +152,8 @@ def test_complete_and_no_show_only_once_started_and_only_by_doctor_or_admin(api:
         ("BOOKED", None, "BOOKED", str(patient.id)), ("COMPLETED", "BOOKED", "COMPLETED", str(doctor.id))]
 
     admin = api.admin()
-    missed = started_appointment(url, doctor, api.patient(), minutes_ago=40)
+    # An hour ago: clear of the first started slot (10 minutes ago, 30 long), so they never overlap.
+    missed = started_appointment(url, doctor, api.patient(), minutes_ago=60)
     response = admin.patch(f"/appointments/{missed}", {"status": "NO_SHOW"})
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "NO_SHOW"
