@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     extra: list[str] = []
     if "--" in args:
         cut = args.index("--")
-        args, extra = args[:cut], args[cut + 1:]
+        args, extra = args[:cut], args[cut + 1 :]
     names = args or [n for n in ORDER if _available(n)]
     unknown = [n for n in names if n not in ORDER and not _available(n)]
     if unknown:

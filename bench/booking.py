@@ -67,15 +67,30 @@ Step = tuple[str, dict[str, str], str | None]
 
 PGBENCH_STEPS: list[Step] = [
     ("BEGIN", {}, None),
-    (APPOINTMENTS.book_appointment, {
-        "caller_id": "patient_id", "email": "email", "name": "name", "role": "'patient'",
-        "own_profile": "TRUE", "patient_id": "patient_id", "slot_id": "slot_id", "reason": "NULL",
-    }, "a_"),
+    (
+        APPOINTMENTS.book_appointment,
+        {
+            "caller_id": "patient_id",
+            "email": "email",
+            "name": "name",
+            "role": "'patient'",
+            "own_profile": "TRUE",
+            "patient_id": "patient_id",
+            "slot_id": "slot_id",
+            "reason": "NULL",
+        },
+        "a_",
+    ),
     # The outbox rows record_change writes for a booking (confirmation, 24h reminder,
     # event), made in Python by _outbox_rows with this booking's id put in by replace().
-    (OUTBOX.insert_outbox_rows, {
-        "appointment_id": "a_id", "rows": "replace(:outbox_rows, '@ID@', CAST(:a_id AS text))",
-    }, None),
+    (
+        OUTBOX.insert_outbox_rows,
+        {
+            "appointment_id": "a_id",
+            "rows": "replace(:outbox_rows, '@ID@', CAST(:a_id AS text))",
+        },
+        None,
+    ),
     ("COMMIT", {}, None),
 ]
 
@@ -148,33 +163,50 @@ def build(url: str, doctors: int, slots_per_doctor: int, patients_per_doctor: in
     conn = connect(url)
     try:
         conn.run("SET synchronous_commit = off")  # the build is not what is measured
-        conn.run("""
+        conn.run(
+            """
             INSERT INTO users (id, email, name, role)
             SELECT md5('bench-doctor-' || i)::uuid, 'bench-doctor-' || i || '@bench.example',
                    'Dr. Bench ' || i, 'doctor'
-            FROM generate_series(1, :n) AS i""", n=doctors)
-        conn.run("""
+            FROM generate_series(1, :n) AS i""",
+            n=doctors,
+        )
+        conn.run(
+            """
             INSERT INTO doctors_profiles (user_id, specialty, timezone)
             SELECT md5('bench-doctor-' || i)::uuid, 'Benchmarking', 'UTC'
-            FROM generate_series(1, :n) AS i""", n=doctors)
-        conn.run("""
+            FROM generate_series(1, :n) AS i""",
+            n=doctors,
+        )
+        conn.run(
+            """
             INSERT INTO users (id, email, name, role)
             SELECT md5('bench-patient-' || i)::uuid, 'bench-patient-' || i || '@bench.example',
                    'Bench Patient ' || i, 'patient'
-            FROM generate_series(1, :n) AS i""", n=patients)
-        conn.run("""
+            FROM generate_series(1, :n) AS i""",
+            n=patients,
+        )
+        conn.run(
+            """
             INSERT INTO patients_profiles (user_id)
-            SELECT md5('bench-patient-' || i)::uuid FROM generate_series(1, :n) AS i""", n=patients)
+            SELECT md5('bench-patient-' || i)::uuid FROM generate_series(1, :n) AS i""",
+            n=patients,
+        )
         # Two days ahead: every booking also writes its 24h reminder, as most real ones do.
-        conn.run("""
+        conn.run(
+            """
             INSERT INTO slots (doctor_id, start_time, end_time)
             SELECT md5('bench-doctor-' || d)::uuid,
                    CAST(:base AS timestamptz) + k * interval '30 minutes',
                    CAST(:base AS timestamptz) + (k + 1) * interval '30 minutes'
             FROM generate_series(1, :d) AS d, generate_series(0, :k - 1) AS k""",
-                 base=base, d=doctors, k=slots_per_doctor)
+            base=base,
+            d=doctors,
+            k=slots_per_doctor,
+        )
         # Slot n of the run, in time order across doctors, with the patient who books it.
-        conn.run("""
+        conn.run(
+            """
             CREATE TABLE bench_slots AS
             SELECT row_number() OVER (ORDER BY k, d) AS n, s.id AS slot_id, p.id AS patient_id, p.email, p.name
             FROM generate_series(1, :d) AS d
@@ -182,7 +214,11 @@ def build(url: str, doctors: int, slots_per_doctor: int, patients_per_doctor: in
             JOIN slots AS s ON s.doctor_id = md5('bench-doctor-' || d)::uuid
                            AND s.start_time = CAST(:base AS timestamptz) + k * interval '30 minutes'
             JOIN users AS p ON p.id = md5('bench-patient-' || ((d - 1) * :m + k % :m + 1))::uuid""",
-                 base=base, d=doctors, k=slots_per_doctor, m=patients_per_doctor)
+            base=base,
+            d=doctors,
+            k=slots_per_doctor,
+            m=patients_per_doctor,
+        )
         conn.run("ALTER TABLE bench_slots ADD PRIMARY KEY (n)")
         conn.run("CREATE SEQUENCE bench_next")
         conn.run("CREATE TABLE bench_payload (outbox_rows text)")
@@ -200,21 +236,43 @@ def _outbox_rows() -> str:
     its script puts each booking's id in with replace()).
     """
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-    row = {"id": "@ID@", "slot_id": uuid.uuid4(), "doctor_id": uuid.uuid4(), "patient_id": uuid.uuid4(),
-           "start_time": start, "end_time": start + timedelta(minutes=30), "status": "BOOKED", "reason": None}
+    row = {
+        "id": "@ID@",
+        "slot_id": uuid.uuid4(),
+        "doctor_id": uuid.uuid4(),
+        "patient_id": uuid.uuid4(),
+        "start_time": start,
+        "end_time": start + timedelta(minutes=30),
+        "status": "BOOKED",
+        "reason": None,
+    }
     now = datetime.now(UTC)
     audit_id = 1234567
     confirmation = outbox.task_name(row["id"], "CONFIRMATION", start, audit_id)
     reminder = outbox.task_name(row["id"], "REMINDER", start, 86400)
-    event = {"type": "appointment.booked", "appointment": outbox.appointment_json(row), "audit_id": audit_id,
-             "occurred_at": now.isoformat()}
-    return json.dumps([
-        {"target": "TASK", "name": confirmation, "payload": outbox._task(row, "CONFIRMATION", confirmation),
-         "deliver_at": now.isoformat()},
-        {"target": "TASK", "name": reminder, "payload": outbox._task(row, "REMINDER", reminder),
-         "deliver_at": (start - timedelta(days=1)).isoformat()},
-        {"target": "EVENT", "name": f"@ID@-{audit_id}", "payload": event, "deliver_at": now.isoformat()},
-    ])
+    event = {
+        "type": "appointment.booked",
+        "appointment": outbox.appointment_json(row),
+        "audit_id": audit_id,
+        "occurred_at": now.isoformat(),
+    }
+    return json.dumps(
+        [
+            {
+                "target": "TASK",
+                "name": confirmation,
+                "payload": outbox._task(row, "CONFIRMATION", confirmation),
+                "deliver_at": now.isoformat(),
+            },
+            {
+                "target": "TASK",
+                "name": reminder,
+                "payload": outbox._task(row, "REMINDER", reminder),
+                "deliver_at": (start - timedelta(days=1)).isoformat(),
+            },
+            {"target": "EVENT", "name": f"@ID@-{audit_id}", "payload": event, "deliver_at": now.isoformat()},
+        ]
+    )
 
 
 def take(url: str, count: int) -> list[tuple[str, str, str, str]]:
@@ -224,7 +282,8 @@ def take(url: str, count: int) -> list[tuple[str, str, str, str]]:
         start = int(conn.run("SELECT nextval('bench_next')")[0][0])
         rows = conn.run(
             "SELECT slot_id, patient_id, email, name FROM bench_slots WHERE n >= :a AND n < :b ORDER BY n",
-            a=start, b=start + count,
+            a=start,
+            b=start + count,
         )
         conn.run("SELECT setval('bench_next', :v)", v=start + count)
     finally:
@@ -255,18 +314,43 @@ def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: st
     script.write_text(pgbench_script())
     parts = urlparse(url)
     base = [
-        str(bin_path("pgbench")), "-n", "-M", mode, "-c", str(clients), "-j", "2", "-f", str(script),
-        "-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U", parts.username or "postgres",
+        str(bin_path("pgbench")),
+        "-n",
+        "-M",
+        mode,
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-f",
+        str(script),
+        "-h",
+        parts.hostname or "127.0.0.1",
+        "-p",
+        str(parts.port or 5432),
+        "-U",
+        parts.username or "postgres",
         (parts.path or "/postgres").lstrip("/"),
     ]
     env = {**os.environ, "PGPASSWORD": parts.password or ""}
     if warmup > 0:
-        subprocess.run([*base[:1], "-T", str(max(1, round(warmup))), *base[1:]], cwd=folder, env=env,
-                       check=True, capture_output=True, text=True)
+        subprocess.run(
+            [*base[:1], "-T", str(max(1, round(warmup))), *base[1:]],
+            cwd=folder,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     meter.start()
-    done = subprocess.run([*base[:1], "-T", str(round(duration)), "-l", "--log-prefix", "pgbench_log",
-                           *base[1:]], cwd=folder, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [*base[:1], "-T", str(round(duration)), "-l", "--log-prefix", "pgbench_log", *base[1:]],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     spent = meter.stop({"pgbench": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime})
     if done.returncode != 0:
@@ -285,8 +369,7 @@ def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: st
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
     count = int(processed.group(1)) if processed else len(latencies)
     seconds = count / float(tps.group(1)) if tps and float(tps.group(1)) > 0 else duration
-    return Figures(f"(a) pgbench, {clients} clients, -M {mode}", count, seconds, latencies, failed,
-                   describe(spent))
+    return Figures(f"(a) pgbench, {clients} clients, -M {mode}", count, seconds, latencies, failed, describe(spent))
 
 
 # -- (b) and (c) over HTTP ------------------------------------------------------------------
@@ -299,8 +382,7 @@ def _userinfo(patient_id: str, email: str, name: str) -> str:
 
 
 def _request(port: int, header: str) -> Any:
-    prefix = (f"POST /appointments HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-              f"Content-Type: application/json\r\n").encode()
+    prefix = (f"POST /appointments HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n").encode()
 
     def make(item: object) -> bytes:
         slot_id, identity = cast(tuple[str, str], item)
@@ -311,14 +393,32 @@ def _request(port: int, header: str) -> Any:
 
 
 def run_http(
-    name: str, url: str, port: int, header: str, identities: dict[str, str], clients: int, procs: int,
-    warmup: float, duration: float, expected_rate: float, meter: CpuMeter,
+    name: str,
+    url: str,
+    port: int,
+    header: str,
+    identities: dict[str, str],
+    clients: int,
+    procs: int,
+    warmup: float,
+    duration: float,
+    expected_rate: float,
+    meter: CpuMeter,
 ) -> tuple[Figures, LoadResult]:
     slots = take(url, int(expected_rate * (warmup + duration) * 1.5) + clients * 10)
     items = [(slot[0], identities[slot[1]]) for slot in slots]
     meter.start()
-    result = run_load("127.0.0.1", port, items, _request(port, header), connections=clients, procs=procs,
-                      warmup=warmup, duration=duration, expect=201)
+    result = run_load(
+        "127.0.0.1",
+        port,
+        items,
+        _request(port, header),
+        connections=clients,
+        procs=procs,
+        warmup=warmup,
+        duration=duration,
+        expect=201,
+    )
     note = describe(meter.stop({"client": result.cpu_seconds}))
     if result.sent >= len(items):
         note += "; RAN OUT OF SLOTS, raise --expected-rate"
@@ -343,12 +443,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--slots-per-doctor", type=int, default=3000)
     parser.add_argument("--patients-per-doctor", type=int, default=50)
     parser.add_argument("--pgbench-mode", default="prepared", choices=("prepared", "extended", "simple"))
-    parser.add_argument("--expected-rate", type=float, default=4000.0,
-                        help="bookings/s to reserve slots for in each HTTP phase")
+    parser.add_argument(
+        "--expected-rate", type=float, default=4000.0, help="bookings/s to reserve slots for in each HTTP phase"
+    )
     parser.add_argument("--phases", default="abc", help="which of a, b, c to run")
     parser.add_argument("--print-script", action="store_true", help="print the pgbench script and exit")
-    parser.add_argument("--reuse", action="store_true",
-                        help="reuse the last run's database while it has slots left (quick tuning runs)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="reuse the last run's database while it has slots left (quick tuning runs)"
+    )
     return parser
 
 
@@ -368,8 +470,11 @@ def main(argv: list[str] | None = None) -> int:
             url = pg.recreate(DATABASE)
             migrate(url)
             data = build(url, args.doctors, args.slots_per_doctor, args.patients_per_doctor)
-            print(f"built {data.total} slots of {data.doctors} doctors, "
-                  f"{data.doctors * args.patients_per_doctor} patients, in {timer}", flush=True)
+            print(
+                f"built {data.total} slots of {data.doctors} doctors, "
+                f"{data.doctors * args.patients_per_doctor} patients, in {timer}",
+                flush=True,
+            )
         results: dict[str, Figures] = {}
         if "a" in args.phases:
             meter = CpuMeter({"postgres": pg.postmaster} if pg.postmaster else {})
@@ -386,9 +491,16 @@ def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> 
 
     state = bench_dir("bench/stack")
     stack = Stack(
-        state=state, ports=PORTS, database_url=url, workers=args.workers, threads=args.threads,
-        seed=False, extensions=[], functions=("book",),
-        gateway_workers=args.gateway_workers, gateway_threads=args.gateway_threads,
+        state=state,
+        ports=PORTS,
+        database_url=url,
+        workers=args.workers,
+        threads=args.threads,
+        seed=False,
+        extensions=[],
+        functions=("book",),
+        gateway_workers=args.gateway_workers,
+        gateway_threads=args.gateway_threads,
     )
     patients = _patients(url)
     results: dict[str, Figures] = {}
@@ -402,16 +514,34 @@ def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> 
         if "b" in args.phases:
             identities = {p[0]: _userinfo(*p) for p in patients}
             figures, _ = run_http(
-                f"(b) book function, {args.clients} clients", url, PORTS.book, "X-Apigateway-Api-Userinfo",
-                identities, args.clients, args.client_procs, args.warmup, args.duration, args.expected_rate, meter,
+                f"(b) book function, {args.clients} clients",
+                url,
+                PORTS.book,
+                "X-Apigateway-Api-Userinfo",
+                identities,
+                args.clients,
+                args.client_procs,
+                args.warmup,
+                args.duration,
+                args.expected_rate,
+                meter,
             )
             results["b"] = figures
             print(figures.line(), flush=True)
         if "c" in args.phases:
             tokens = _tokens(state, patients)
             figures, _ = run_http(
-                f"(c) gateway, {args.clients} clients", url, PORTS.gateway, "Authorization",
-                tokens, args.clients, args.client_procs, args.warmup, args.duration, args.expected_rate, meter,
+                f"(c) gateway, {args.clients} clients",
+                url,
+                PORTS.gateway,
+                "Authorization",
+                tokens,
+                args.clients,
+                args.client_procs,
+                args.warmup,
+                args.duration,
+                args.expected_rate,
+                meter,
             )
             results["c"] = figures
             print(figures.line(), flush=True)
@@ -434,8 +564,17 @@ def _tokens(state: Path, patients: list[tuple[str, str, str]]) -> dict[str, str]
     now = int(time.time())
     tokens = {}
     for patient_id, email, name in patients:
-        claims = {"iss": keys.ISSUER, "aud": keys.AUDIENCE, "sub": patient_id, "email": email, "role": "patient",
-                  "name": name, "iat": now, "nbf": now, "exp": now + 3600}
+        claims = {
+            "iss": keys.ISSUER,
+            "aud": keys.AUDIENCE,
+            "sub": patient_id,
+            "email": email,
+            "role": "patient",
+            "name": name,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+        }
         token = jwt.encode(claims, private, algorithm="RS256", headers={"kid": keys.KEY_ID})  # type: ignore[arg-type]
         tokens[patient_id] = f"Bearer {token}"
     return tokens
@@ -458,8 +597,7 @@ def _summary(url: str, results: dict[str, Figures]) -> None:
         rows = int(conn.run("SELECT count(*) FROM outbox")[0][0])
     finally:
         conn.close()
-    print(f"\ndatabase after the run: {appointments} appointments, {audits} audit rows, {rows} outbox rows",
-          flush=True)
+    print(f"\ndatabase after the run: {appointments} appointments, {audits} audit rows, {rows} outbox rows", flush=True)
     print(f"{load_average()} (other work on the machine skews the figures)")
     print("\n" + "\n".join(f.line() for f in results.values()))
     a = results.get("a")

@@ -24,8 +24,8 @@ from local.stack import Ports
 # Far from `make run` (offset 0), the e2e tests (offset 1000 + 100 per slot) and
 # other engineers' stacks; the two embedded servers sit beside the stack's ports.
 PORTS = Ports.offset(4000)
-BOOKING_PG_PORT = PORTS.postgres          # 58329
-SLOTS_PG_PORT = PORTS.postgres + 10       # 58339
+BOOKING_PG_PORT = PORTS.postgres  # 58329
+SLOTS_PG_PORT = PORTS.postgres + 10  # 58339
 STATE = ROOT / ".local"
 
 
@@ -36,8 +36,11 @@ def with_database(url: str, database: str) -> str:
 def connect(url: str) -> pg8000.native.Connection:
     parts = urlparse(url)
     return pg8000.native.Connection(
-        parts.username or "postgres", host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-        password=parts.password, database=(parts.path or "/postgres").lstrip("/") or "postgres",
+        parts.username or "postgres",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        password=parts.password,
+        database=(parts.path or "/postgres").lstrip("/") or "postgres",
         timeout=3600,
     )
 
@@ -130,10 +133,12 @@ class Figures:
         return percentile(self.latencies_ms, fraction)
 
     def line(self) -> str:
-        return (f"{self.name:<34} {self.rate:9.0f} /s   p50 {self.p(0.50):7.2f} ms   "
-                f"p99 {self.p(0.99):7.2f} ms   n={self.count}"
-                + (f"   errors={self.errors}" if self.errors else "")
-                + (f"\n{'':<36}{self.note}" if self.note else ""))
+        return (
+            f"{self.name:<34} {self.rate:9.0f} /s   p50 {self.p(0.50):7.2f} ms   "
+            f"p99 {self.p(0.99):7.2f} ms   n={self.count}"
+            + (f"   errors={self.errors}" if self.errors else "")
+            + (f"\n{'':<36}{self.note}" if self.note else "")
+        )
 
 
 def load_average() -> str:

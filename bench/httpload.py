@@ -74,8 +74,16 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
 
 
 async def _connection(
-    host: str, port: int, items: Sequence[object], cursor: list[int], make: RequestMaker,
-    start_at: float, measure_from: float, stop_at: float, expect: int, result: LoadResult,
+    host: str,
+    port: int,
+    items: Sequence[object],
+    cursor: list[int],
+    make: RequestMaker,
+    start_at: float,
+    measure_from: float,
+    stop_at: float,
+    expect: int,
+    result: LoadResult,
 ) -> None:
     reader: asyncio.StreamReader | None = None
     writer: asyncio.StreamWriter | None = None
@@ -120,8 +128,15 @@ async def _connection(
 
 
 async def _run(
-    host: str, port: int, items: Sequence[object], make: RequestMaker, connections: int,
-    start_at: float, warmup: float, duration: float, expect: int,
+    host: str,
+    port: int,
+    items: Sequence[object],
+    make: RequestMaker,
+    connections: int,
+    start_at: float,
+    warmup: float,
+    duration: float,
+    expect: int,
 ) -> LoadResult:
     result = LoadResult()
     cursor = [0]
@@ -130,16 +145,25 @@ async def _run(
         await asyncio.sleep(delay)
     measure_from = start_at + warmup
     stop_at = measure_from + duration
-    await asyncio.gather(*(
-        _connection(host, port, items, cursor, make, start_at, measure_from, stop_at, expect, result)
-        for _ in range(connections)
-    ))
+    await asyncio.gather(
+        *(
+            _connection(host, port, items, cursor, make, start_at, measure_from, stop_at, expect, result)
+            for _ in range(connections)
+        )
+    )
     return result
 
 
 def _child(
-    host: str, port: int, items: Sequence[object], make: RequestMaker, connections: int,
-    start_at: float, warmup: float, duration: float, expect: int,
+    host: str,
+    port: int,
+    items: Sequence[object],
+    make: RequestMaker,
+    connections: int,
+    start_at: float,
+    warmup: float,
+    duration: float,
+    expect: int,
     out: multiprocessing.connection.Connection,
 ) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -151,8 +175,16 @@ def _child(
 
 
 def run_load(
-    host: str, port: int, items: Sequence[object], make: RequestMaker, *, connections: int,
-    procs: int, warmup: float, duration: float, expect: int = 200,
+    host: str,
+    port: int,
+    items: Sequence[object],
+    make: RequestMaker,
+    *,
+    connections: int,
+    procs: int,
+    warmup: float,
+    duration: float,
+    expect: int = 200,
 ) -> LoadResult:
     """`connections` keep-alive connections over `procs` processes, for warmup + duration seconds.
 
@@ -167,7 +199,7 @@ def run_load(
     children = []
     for i in range(procs):
         receive, send = context.Pipe(duplex=False)
-        chunk = items[i * share:(i + 1) * share]
+        chunk = items[i * share : (i + 1) * share]
         process = context.Process(
             target=_child,
             args=(host, port, chunk, make, per_proc[i], start_at, warmup, duration, expect, send),

@@ -45,8 +45,7 @@ PORTS = Ports.offset(5000)
 
 
 def _userinfo(sub: uuid.UUID) -> str:
-    claims = {"sub": str(sub), "email": f"bench-{sub.hex[:12]}@example.com", "name": "Bench Patient",
-              "role": "patient"}
+    claims = {"sub": str(sub), "email": f"bench-{sub.hex[:12]}@example.com", "name": "Bench Patient", "role": "patient"}
     return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
 
 
@@ -63,20 +62,33 @@ def _make_slots(count: int, first_day: int) -> list[str]:
     while len(slot_ids) < count:
         doctor_id = uuid.uuid4()
         with transaction() as tx:
-            doctors.create_doctor(tx, admin, DoctorCreate(
-                id=doctor_id, email=f"dr-{doctor_id.hex[:12]}@example.com", name="Dr. Bench",
-                specialty="Benchmarks", timezone="Europe/Berlin"))
+            doctors.create_doctor(
+                tx,
+                admin,
+                DoctorCreate(
+                    id=doctor_id,
+                    email=f"dr-{doctor_id.hex[:12]}@example.com",
+                    name="Dr. Bench",
+                    specialty="Benchmarks",
+                    timezone="Europe/Berlin",
+                ),
+            )
             for offset in range(2):
-                window = AvailabilityWindow(date=(datetime.now(UTC) + timedelta(days=day + offset)).date(),
-                                            start=clock(7, 0), end=clock(19, 0), slot_minutes=5)
+                window = AvailabilityWindow(
+                    date=(datetime.now(UTC) + timedelta(days=day + offset)).date(),
+                    start=clock(7, 0),
+                    end=clock(19, 0),
+                    slot_minutes=5,
+                )
                 created, _ = doctors.publish_slots(tx, admin, doctor_id, window)
                 slot_ids += [str(s.id) for s in created]
         day += 2
     return slot_ids[:count]
 
 
-def _book_all(stack: Stack, slot_ids: list[str], clients: int,
-              rate: float | None = None) -> tuple[list[float], list[str], int, float]:
+def _book_all(
+    stack: Stack, slot_ids: list[str], clients: int, rate: float | None = None
+) -> tuple[list[float], list[str], int, float]:
     """Books every slot over HTTP (at `rate` per second, or as fast as the clients go);
     returns latencies (ms), appointment ids, errors, seconds."""
     url = f"{stack.url('book')}/appointments"
@@ -94,8 +106,9 @@ def _book_all(stack: Stack, slot_ids: list[str], clients: int,
         if session is None:
             session = local.session = requests.Session()
         started = time.perf_counter()
-        response = session.post(url, json={"slot_id": slot_id}, timeout=60,
-                                headers={"X-Apigateway-Api-Userinfo": _userinfo(uuid.uuid4())})
+        response = session.post(
+            url, json={"slot_id": slot_id}, timeout=60, headers={"X-Apigateway-Api-Userinfo": _userinfo(uuid.uuid4())}
+        )
         elapsed = (time.perf_counter() - started) * 1000
         with lock:
             if response.status_code == 201:
@@ -137,9 +150,11 @@ def _sink_times(folder: Path, wanted: set[str], timeout: float) -> dict[str, flo
 def _commit_times(url: str, ids: list[str]) -> dict[str, float]:
     conn = connect(url)
     try:
-        rows = conn.run("SELECT appointment_id, created_at FROM outbox WHERE target = 'TASK' "
-                        "AND payload->>'kind' = 'CONFIRMATION' AND appointment_id = ANY(CAST(:ids AS uuid[]))",
-                        ids=ids)
+        rows = conn.run(
+            "SELECT appointment_id, created_at FROM outbox WHERE target = 'TASK' "
+            "AND payload->>'kind' = 'CONFIRMATION' AND appointment_id = ANY(CAST(:ids AS uuid[]))",
+            ids=ids,
+        )
     finally:
         conn.close()
     return {str(a): created.timestamp() for a, created in rows}
@@ -165,40 +180,58 @@ def main(argv: list[str] | None = None) -> int:
         url = pg.recreate("bench_notify")
         state = bench_dir("bench-notify")
         shutil.rmtree(state / "mail", ignore_errors=True)
-        stack = Stack(state=state, ports=PORTS, database_url=url, seed=False, functions=("book", "notify"),
-                      extra_env={"REMINDER_OFFSETS": "24h", "SWEEP_INTERVAL": "1"})
+        stack = Stack(
+            state=state,
+            ports=PORTS,
+            database_url=url,
+            seed=False,
+            functions=("book", "notify"),
+            extra_env={"REMINDER_OFFSETS": "24h", "SWEEP_INTERVAL": "1"},
+        )
         stack.start()
         try:
-            print(f"stack up in {timer}: {', '.join(s.name for s in stack.services)}; {load_average()}",
-                  flush=True)
+            print(f"stack up in {timer}: {', '.join(s.name for s in stack.services)}; {load_average()}", flush=True)
             n = args.bookings
             slots = _make_slots(3 * n, first_day=3)
             results = []
 
             # -- paced, then burst: dispatch after commit ------------------------------------
-            for phase, batch, rate in (("paced", slots[:n], args.rate), ("burst", slots[n:2 * n], None)):
+            for phase, batch, rate in (("paced", slots[:n], args.rate), ("burst", slots[n : 2 * n], None)):
                 latencies, ids, errors, seconds = _book_all(stack, batch, args.clients, rate)
                 results.append(Figures(f"{phase}: book (incl. dispatch)", len(ids), seconds, latencies, errors))
                 sent = _sink_times(state / "mail", set(ids), args.timeout)
                 committed = _commit_times(url, ids)
                 delays = sorted((sent[a] - committed[a]) * 1000 for a in sent if a in committed)
                 window = max(sent.values()) - min(committed.values()) if sent else 0.0
-                results.append(Figures(f"{phase}: outbox -> SMTP sink", len(sent), window, delays,
-                                       note="latency = commit -> email written by the sink"))
+                results.append(
+                    Figures(
+                        f"{phase}: outbox -> SMTP sink",
+                        len(sent),
+                        window,
+                        delays,
+                        note="latency = commit -> email written by the sink",
+                    )
+                )
 
             # -- backlog: Cloud Tasks down while booking, then drained by the sweep ---------
             tasks = stack.find("tasks")
             stack.stop_service(tasks)
-            latencies, ids, errors, seconds = _book_all(stack, slots[2 * n:], args.clients)
+            latencies, ids, errors, seconds = _book_all(stack, slots[2 * n :], args.clients)
             results.append(Figures("backlog: book (Cloud Tasks down)", len(ids), seconds, latencies, errors))
             restarted = time.time()
             stack.spawn(tasks)
             _wait_port(PORTS.tasks)
             sent = _sink_times(state / "mail", set(ids), args.timeout)
             drain = sorted((t - restarted) * 1000 for t in sent.values())
-            results.append(Figures("backlog: outbox -> SMTP sink", len(sent),
-                                   max(sent.values()) - restarted if sent else 0.0, drain,
-                                   note="latency = emulator back -> email written (sweep every 1 s)"))
+            results.append(
+                Figures(
+                    "backlog: outbox -> SMTP sink",
+                    len(sent),
+                    max(sent.values()) - restarted if sent else 0.0,
+                    drain,
+                    note="latency = emulator back -> email written (sweep every 1 s)",
+                )
+            )
         finally:
             stack.stop()
     print(f"\n{args.bookings} bookings per phase, {args.clients} clients; {load_average()}")

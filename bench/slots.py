@@ -66,33 +66,50 @@ def build(url: str) -> None:
 
 def _people_and_slots(conn: Any, timer: Timer) -> None:
     base = _grid_start()
-    conn.run("""
+    conn.run(
+        """
         INSERT INTO users (id, email, name, role)
         SELECT md5('slots-doctor-' || d)::uuid, 'slots-doctor-' || d || '@bench.example', 'Dr. Slots ' || d,
                'doctor'
-        FROM generate_series(0, :n - 1) AS d""", n=DOCTORS)
-    conn.run("""
+        FROM generate_series(0, :n - 1) AS d""",
+        n=DOCTORS,
+    )
+    conn.run(
+        """
         INSERT INTO doctors_profiles (user_id, specialty, timezone)
         SELECT md5('slots-doctor-' || d)::uuid, 'Specialty ' || (d % 20), 'UTC'
-        FROM generate_series(0, :n - 1) AS d""", n=DOCTORS)
-    conn.run("""
+        FROM generate_series(0, :n - 1) AS d""",
+        n=DOCTORS,
+    )
+    conn.run(
+        """
         INSERT INTO users (id, email, name, role)
         SELECT md5('slots-patient-' || p)::uuid, 'slots-patient-' || p || '@bench.example',
                'Patient ' || p, 'patient'
-        FROM generate_series(0, :n - 1) AS p""", n=PATIENTS)
-    conn.run("""
+        FROM generate_series(0, :n - 1) AS p""",
+        n=PATIENTS,
+    )
+    conn.run(
+        """
         INSERT INTO patients_profiles (user_id)
-        SELECT md5('slots-patient-' || p)::uuid FROM generate_series(0, :n - 1) AS p""", n=PATIENTS)
+        SELECT md5('slots-patient-' || p)::uuid FROM generate_series(0, :n - 1) AS p""",
+        n=PATIENTS,
+    )
     print(f"  users and profiles: {timer}", flush=True)
     chunk = 100
     for first in range(0, DOCTORS, chunk):
-        conn.run("""
+        conn.run(
+            """
             INSERT INTO slots (doctor_id, start_time, end_time)
             SELECT md5('slots-doctor-' || d)::uuid,
                    CAST(:base AS timestamptz) + k * interval '30 minutes',
                    CAST(:base AS timestamptz) + (k + 1) * interval '30 minutes'
             FROM generate_series(CAST(:first AS int), CAST(:last AS int)) AS d, generate_series(0, :k - 1) AS k""",
-                 base=base, first=first, last=first + chunk - 1, k=SLOTS_PER_DOCTOR)
+            base=base,
+            first=first,
+            last=first + chunk - 1,
+            k=SLOTS_PER_DOCTOR,
+        )
         print(f"  slots of doctors {first}-{first + chunk - 1}: {timer}", flush=True)
 
 
@@ -107,7 +124,8 @@ def _appointments(conn: Any, timer: Timer) -> None:
     for first in range(0, DOCTORS, chunk):
         # Patient (k * 1000 + d) mod 100,000: slots at one time k all go to different
         # patients, so no patient holds two appointments that overlap.
-        conn.run("""
+        conn.run(
+            """
             INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, status,
                                       created_at, updated_at)
             SELECT s.id, md5('slots-patient-' || ((k.k * 1000 + g.d) % :patients))::uuid,
@@ -119,7 +137,12 @@ def _appointments(conn: Any, timer: Timer) -> None:
             JOIN slots AS s ON s.doctor_id = md5('slots-doctor-' || g.d)::uuid
                            AND s.start_time = CAST(:base AS timestamptz) + k.k * interval '30 minutes'
             WHERE (g.d + k.k) % 5 < 2""",
-                 patients=PATIENTS, base=base, first=first, last=first + chunk - 1, k=SLOTS_PER_DOCTOR)
+            patients=PATIENTS,
+            base=base,
+            first=first,
+            last=first + chunk - 1,
+            k=SLOTS_PER_DOCTOR,
+        )
         print(f"  appointments of doctors {first}-{first + chunk - 1}: {timer}", flush=True)
     conn.run("SET session_replication_role = origin")
     # Index-only scans need the visibility map: VACUUM marks the pages all-visible.
@@ -223,10 +246,20 @@ def at_database(url: str, picked: list[tuple[str, date, date]]) -> tuple[Figures
     server_side.sort()
     total = sum(server_side) / 1000
     return (
-        Figures("list_free_slots at the database", len(picked), total, server_side,
-                note="EXPLAIN ANALYZE planning + execution time; rate = 1 client back to back"),
-        Figures("list_free_slots, Python client", len(picked), sum(client) / 1000, client,
-                note="prepared statement through shared.db, pg8000 reading the rows"),
+        Figures(
+            "list_free_slots at the database",
+            len(picked),
+            total,
+            server_side,
+            note="EXPLAIN ANALYZE planning + execution time; rate = 1 client back to back",
+        ),
+        Figures(
+            "list_free_slots, Python client",
+            len(picked),
+            sum(client) / 1000,
+            client,
+            note="prepared statement through shared.db, pg8000 reading the rows",
+        ),
         rows,
     )
 
@@ -248,9 +281,11 @@ def show_plan(url: str, doctor: str, first: date, last: date) -> tuple[str, bool
     finally:
         conn.close()
     scans = [line.strip() for line in text.splitlines() if "Scan" in line]
-    ok = (not any("Seq Scan" in s for s in scans)
-          and any("Index Only Scan" in s and " on slots" in s for s in scans)
-          and any("Index Only Scan" in s and " on appointments" in s for s in scans))
+    ok = (
+        not any("Seq Scan" in s for s in scans)
+        and any("Index Only Scan" in s and " on slots" in s for s in scans)
+        and any("Index Only Scan" in s and " on appointments" in s for s in scans)
+    )
     return text, ok
 
 
@@ -259,23 +294,39 @@ def over_http(url: str, picked: list[tuple[str, date, date]], clients: int) -> F
     from bench.httpload import run_load
     from local.stack import Stack
 
-    stack = Stack(state=bench_dir("bench-slots/stack"), ports=PORTS, database_url=url, workers=2, threads=8,
-                  seed=False, extensions=[], functions=("slots",))
+    stack = Stack(
+        state=bench_dir("bench-slots/stack"),
+        ports=PORTS,
+        database_url=url,
+        workers=2,
+        threads=8,
+        seed=False,
+        extensions=[],
+        functions=("slots",),
+    )
     port = PORTS.slots
 
     def make(item: object) -> bytes:
         doctor, first, last = cast(tuple[str, date, date], item)
-        return (f"GET /doctors/{doctor}/slots?from={first}&to={last} HTTP/1.1\r\n"
-                f"Host: 127.0.0.1:{port}\r\n\r\n").encode()
+        return (
+            f"GET /doctors/{doctor}/slots?from={first}&to={last} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+        ).encode()
 
     stack.start()
     try:
-        result = run_load("127.0.0.1", port, picked * 20, make, connections=clients, procs=1, warmup=2,
-                          duration=10, expect=200)
+        result = run_load(
+            "127.0.0.1", port, picked * 20, make, connections=clients, procs=1, warmup=2, duration=10, expect=200
+        )
     finally:
         stack.stop()
-    return Figures(f"GET /doctors/{{id}}/slots, {clients} clients", result.ok, 10.0, result.latencies_ms,
-                   result.errors, note="slots function (2 workers x 8 threads), up to 500 slots a page")
+    return Figures(
+        f"GET /doctors/{{id}}/slots, {clients} clients",
+        result.ok,
+        10.0,
+        result.latencies_ms,
+        result.errors,
+        note="slots function (2 workers x 8 threads), up to 500 slots a page",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -294,8 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         url = pg.url(DATABASE)
         if args.rebuild or not pg.exists(DATABASE) or not ready(url):
             timer = Timer()
-            print(f"making {SLOTS:,} slots and {APPOINTMENTS:,} appointments (once; kept in .local/bench-slots/)",
-                  flush=True)
+            print(
+                f"making {SLOTS:,} slots and {APPOINTMENTS:,} appointments (once; kept in .local/bench-slots/)",
+                flush=True,
+            )
             if args.rebuild or not pg.exists(DATABASE) or _slot_count(url) != SLOTS:
                 url = pg.recreate(DATABASE)
             migrate(url)
@@ -310,8 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         results = [server_side, client]
         if args.http_clients > 0:
             results.append(over_http(url, picked, args.http_clients))
-    print(f"\n{args.queries} queries, random doctors of {DOCTORS:,}, ranges of 1-31 days: "
-          f"{rows / len(picked):.0f} free slots returned on average")
+    print(
+        f"\n{args.queries} queries, random doctors of {DOCTORS:,}, ranges of 1-31 days: "
+        f"{rows / len(picked):.0f} free slots returned on average"
+    )
     print("\n".join(f.line() for f in results))
     verdict = "meets" if server_side.p(0.99) < 10 else "MISSES"
     print(f"p99 at the database {server_side.p(0.99):.2f} ms ({verdict} the target < 10 ms)")
@@ -324,4 +379,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
-

@@ -72,8 +72,11 @@ def cmd_run(_: argparse.Namespace) -> None:
         while True:
             for service in stack.services:
                 if service.process is not None and service.process.poll() is not None:
-                    print(f"{service.name} exited ({service.process.returncode}); "
-                          f"see {stack.log_dir / service.name}.log - restarting", flush=True)
+                    print(
+                        f"{service.name} exited ({service.process.returncode}); "
+                        f"see {stack.log_dir / service.name}.log - restarting",
+                        flush=True,
+                    )
                     stack.spawn(service)
             time.sleep(1)
     except KeyboardInterrupt:
@@ -103,8 +106,9 @@ def _banner(stack: object) -> str:
     interval = stack.extra_env.get("SWEEP_INTERVAL") or os.environ.get("SWEEP_INTERVAL") or "5"
     for service in stack.services:
         if service.name in described:
-            lines.append(f"  {service.name:<12} " + described[service.name].format(port=service.port,
-                                                                                 interval=interval))
+            lines.append(
+                f"  {service.name:<12} " + described[service.name].format(port=service.port, interval=interval)
+            )
         elif service.name != "gateway":
             where = f"http://127.0.0.1:{service.port}" if service.port else "(no port)"
             lines.append(f"  {service.name:<12} {where}")
@@ -138,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("run", help="start the whole local stack").set_defaults(func=cmd_run)
     commands.add_parser("migrate", help="apply pending migrations (DATABASE_URL or Cloud SQL)").set_defaults(
-        func=cmd_migrate)
+        func=cmd_migrate
+    )
     commands.add_parser("seed", help="add the demo doctors and patients").set_defaults(func=cmd_seed)
     token = commands.add_parser("token", help="print a token the local gateway accepts")
     token.add_argument("--role", required=True, choices=["patient", "doctor", "admin"])

@@ -23,7 +23,8 @@ def pull(host: str, subscription: str, wait: float = 10.0) -> Iterator[dict[str,
     while time.monotonic() - idle_since < wait:
         try:
             response = subscriber.pull(
-                request={"subscription": subscription, "max_messages": 100}, timeout=min(wait, 5.0))
+                request={"subscription": subscription, "max_messages": 100}, timeout=min(wait, 5.0)
+            )
         except exceptions.DeadlineExceeded:
             continue
         if not response.received_messages:
@@ -45,8 +46,9 @@ def pull(host: str, subscription: str, wait: float = 10.0) -> Iterator[dict[str,
                 "message_id": message.message_id,
                 "event": body,
             }
-        subscriber.acknowledge(request={"subscription": subscription,
-                                        "ack_ids": [r.ack_id for r in response.received_messages]})
+        subscriber.acknowledge(
+            request={"subscription": subscription, "ack_ids": [r.ack_id for r in response.received_messages]}
+        )
 
 
 def main(host: str | None, subscription: str | None, wait: float | None) -> None:
@@ -56,8 +58,11 @@ def main(host: str | None, subscription: str | None, wait: float | None) -> None
     print(f"tailing {subscription} on {host} (Ctrl-C stops)", flush=True)
     try:
         for event in pull(host, subscription, wait=wait if wait is not None else float("inf")):
-            print(f"{event['type']:<26} appointment={event['appointment_id']} "
-                  f"ordering_key={event['ordering_key']} audit_id={event['audit_id']} "
-                  f"at={event['occurred_at']}", flush=True)
+            print(
+                f"{event['type']:<26} appointment={event['appointment_id']} "
+                f"ordering_key={event['ordering_key']} audit_id={event['audit_id']} "
+                f"at={event['occurred_at']}",
+                flush=True,
+            )
     except KeyboardInterrupt:
         pass

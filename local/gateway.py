@@ -33,8 +33,18 @@ StartResponse = Callable[..., Any]
 
 USERINFO = "X-Apigateway-Api-Userinfo"
 # Hop-by-hop headers, and the identity header a client must never be able to forge.
-_DROP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-authorization",
-         "host", "content-length", USERINFO.lower(), "x-forwarded-authorization"}
+_DROP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "proxy-authorization",
+    "host",
+    "content-length",
+    USERINFO.lower(),
+    "x-forwarded-authorization",
+}
 
 
 @dataclass(frozen=True)
@@ -125,8 +135,13 @@ class Verifier:
             if key is None:
                 raise jwt.InvalidTokenError("unknown signing key")
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=["RS256"], audience=self.audiences, issuer=self.issuer,
-                options={"require": ["exp", "iss", "sub"]}, leeway=self.LEEWAY,
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self.audiences,
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "sub"]},
+                leeway=self.LEEWAY,
             )
         except jwt.ExpiredSignatureError as error:
             raise Problem(401, "Unauthenticated", "the token has expired") from error
@@ -139,9 +154,7 @@ class Gateway:
     def __init__(self, spec: dict[str, Any], jwks_path: Path) -> None:
         self.routes = load_routes(spec)
         provider = spec["securityDefinitions"]["identity_provider"]
-        self.verifier = Verifier(
-            provider["x-google-issuer"], jwks_path, provider["x-google-audiences"].split(",")
-        )
+        self.verifier = Verifier(provider["x-google-issuer"], jwks_path, provider["x-google-audiences"].split(","))
         self.http = Upstream(connect_timeout=2.0, read_timeout=60.0)
 
     def match(self, method: str, path: str) -> Operation:
@@ -184,21 +197,31 @@ class Gateway:
                 upstream = self.http.request(method, url, body=body, headers=headers)
             except (OSError, http.client.HTTPException) as error:
                 raise Problem(503, "Service unavailable", f"the backend did not answer: {error!r}") from error
-            reply = [(k, v) for k, v in upstream.headers.items()
-                     if k.lower() not in ("connection", "transfer-encoding", "keep-alive", "content-length")]
+            reply = [
+                (k, v)
+                for k, v in upstream.headers.items()
+                if k.lower() not in ("connection", "transfer-encoding", "keep-alive", "content-length")
+            ]
             data = upstream.data
             reply.append(("Content-Length", str(len(data))))
             start_response(f"{upstream.status} {_reason(upstream.status)}", reply)
             return [data]
         except Problem as problem:
-            payload = json.dumps({"type": "/problems/gateway", "title": problem.title,
-                                  "status": problem.status, "detail": problem.detail}).encode()
+            payload = json.dumps(
+                {
+                    "type": "/problems/gateway",
+                    "title": problem.title,
+                    "status": problem.status,
+                    "detail": problem.detail,
+                }
+            ).encode()
             extra = [("WWW-Authenticate", "Bearer")] if problem.status == 401 else []
             if problem.status == 503:
                 extra.append(("Retry-After", "2"))
-            start_response(f"{problem.status} {problem.title}",
-                           [("Content-Type", "application/problem+json"),
-                            ("Content-Length", str(len(payload))), *extra])
+            start_response(
+                f"{problem.status} {problem.title}",
+                [("Content-Type", "application/problem+json"), ("Content-Length", str(len(payload))), *extra],
+            )
             return [payload]
 
 
@@ -306,8 +329,6 @@ def _read_body(environ: Environ) -> bytes | None:
     return data
 
 
-
-
 @lru_cache(maxsize=128)  # an enum lookup per response was ~1.5% of the gateway's CPU
 def _reason(status: int) -> str:
     from http import HTTPStatus
@@ -336,11 +357,18 @@ def serve(config_path: str, host: str, port: int, workers: int, threads: int) ->
 
     class _App(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            for key, value in {"bind": f"{host}:{port}", "workers": workers, "threads": threads,
-                               "worker_class": "gthread", "loglevel": "warning",
-                               "accesslog": None, "timeout": 120, "keepalive": 30,
-                               # Long URLs reach the app, which answers 414 as problem+json.
-                               "limit_request_line": 8190}.items():
+            for key, value in {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "threads": threads,
+                "worker_class": "gthread",
+                "loglevel": "warning",
+                "accesslog": None,
+                "timeout": 120,
+                "keepalive": 30,
+                # Long URLs reach the app, which answers 414 as problem+json.
+                "limit_request_line": 8190,
+            }.items():
                 self.cfg.set(key, value)
 
         def load(self) -> Gateway:
@@ -364,4 +392,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-

@@ -32,8 +32,7 @@ def ensure_keys(state: Path = STATE) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                          serialization.NoEncryption())
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     private_path.chmod(0o600)
     public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
@@ -43,15 +42,27 @@ def ensure_keys(state: Path = STATE) -> Path:
 
 
 def make_token(
-    role: str, sub: UUID | str, email: str, name: str | None = None, *, ttl: int = 3600,
-    state: Path = STATE, extra: dict[str, Any] | None = None,
+    role: str,
+    sub: UUID | str,
+    email: str,
+    name: str | None = None,
+    *,
+    ttl: int = 3600,
+    state: Path = STATE,
+    extra: dict[str, Any] | None = None,
 ) -> str:
     ensure_keys(state)
     private = (key_dir(state) / "private.pem").read_bytes()
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": str(sub), "email": email, "role": role,
-        "iat": now, "nbf": now, "exp": now + ttl,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(sub),
+        "email": email,
+        "role": role,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
     }
     if name:
         claims["name"] = name

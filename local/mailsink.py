@@ -32,8 +32,9 @@ class Sink:
         content = envelope.original_content or envelope.content
         data = content if isinstance(content, bytes) else str(content).encode()
         # The envelope is not part of the message; keep it in front, as Return-Path does.
-        header = (f"X-Envelope-From: {envelope.mail_from}\r\n"
-                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
+        header = (
+            f"X-Envelope-From: {envelope.mail_from}\r\nX-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n"
+        ).encode()
         name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
         partial = self.folder / f".{name}.part"
         partial.write_bytes(header + data)
@@ -75,9 +76,21 @@ def extend(stack: Stack) -> None:
     from local.stack import Service
 
     folder = stack.state / "mail"
-    stack.services.append(Service("smtp", [
-        sys.executable, "-m", "local.mailsink", "--port", str(stack.ports.smtp), "--dir", str(folder),
-    ], stack.ports.smtp))
+    stack.services.append(
+        Service(
+            "smtp",
+            [
+                sys.executable,
+                "-m",
+                "local.mailsink",
+                "--port",
+                str(stack.ports.smtp),
+                "--dir",
+                str(folder),
+            ],
+            stack.ports.smtp,
+        )
+    )
     stack.extra_env.update({"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(stack.ports.smtp)})
 
 

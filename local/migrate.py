@@ -115,5 +115,7 @@ def _record(conn: Connection, migration: Migration) -> None:
     _scalar(
         conn,
         "INSERT INTO schema_migrations (version, name, checksum) VALUES (:version, :name, :checksum)",
-        version=migration.version, name=migration.path.name, checksum=migration.checksum,
+        version=migration.version,
+        name=migration.path.name,
+        checksum=migration.checksum,
     )

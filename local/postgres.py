@@ -67,8 +67,12 @@ class EmbeddedPostgres:
 
     def _run(self, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(POSTGRES_BIN_PATH / tool), *args], check=True, capture_output=True, text=True,
-            cwd="/", user=_server_user(),
+            [str(POSTGRES_BIN_PATH / tool), *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd="/",
+            user=_server_user(),
         )
 
     def init(self) -> None:
@@ -77,13 +81,14 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if _server_user():
             _open_path_for(self.data_dir, SYSTEM_USER)
-        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                  "--encoding=UTF8", "--locale=C")
+        self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C")
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             # Sized for a laptop and for the benchmarks' concurrency.
-            conf.write("\n# clinic local stack\nmax_connections = 300\nshared_buffers = 256MB\n"
-                       "fsync = on\nsynchronous_commit = on\nlog_min_messages = warning\n"
-                       "unix_socket_directories = ''\n")
+            conf.write(
+                "\n# clinic local stack\nmax_connections = 300\nshared_buffers = 256MB\n"
+                "fsync = on\nsynchronous_commit = on\nlog_min_messages = warning\n"
+                "unix_socket_directories = ''\n"
+            )
 
     def start(self) -> None:
         self.init()
@@ -92,8 +97,19 @@ class EmbeddedPostgres:
         self.log_file.touch()
         if os.geteuid() == 0:
             _open_path_for(self.log_file, SYSTEM_USER)
-        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-w", "-t", "60",
-                  "-o", f"-h 127.0.0.1 -p {self.port}", "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log_file),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-h 127.0.0.1 -p {self.port}",
+            "start",
+        )
         deadline = time.monotonic() + 30
         while not port_open(self.port):
             if time.monotonic() > deadline:

@@ -32,8 +32,9 @@ def gcloud() -> str | None:
     return shutil.which("gcloud")
 
 
-def ensure_topic(host: str, topic: str = TOPIC, subscriptions: tuple[str, ...] = (SUBSCRIPTION,),
-                 timeout: float = 30.0) -> None:
+def ensure_topic(
+    host: str, topic: str = TOPIC, subscriptions: tuple[str, ...] = (SUBSCRIPTION,), timeout: float = 30.0
+) -> None:
     """Creates the topic and subscriptions (ordered delivery) if they do not exist."""
     os.environ["PUBSUB_EMULATOR_HOST"] = host
     from google.api_core import exceptions
@@ -55,7 +56,8 @@ def ensure_topic(host: str, topic: str = TOPIC, subscriptions: tuple[str, ...] =
     for name in subscriptions:
         with contextlib.suppress(exceptions.AlreadyExists):
             subscriber.create_subscription(
-                request={"name": name, "topic": topic, "enable_message_ordering": True}, timeout=5)
+                request={"name": name, "topic": topic, "enable_message_ordering": True}, timeout=5
+            )
 
 
 def _port_open(port: int) -> bool:
@@ -93,8 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     if binary is None:
         raise SystemExit("gcloud is not installed")
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-           "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1"}
+    env = {**os.environ, "CLOUDSDK_CORE_DISABLE_PROMPTS": "1", "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "1"}
     started: list[subprocess.Popen[bytes]] = []
 
     def _stop(*_: Any) -> None:
@@ -108,10 +109,21 @@ def main(argv: list[str] | None = None) -> None:
     # gcloud moves itself into a process group of its own unless it leads its session,
     # so it gets a session, and this wrapper stops that whole group (gcloud and Java)
     # when the stack stops the wrapper's group.
-    child = subprocess.Popen([
-        binary, "beta", "emulators", "pubsub", "start", f"--host-port=127.0.0.1:{args.port}",
-        f"--project={PROJECT}", f"--data-dir={args.data_dir}", "--verbosity=warning",
-    ], env=env, start_new_session=True)
+    child = subprocess.Popen(
+        [
+            binary,
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port=127.0.0.1:{args.port}",
+            f"--project={PROJECT}",
+            f"--data-dir={args.data_dir}",
+            "--verbosity=warning",
+        ],
+        env=env,
+        start_new_session=True,
+    )
     started.append(child)
     code = 1
     try:
@@ -137,15 +149,28 @@ def extend(stack: Stack) -> None:
     if gcloud() is None:
         print("gcloud is not installed: no Pub/Sub emulator; domain events wait in the outbox", flush=True)
         return
-    stack.services.append(Service("pubsub", [
-        sys.executable, "-m", "local.pubsub_emulator", "--port", str(stack.ports.pubsub),
-        "--data-dir", str(stack.state / "pubsub"),
-    ], stack.ports.pubsub))
-    stack.extra_env.update({
-        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{stack.ports.pubsub}",
-        "PUBSUB_TOPIC": TOPIC,
-        "PUBSUB_SUBSCRIPTION": SUBSCRIPTION,
-    })
+    stack.services.append(
+        Service(
+            "pubsub",
+            [
+                sys.executable,
+                "-m",
+                "local.pubsub_emulator",
+                "--port",
+                str(stack.ports.pubsub),
+                "--data-dir",
+                str(stack.state / "pubsub"),
+            ],
+            stack.ports.pubsub,
+        )
+    )
+    stack.extra_env.update(
+        {
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{stack.ports.pubsub}",
+            "PUBSUB_TOPIC": TOPIC,
+            "PUBSUB_SUBSCRIPTION": SUBSCRIPTION,
+        }
+    )
 
 
 if __name__ == "__main__":

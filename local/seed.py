@@ -18,12 +18,27 @@ DOCTORS = queries("doctors")
 
 ADMIN = (UUID("00000000-0000-4000-8000-000000000001"), "admin@clinic.example", "Clinic Admin")
 DOCTORS_SEED = [
-    (UUID("10000000-0000-4000-8000-000000000001"), "ada.okafor@clinic.example", "Dr. Ada Okafor",
-     "Cardiology", "America/New_York"),
-    (UUID("10000000-0000-4000-8000-000000000002"), "jonas.berg@clinic.example", "Dr. Jonas Berg",
-     "Dermatology", "Europe/Berlin"),
-    (UUID("10000000-0000-4000-8000-000000000003"), "yuki.tanaka@clinic.example", "Dr. Yuki Tanaka",
-     "General Practice", "Asia/Tokyo"),
+    (
+        UUID("10000000-0000-4000-8000-000000000001"),
+        "ada.okafor@clinic.example",
+        "Dr. Ada Okafor",
+        "Cardiology",
+        "America/New_York",
+    ),
+    (
+        UUID("10000000-0000-4000-8000-000000000002"),
+        "jonas.berg@clinic.example",
+        "Dr. Jonas Berg",
+        "Dermatology",
+        "Europe/Berlin",
+    ),
+    (
+        UUID("10000000-0000-4000-8000-000000000003"),
+        "yuki.tanaka@clinic.example",
+        "Dr. Yuki Tanaka",
+        "General Practice",
+        "Asia/Tokyo",
+    ),
 ]
 PATIENTS_SEED = [
     (UUID(f"20000000-0000-4000-8000-00000000000{n}"), f"patient{n}@example.com", name)

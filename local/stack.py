@@ -141,17 +141,19 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUNICORN_",))}
-        env.update({
-            "PYTHONPATH": str(ROOT),
-            "DATABASE_URL": self.database_url or "",
-            "WORKERS": str(self.workers),
-            "THREADS": str(self.threads),
-            "DB_POOL_SIZE": str(self.threads),
-            "NOTIFY_URL": f"{self.url('notify')}/tasks/notify",
-            # Locally nothing mints OIDC tokens; production verifies them (see Terraform).
-            "VERIFY_OIDC": "false",
-            "PYTHONUNBUFFERED": "1",
-        })
+        env.update(
+            {
+                "PYTHONPATH": str(ROOT),
+                "DATABASE_URL": self.database_url or "",
+                "WORKERS": str(self.workers),
+                "THREADS": str(self.threads),
+                "DB_POOL_SIZE": str(self.threads),
+                "NOTIFY_URL": f"{self.url('notify')}/tasks/notify",
+                # Locally nothing mints OIDC tokens; production verifies them (see Terraform).
+                "VERIFY_OIDC": "false",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
         env.update(self.extra_env)
         return env
 
@@ -165,25 +167,60 @@ class Stack:
             for extend in self.extensions:
                 extend(self)
             for name in self.functions:
-                self.services.append(Service(name, [
-                    sys.executable, "-m", "functions_framework", "--target", name,
-                    "--source", str(ROOT / "functions" / name / "main.py"),
-                    "--host", "127.0.0.1", "--port", str(getattr(self.ports, name)),
-                ], getattr(self.ports, name)))
+                self.services.append(
+                    Service(
+                        name,
+                        [
+                            sys.executable,
+                            "-m",
+                            "functions_framework",
+                            "--target",
+                            name,
+                            "--source",
+                            str(ROOT / "functions" / name / "main.py"),
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(getattr(self.ports, name)),
+                        ],
+                        getattr(self.ports, name),
+                    )
+                )
             config = self.state / "gateway.json"
-            config.write_text(json.dumps({
-                "jwks_path": str(jwks),
-                "template": {
-                    "slots_url": self.url("slots"), "book_url": self.url("book"),
-                    "cancel_url": self.url("cancel"), "jwt_issuer": keys.ISSUER,
-                    "jwks_uri": jwks.as_uri(), "jwt_audience": keys.AUDIENCE,
-                },
-            }))
-            self.services.append(Service("gateway", [
-                sys.executable, "-m", "local.gateway", "--config", str(config),
-                "--port", str(self.ports.gateway), "--workers", str(self.gateway_workers or self.workers),
-                "--threads", str(self.gateway_threads or max(16, self.threads * 2)),
-            ], self.ports.gateway))
+            config.write_text(
+                json.dumps(
+                    {
+                        "jwks_path": str(jwks),
+                        "template": {
+                            "slots_url": self.url("slots"),
+                            "book_url": self.url("book"),
+                            "cancel_url": self.url("cancel"),
+                            "jwt_issuer": keys.ISSUER,
+                            "jwks_uri": jwks.as_uri(),
+                            "jwt_audience": keys.AUDIENCE,
+                        },
+                    }
+                )
+            )
+            self.services.append(
+                Service(
+                    "gateway",
+                    [
+                        sys.executable,
+                        "-m",
+                        "local.gateway",
+                        "--config",
+                        str(config),
+                        "--port",
+                        str(self.ports.gateway),
+                        "--workers",
+                        str(self.gateway_workers or self.workers),
+                        "--threads",
+                        str(self.gateway_threads or max(16, self.threads * 2)),
+                    ],
+                    self.ports.gateway,
+                )
+            )
             self.log_dir.mkdir(parents=True, exist_ok=True)
             for service in self.services:
                 self.spawn(service)
@@ -205,7 +242,11 @@ class Stack:
     def spawn(self, service: Service) -> None:
         log = (self.log_dir / f"{service.name}.log").open("ab")
         service.process = subprocess.Popen(
-            service.argv, cwd=ROOT, env={**self.env(), **service.env}, stdout=log, stderr=subprocess.STDOUT,
+            service.argv,
+            cwd=ROOT,
+            env={**self.env(), **service.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 

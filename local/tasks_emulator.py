@@ -65,31 +65,53 @@ def _build() -> Path | None:
     uv = Path(sys.executable).parent / "uv"
     try:
         if not python().exists():
-            subprocess.run([str(uv), "venv", "-q", "--python", sys.executable, str(VENV)], check=True,
-                           capture_output=True)
-        subprocess.run([str(uv), "pip", "sync", "-q", "--python", str(python()), str(LOCK)], check=True,
-                       capture_output=True)
+            subprocess.run(
+                [str(uv), "venv", "-q", "--python", sys.executable, str(VENV)], check=True, capture_output=True
+            )
+        subprocess.run(
+            [str(uv), "pip", "sync", "-q", "--python", str(python()), str(LOCK)], check=True, capture_output=True
+        )
     except (OSError, subprocess.CalledProcessError) as error:
         detail = getattr(error, "stderr", b"") or b""
-        print(f"the Cloud Tasks emulator could not be installed ({error}; {detail.decode()[-300:]}); "
-              "notification tasks wait in the outbox", file=sys.stderr)
+        print(
+            f"the Cloud Tasks emulator could not be installed ({error}; {detail.decode()[-300:]}); "
+            "notification tasks wait in the outbox",
+            file=sys.stderr,
+        )
         return None
     READY.touch()
     return python()
 
 
-def command(port: int, queue: str = QUEUE, max_attempts: int = 8, min_backoff: float = 1.0,
-            max_backoff: float = 10.0, max_concurrent: int = 8) -> list[str] | None:
+def command(
+    port: int,
+    queue: str = QUEUE,
+    max_attempts: int = 8,
+    min_backoff: float = 1.0,
+    max_backoff: float = 10.0,
+    max_concurrent: int = 8,
+) -> list[str] | None:
     interpreter = ensure_venv()
     if interpreter is None:
         return None
     return [
-        str(interpreter), "-m", "local.tasks_emulator_server",
-        "--min-backoff", str(min_backoff), "--max-backoff", str(max_backoff),
-        "--max-concurrent-dispatches", str(max_concurrent),
-        "start", "--port", str(port), "--default-queue", queue,
+        str(interpreter),
+        "-m",
+        "local.tasks_emulator_server",
+        "--min-backoff",
+        str(min_backoff),
+        "--max-backoff",
+        str(max_backoff),
+        "--max-concurrent-dispatches",
+        str(max_concurrent),
+        "start",
+        "--port",
+        str(port),
+        "--default-queue",
+        queue,
         # The emulator's -r counts retries; Cloud Tasks' max_attempts counts attempts.
-        "--max-retries", str(max(0, max_attempts - 1)),
+        "--max-retries",
+        str(max(0, max_attempts - 1)),
     ]
 
 
@@ -102,7 +124,9 @@ def extend(stack: Stack) -> None:
     if argv is None:
         return
     stack.services.append(Service("tasks", argv, stack.ports.tasks))
-    stack.extra_env.update({
-        "TASKS_EMULATOR_HOST": f"127.0.0.1:{stack.ports.tasks}",
-        "TASKS_QUEUE": QUEUE,
-    })
+    stack.extra_env.update(
+        {
+            "TASKS_EMULATOR_HOST": f"127.0.0.1:{stack.ports.tasks}",
+            "TASKS_QUEUE": QUEUE,
+        }
+    )

@@ -78,8 +78,12 @@ class QueueState(server.QueueState):  # type: ignore[misc]
             task.dispatch_count += 1
         dispatched = datetime.now(UTC)
         status = _request(queue, task)
-        attempt = server.Attempt(schedule_time=task.schedule_time, dispatch_time=dispatched,
-                                 response_time=datetime.now(UTC), response_status={"code": status})
+        attempt = server.Attempt(
+            schedule_time=task.schedule_time,
+            dispatch_time=dispatched,
+            response_time=datetime.now(UTC),
+            response_status={"code": status},
+        )
         task.first_attempt = task.first_attempt or attempt
         task.last_attempt = attempt
         if 200 <= status < 300:
@@ -101,16 +105,19 @@ def _request(queue_name: str, task: Any) -> int:
     """Cloud Tasks' HTTP request with its headers; the response's status (0: no response)."""
     http = task.http_request
     headers = dict(http.headers)
-    headers.update({
-        "X-CloudTasks-QueueName": queue_name.rsplit("/", 1)[-1],
-        "X-CloudTasks-TaskName": task.name.rsplit("/", 1)[-1],
-        "X-CloudTasks-TaskRetryCount": str(task.dispatch_count - 1),
-        "X-CloudTasks-TaskExecutionCount": str(task.dispatch_count - 1),
-        "X-CloudTasks-TaskETA": f"{_epoch(task.schedule_time):.6f}",
-    })
+    headers.update(
+        {
+            "X-CloudTasks-QueueName": queue_name.rsplit("/", 1)[-1],
+            "X-CloudTasks-TaskName": task.name.rsplit("/", 1)[-1],
+            "X-CloudTasks-TaskRetryCount": str(task.dispatch_count - 1),
+            "X-CloudTasks-TaskExecutionCount": str(task.dispatch_count - 1),
+            "X-CloudTasks-TaskETA": f"{_epoch(task.schedule_time):.6f}",
+        }
+    )
     deadline = task.dispatch_deadline.total_seconds() if task.dispatch_deadline else 600.0
     req = request.Request(  # noqa: S310 - the task's own target, as Cloud Tasks calls it
-        http.url, method=http.http_method.name, data=http.body or None, headers=headers)
+        http.url, method=http.http_method.name, data=http.body or None, headers=headers
+    )
     try:
         with request.urlopen(req, timeout=deadline) as response:  # noqa: S310 - as above
             status: int = response.status
@@ -144,8 +151,11 @@ class Processor(server.Processor):  # type: ignore[misc]
             if state.queue(queue).state == server.Queue.State.RUNNING:
                 now = time.time()
                 with lock:
-                    due = sorted((at, name) for name, at in list(state.due.items())
-                                 if at <= now and name not in inflight and name.startswith(queue + "/"))
+                    due = sorted(
+                        (at, name)
+                        for name, at in list(state.due.items())
+                        if at <= now and name not in inflight and name.startswith(queue + "/")
+                    )
                     inflight.update(name for _, name in due)
                 for _, name in due:
                     pool.submit(attempt, name)
@@ -171,8 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-backoff", type=float, default=10.0)
     parser.add_argument("--max-concurrent-dispatches", type=int, default=8)
     ours, rest = parser.parse_known_args(argv)
-    _options.update(min_backoff=ours.min_backoff, max_backoff=ours.max_backoff,
-                    max_concurrent=max(1, ours.max_concurrent_dispatches))
+    _options.update(
+        min_backoff=ours.min_backoff,
+        max_backoff=ours.max_backoff,
+        max_concurrent=max(1, ours.max_concurrent_dispatches),
+    )
     server.QueueState = QueueState
     server.Processor = Processor
     server.APIThread = APIThread

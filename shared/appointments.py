@@ -67,7 +67,12 @@ def _visible(caller: Caller, row: Row) -> bool:
 
 
 def _audit(
-    tx: Tx, row: Row, action: str, from_status: str | None, actor: Caller, reason: str | None,
+    tx: Tx,
+    row: Row,
+    action: str,
+    from_status: str | None,
+    actor: Caller,
+    reason: str | None,
     details: dict[str, Any],
 ) -> list[int]:
     audit = tx.one(
@@ -109,7 +114,10 @@ def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, dic
 def remember(tx: Tx, caller: Caller, key: str, status: int, response: dict[str, Any]) -> None:
     tx.execute(
         SQL.store_idempotent_response,
-        caller_id=caller.id, key=key, status_code=status, response=json.dumps(response),
+        caller_id=caller.id,
+        key=key,
+        status_code=status,
+        response=json.dumps(response),
     )
 
 
@@ -138,10 +146,15 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
     try:
         row = tx.first(
             SQL.book_appointment,
-            caller_id=caller.id, email=caller.email, name=caller.name, role=caller.role,
+            caller_id=caller.id,
+            email=caller.email,
+            name=caller.name,
+            role=caller.role,
             # A patient who never filled in a profile still gets one, empty, on first booking.
-            own_profile=not caller.is_admin(), patient_id=patient_id,
-            slot_id=body.slot_id, reason=body.reason,
+            own_profile=not caller.is_admin(),
+            patient_id=patient_id,
+            slot_id=body.slot_id,
+            reason=body.reason,
         )
     except IntegrityViolation as error:
         if error.constraint in _NO_CALLER_ROW:
@@ -203,9 +216,7 @@ def list_appointments(tx: Tx, caller: Caller, query: AppointmentQuery) -> Appoin
 # -- changing ---------------------------------------------------------------------------
 
 
-def change(
-    tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
-) -> tuple[Appointment, list[int]]:
+def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange) -> tuple[Appointment, list[int]]:
     ensure_user(tx, caller)
     if body.slot_id is not None:
         return _move(tx, caller, appointment_id, body.slot_id, body.reason)
@@ -241,15 +252,21 @@ def _move(
     try:
         with tx.savepoint():
             updated = tx.one(
-                SQL.update_slot, id=appointment_id, slot_id=target["id"], doctor_id=target["doctor_id"],
-                start_time=target["start_time"], end_time=target["end_time"],
+                SQL.update_slot,
+                id=appointment_id,
+                slot_id=target["id"],
+                doctor_id=target["doctor_id"],
+                start_time=target["start_time"],
+                end_time=target["end_time"],
             )
     except IntegrityViolation as error:
         _raise_conflict(error)
         raise
     details = {
-        "from_slot_id": str(row["slot_id"]), "to_slot_id": str(slot_id),
-        "from_start_time": row["start_time"].isoformat(), "to_start_time": target["start_time"].isoformat(),
+        "from_slot_id": str(row["slot_id"]),
+        "to_slot_id": str(slot_id),
+        "from_start_time": row["start_time"].isoformat(),
+        "to_start_time": target["start_time"].isoformat(),
     }
     outbox_ids = _audit(tx, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
     return _public(updated), outbox_ids

@@ -45,6 +45,7 @@ class Connection(Protocol):
 
     def close(self) -> None: ...
 
+
 _SQL_DIR = Path(__file__).parent / "sql"
 
 

@@ -69,8 +69,13 @@ def after_commit(outbox_ids: list[int]) -> None:
         if not (tasks_on or events_on):
             return
         with transaction() as tx:
-            rows = tx.all(SQL.select_outbox_ids, ids=outbox_ids, tasks=tasks_on, events=events_on,
-                          horizon=datetime.now(UTC) + TASKS_HORIZON)
+            rows = tx.all(
+                SQL.select_outbox_ids,
+                ids=outbox_ids,
+                tasks=tasks_on,
+                events=events_on,
+                horizon=datetime.now(UTC) + TASKS_HORIZON,
+            )
         if not rows:
             return
         sent, failed = _send(settings, rows)
@@ -84,8 +89,9 @@ def after_commit(outbox_ids: list[int]) -> None:
         with transaction() as tx:
             _mark(tx, sent, failed)
     except Exception:
-        log.exception("dispatch after commit failed; the sweep will retry",
-                      extra={"fields": {"outbox_ids": outbox_ids}})
+        log.exception(
+            "dispatch after commit failed; the sweep will retry", extra={"fields": {"outbox_ids": outbox_ids}}
+        )
 
 
 def sweep(now: datetime | None = None, limit: int = SWEEP_BATCH, settle: timedelta = SETTLE) -> dict[str, int]:
@@ -115,15 +121,24 @@ def _sweep_batch(now: datetime, limit: int, settle: timedelta) -> Counts:
         return Counts()
     with transaction() as tx:
         # The claim's row locks are held while sending: a concurrent sweep skips these.
-        rows = tx.all(SQL.claim_pending, tasks=tasks_on, events=events_on, horizon=now + TASKS_HORIZON,
-                      settled=now - settle, limit=limit)
+        rows = tx.all(
+            SQL.claim_pending,
+            tasks=tasks_on,
+            events=events_on,
+            horizon=now + TASKS_HORIZON,
+            settled=now - settle,
+            limit=limit,
+        )
         if not rows:
             return Counts()
         sent, failed = _send(settings, rows)
         _mark(tx, sent, failed)
     targets = {row["id"]: row["target"] for row in rows}
-    return Counts(tasks=sum(targets[i] == "TASK" for i in sent), events=sum(targets[i] == "EVENT" for i in sent),
-                  failed=len(failed))
+    return Counts(
+        tasks=sum(targets[i] == "TASK" for i in sent),
+        events=sum(targets[i] == "EVENT" for i in sent),
+        failed=len(failed),
+    )
 
 
 def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str]]:
@@ -146,8 +161,10 @@ def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str
         sent += published
         failed.update(errors)
     if failed:
-        log.warning("outbox dispatch failed; left for the sweep",
-                    extra={"fields": {"outbox_ids": sorted(failed), "error": next(iter(failed.values()))}})
+        log.warning(
+            "outbox dispatch failed; left for the sweep",
+            extra={"fields": {"outbox_ids": sorted(failed), "error": next(iter(failed.values()))}},
+        )
     return sent, failed
 
 
@@ -162,8 +179,14 @@ def _unreachable(error: BaseException) -> bool:
     """Cloud Tasks is down or overloaded, as opposed to refusing this one task."""
     from google.api_core import exceptions
 
-    return isinstance(error, exceptions.ServiceUnavailable | exceptions.DeadlineExceeded
-                      | exceptions.TooManyRequests | exceptions.RetryError | OSError)
+    return isinstance(
+        error,
+        exceptions.ServiceUnavailable
+        | exceptions.DeadlineExceeded
+        | exceptions.TooManyRequests
+        | exceptions.RetryError
+        | OSError,
+    )
 
 
 def _summary(error: BaseException) -> str:
@@ -283,8 +306,13 @@ def _publish(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, 
         # retry=None: with ordering keys the client would otherwise retry forever in
         # the background, and the sweep would publish the same event a second time.
         future = publisher.publish(
-            topic, json.dumps(payload, sort_keys=True).encode(), ordering_key=str(row["appointment_id"]),
-            retry=None, timeout=PUBLISH_TIMEOUT_S, type=str(payload.get("type", "")), event_id=row["name"],
+            topic,
+            json.dumps(payload, sort_keys=True).encode(),
+            ordering_key=str(row["appointment_id"]),
+            retry=None,
+            timeout=PUBLISH_TIMEOUT_S,
+            type=str(payload.get("type", "")),
+            event_id=row["name"],
         )
         futures.append((row, future))
     published: list[int] = []

@@ -68,8 +68,7 @@ def local_time(instant: datetime, zone_name: str) -> datetime:
 def when(notice: Notice) -> str:
     """`Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)`."""
     start, end = local_time(notice.start, notice.timezone), local_time(notice.end, notice.timezone)
-    return (f"{start:%A}, {start.day} {start:%B %Y}, {start:%H:%M}-{end:%H:%M} "
-            f"({notice.timezone}, {start.tzname()})")
+    return f"{start:%A}, {start.day} {start:%B %Y}, {start:%H:%M}-{end:%H:%M} ({notice.timezone}, {start.tzname()})"
 
 
 def subject(notice: Notice) -> str:
@@ -100,13 +99,13 @@ def html_body(notice: Notice) -> str:
     e = html.escape
     lead = _LEAD[notice.kind]
     return (
-        "<!doctype html><html><body style=\"font-family:sans-serif\">"
+        '<!doctype html><html><body style="font-family:sans-serif">'
         f"<p>Hello {e(notice.patient_name)},</p>"
         f"<p>{e(lead[0].upper() + lead[1:])}</p>"
         "<table>"
-        f"<tr><th align=\"left\">Doctor</th><td>{e(notice.doctor_name)}</td></tr>"
-        f"<tr><th align=\"left\">When</th><td>{e(when(notice))}</td></tr>"
-        f"<tr><th align=\"left\">Reference</th><td>{e(notice.appointment_id)}</td></tr>"
+        f'<tr><th align="left">Doctor</th><td>{e(notice.doctor_name)}</td></tr>'
+        f'<tr><th align="left">When</th><td>{e(when(notice))}</td></tr>'
+        f'<tr><th align="left">Reference</th><td>{e(notice.appointment_id)}</td></tr>'
         "</table>"
         "<p>Your clinic</p></body></html>"
     )
@@ -116,8 +115,9 @@ def html_body(notice: Notice) -> str:
 
 
 def _ics_text(value: str) -> str:
-    return (value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
+    return (
+        value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\\n").replace("\n", "\\n")
+    )
 
 
 def _ics_time(instant: datetime) -> str:
@@ -195,8 +195,11 @@ def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> 
     method = calendar_method(notice.kind)
     if method is not None:
         message.add_attachment(
-            ics(notice, settings.mail_from, now).encode(), maintype="text", subtype="calendar",
-            filename="appointment.ics", params={"method": method, "charset": "UTF-8"},
+            ics(notice, settings.mail_from, now).encode(),
+            maintype="text",
+            subtype="calendar",
+            filename="appointment.ics",
+            params={"method": method, "charset": "UTF-8"},
         )
     return message
 

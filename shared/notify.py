@@ -79,8 +79,9 @@ def verify_caller(authorization: str | None, settings: Settings | None = None) -
     if not settings.verify_oidc:
         if not _verification_off_logged:
             _verification_off_logged = True
-            log.warning("OIDC verification is OFF (VERIFY_OIDC=false): any caller can reach notify; "
-                        "local development only")
+            log.warning(
+                "OIDC verification is OFF (VERIFY_OIDC=false): any caller can reach notify; local development only"
+            )
         return
     if not settings.oidc_audience or not settings.notify_invokers:
         log.error("VERIFY_OIDC is on but OIDC_AUDIENCE or NOTIFY_INVOKERS is not set: refusing every call")
@@ -101,7 +102,10 @@ def _verified_claims(token: str, settings: Settings) -> dict[str, Any]:
 
     try:
         claims = id_token.verify_token(
-            token, cast(Any, _CERTS), audience=settings.oidc_audience, certs_url=settings.oidc_certs_url,
+            token,
+            cast(Any, _CERTS),
+            audience=settings.oidc_audience,
+            certs_url=settings.oidc_certs_url,
             clock_skew_in_seconds=30,
         )
     except auth_exceptions.TransportError as error:
@@ -123,8 +127,15 @@ class _CachedCertsRequest:
         self._cache: dict[str, tuple[float, Any]] = {}
         self._inner: Any = None
 
-    def __call__(self, url: str, method: str = "GET", body: Any = None, headers: Any = None,
-                 timeout: float | None = None, **kwargs: Any) -> Any:
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: Any = None,
+        headers: Any = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(url) if method == "GET" else None
@@ -175,8 +186,12 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     """Sends the message once if it is still true; raises Unavailable to be retried."""
     settings = get_settings()
     attempt = retry + 1
-    fields = {"message_key": message.message_key, "appointment_id": str(message.appointment_id),
-              "kind": message.kind, "attempt": attempt}
+    fields = {
+        "message_key": message.message_key,
+        "appointment_id": str(message.appointment_id),
+        "kind": message.kind,
+        "attempt": attempt,
+    }
     recipient = ""
     try:
         with transaction() as tx:
@@ -194,12 +209,19 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                     raise
                 log.info("already sent; duplicate delivery ignored", extra={"fields": fields})
                 return Outcome("duplicate", "this message was already sent")
-            changes = tx.one(SQL.count_calendar_changes, appointment_id=message.appointment_id,
-                             audit_id=message.audit_id)
+            changes = tx.one(
+                SQL.count_calendar_changes, appointment_id=message.appointment_id, audit_id=message.audit_id
+            )
             notice = mail.Notice(
-                kind=message.kind, message_key=message.message_key, appointment_id=str(row["id"]),
-                recipient=recipient, patient_name=row["patient_name"], doctor_name=row["doctor_name"],
-                timezone=row["doctor_timezone"], start=row["start_time"], end=row["end_time"],
+                kind=message.kind,
+                message_key=message.message_key,
+                appointment_id=str(row["id"]),
+                recipient=recipient,
+                patient_name=row["patient_name"],
+                doctor_name=row["doctor_name"],
+                timezone=row["doctor_timezone"],
+                start=row["start_time"],
+                end=row["end_time"],
                 sequence=int(changes["changes"]),
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
@@ -220,12 +242,19 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
 
 
 def _record(tx: Any, message: TaskMessage, recipient: str, status: str, attempt: int, error: str | None) -> None:
-    tx.one(SQL.insert_notification, appointment_id=message.appointment_id, message_key=message.message_key,
-           kind=message.kind, recipient=recipient, status=status, attempts=attempt, error=error)
+    tx.one(
+        SQL.insert_notification,
+        appointment_id=message.appointment_id,
+        message_key=message.message_key,
+        kind=message.kind,
+        recipient=recipient,
+        status=status,
+        attempts=attempt,
+        error=error,
+    )
 
 
-def _give_up(message: TaskMessage, recipient: str, attempt: int, error: Exception,
-             fields: dict[str, Any]) -> Outcome:
+def _give_up(message: TaskMessage, recipient: str, attempt: int, error: Exception, fields: dict[str, Any]) -> Outcome:
     with transaction() as tx:
         _record(tx, message, recipient, "FAILED", attempt, str(error)[:1000])
     log.error("message FAILED for good", extra={"fields": {**fields, "error": str(error)}})

@@ -36,13 +36,14 @@ def task_name(appointment_id: object, kind: str, start: datetime, suffix: int) -
 
 def appointment_json(appointment: Row) -> dict[str, Any]:
     keys = ("id", "slot_id", "doctor_id", "patient_id", "start_time", "end_time", "status", "reason")
-    return {k: (v.isoformat() if isinstance(v, datetime) else str(v) if v is not None else None)
-            for k, v in appointment.items() if k in keys}
+    return {
+        k: (v.isoformat() if isinstance(v, datetime) else str(v) if v is not None else None)
+        for k, v in appointment.items()
+        if k in keys
+    }
 
 
-def record_change(
-    tx: Tx, appointment: Row, action: str, audit_id: int, occurred_at: datetime
-) -> list[int]:
+def record_change(tx: Tx, appointment: Row, action: str, audit_id: int, occurred_at: datetime) -> list[int]:
     """Writes the change's notices, reminders and domain event; returns the new row ids."""
     now = datetime.now(UTC)
     start: datetime = appointment["start_time"]
@@ -74,10 +75,12 @@ def record_change(
     inserted = tx.all(
         SQL.insert_outbox_rows,
         appointment_id=appointment_id,
-        rows=json.dumps([
-            {"target": target, "name": name, "payload": payload, "deliver_at": deliver_at.isoformat()}
-            for target, name, payload, deliver_at in rows
-        ]),
+        rows=json.dumps(
+            [
+                {"target": target, "name": name, "payload": payload, "deliver_at": deliver_at.isoformat()}
+                for target, name, payload, deliver_at in rows
+            ]
+        ),
     )
     return [int(row["id"]) for row in inserted]
 
@@ -90,5 +93,3 @@ def _task(appointment: Row, kind: str, name: str) -> dict[str, Any]:
         "slot_id": str(appointment["slot_id"]),
         "start_time": appointment["start_time"].isoformat(),
     }
-
-

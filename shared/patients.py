@@ -29,14 +29,14 @@ def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool
         if existing is None:
             try:
                 with tx.savepoint():
-                    tx.execute(SQL.insert_user, id=body.user_id, email=body.email.lower(), name=body.name,
-                               role="patient")
+                    tx.execute(
+                        SQL.insert_user, id=body.user_id, email=body.email.lower(), name=body.name, role="patient"
+                    )
             except IntegrityViolation as error:
                 raise Conflict("a user with this email already exists") from error
         elif existing["role"] != "patient":
             raise Conflict("this user is not a patient")
         user_id = body.user_id
-    profile = tx.one(SQL.insert_patient_profile, user_id=user_id, phone=body.phone,
-                     date_of_birth=body.date_of_birth)
+    profile = tx.one(SQL.insert_patient_profile, user_id=user_id, phone=body.phone, date_of_birth=body.date_of_birth)
     patient = tx.one(SQL.select_patient, user_id=user_id)
     return Patient(**patient), bool(profile["created"])

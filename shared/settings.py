@@ -87,7 +87,6 @@ class Settings(BaseModel):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
-
     @classmethod
     def from_env(cls) -> Settings:
         """Each field from the upper-case environment variable of its name, when set."""

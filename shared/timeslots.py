@@ -18,9 +18,7 @@ def local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
     return instant
 
 
-def cut_window(
-    day: date, start: time, end: time, slot_minutes: int, zone: ZoneInfo
-) -> list[tuple[datetime, datetime]]:
+def cut_window(day: date, start: time, end: time, slot_minutes: int, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
     """[(start, end)] in UTC. Ambiguous fall-back times take their first occurrence."""
     first = local_to_utc(day, start, zone)
     last = local_to_utc(day, end, zone)

@@ -36,8 +36,14 @@ def free_port() -> int:
 def child(argv: list[str], port: int, log: Path, timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        process = subprocess.Popen(argv, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + timeout
         while not port_open(port):
@@ -49,8 +55,6 @@ def child(argv: list[str], port: int, log: Path, timeout: float = 60.0) -> Itera
         yield process
     finally:
         stop_process(process)
-
-
 
 
 @contextmanager
@@ -68,8 +72,15 @@ def cloud_tasks(log_dir: Path, port: int | None = None, max_attempts: int = 8) -
 def pubsub(log_dir: Path) -> Iterator[str]:
     """Google's Pub/Sub emulator with the topic and the dev subscription; yields host:port."""
     port = free_port()
-    argv = [sys.executable, "-m", "local.pubsub_emulator", "--port", str(port),
-            "--data-dir", str(log_dir / f"pubsub-{port}")]
+    argv = [
+        sys.executable,
+        "-m",
+        "local.pubsub_emulator",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(log_dir / f"pubsub-{port}"),
+    ]
     with child(argv, port, log_dir / f"pubsub-{port}.log"):
         host = f"127.0.0.1:{port}"
         pubsub_emulator.ensure_topic(host)
@@ -97,11 +108,14 @@ class Recorder:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with recorder._lock:
-                    recorder.requests.append({
-                        "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                        "body": json.loads(body or b"null"),
-                        "at": time.time(),
-                    })
+                    recorder.requests.append(
+                        {
+                            "path": self.path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": json.loads(body or b"null"),
+                            "at": time.time(),
+                        }
+                    )
                 self.send_response(recorder.status)
                 self.end_headers()
 

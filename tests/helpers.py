@@ -32,8 +32,11 @@ def _with_db(url: str, database: str) -> str:
 def _admin(url: str) -> pg8000.native.Connection:
     parts = urlparse(url)
     return pg8000.native.Connection(
-        parts.username or "postgres", host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-        password=parts.password, database=(parts.path or "/postgres").lstrip("/") or "postgres",
+        parts.username or "postgres",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        password=parts.password,
+        database=(parts.path or "/postgres").lstrip("/") or "postgres",
     )
 
 

@@ -32,9 +32,13 @@ def assert_problem(response: requests.Response, status: int) -> dict[str, Any]:
 @contextmanager
 def database(url: str) -> Iterator[pg8000.native.Connection]:
     parts = urlparse(url)
-    conn = pg8000.native.Connection(parts.username or "postgres", host=parts.hostname or "127.0.0.1",
-                                    port=parts.port or 5432, password=parts.password,
-                                    database=parts.path.lstrip("/"))
+    conn = pg8000.native.Connection(
+        parts.username or "postgres",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        password=parts.password,
+        database=parts.path.lstrip("/"),
+    )
     try:
         yield conn
     finally:
@@ -56,14 +60,27 @@ def started_appointment(db_url: str, doctor: Caller, patient: Caller, minutes_ag
         conn.run("BEGIN")
         slot_id = conn.run(
             "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
-            d=doctor.id, s=start, e=start + timedelta(minutes=30))[0][0]
-        appointment_id = conn.run("""
+            d=doctor.id,
+            s=start,
+            e=start + timedelta(minutes=30),
+        )[0][0]
+        appointment_id = conn.run(
+            """
             INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time)
             VALUES (:slot, :patient, :doctor, :s, :e) RETURNING id""",
-            slot=slot_id, patient=patient.id, doctor=doctor.id, s=start, e=start + timedelta(minutes=30))[0][0]
-        conn.run("""
+            slot=slot_id,
+            patient=patient.id,
+            doctor=doctor.id,
+            s=start,
+            e=start + timedelta(minutes=30),
+        )[0][0]
+        conn.run(
+            """
             INSERT INTO audit_appointment (appointment_id, action, to_status, actor_id, details)
-            VALUES (:a, 'BOOKED', 'BOOKED', :actor, '{}')""", a=appointment_id, actor=patient.id)
+            VALUES (:a, 'BOOKED', 'BOOKED', :actor, '{}')""",
+            a=appointment_id,
+            actor=patient.id,
+        )
         conn.run("COMMIT")
     return str(appointment_id)
 
@@ -71,8 +88,12 @@ def started_appointment(db_url: str, doctor: Caller, patient: Caller, minutes_ag
 def past_slot(db_url: str, doctor: Caller, minutes_ago: int = 60) -> str:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
     with database(db_url) as conn:
-        rows = conn.run("INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
-                        d=doctor.id, s=start, e=start + timedelta(minutes=30))
+        rows = conn.run(
+            "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+            d=doctor.id,
+            s=start,
+            e=start + timedelta(minutes=30),
+        )
     return str(rows[0][0])
 
 

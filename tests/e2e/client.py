@@ -55,18 +55,27 @@ class Api:
         """A new doctor, created by an admin, and a caller signed in as them."""
         doctor_id = uuid.uuid4()
         caller = self.caller("doctor", doctor_id, name=f"Dr. {doctor_id.hex[:8]}")
-        response = self.admin().post("/doctors", {
-            "id": str(doctor_id), "email": caller.email, "name": caller.name,
-            "specialty": specialty, "timezone": timezone,
-        })
+        response = self.admin().post(
+            "/doctors",
+            {
+                "id": str(doctor_id),
+                "email": caller.email,
+                "name": caller.name,
+                "specialty": specialty,
+                "timezone": timezone,
+            },
+        )
         assert response.status_code == 201, response.text
         return caller
 
-    def publish(self, doctor: Caller, day: date | None = None, start: str = "09:00", end: str = "12:00",
-                minutes: int = 30) -> list[dict[str, Any]]:
+    def publish(
+        self, doctor: Caller, day: date | None = None, start: str = "09:00", end: str = "12:00", minutes: int = 30
+    ) -> list[dict[str, Any]]:
         day = day or date.today() + timedelta(days=3)
-        response = doctor.post(f"/doctors/{doctor.id}/slots",
-                               {"date": day.isoformat(), "start": start, "end": end, "slot_minutes": minutes})
+        response = doctor.post(
+            f"/doctors/{doctor.id}/slots",
+            {"date": day.isoformat(), "start": start, "end": end, "slot_minutes": minutes},
+        )
         assert response.status_code == 201, response.text
         items: list[dict[str, Any]] = response.json()["items"]
         return items

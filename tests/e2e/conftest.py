@@ -32,8 +32,12 @@ def stack(pg_server: TestServer) -> Iterator[Stack]:
     # Mail of earlier runs would only slow down the tests that read the sink.
     shutil.rmtree(state / "mail", ignore_errors=True)
     running = Stack(
-        state=state, ports=E2E_PORTS, database_url=pg_server.url(name),
-        workers=1, threads=8, extra_env=dict(E2E_ENV),
+        state=state,
+        ports=E2E_PORTS,
+        database_url=pg_server.url(name),
+        workers=1,
+        threads=8,
+        extra_env=dict(E2E_ENV),
     )
     running.start()
     yield running

@@ -81,8 +81,12 @@ class World:
 
     def caller(self, role: str) -> Client:
         return {
-            "anonymous": self.anonymous, "patient": self.patient, "other patient": self.other_patient,
-            "doctor": self.doctor, "other doctor": self.other_doctor, "admin": self.admin,
+            "anonymous": self.anonymous,
+            "patient": self.patient,
+            "other patient": self.other_patient,
+            "doctor": self.doctor,
+            "other doctor": self.other_doctor,
+            "admin": self.admin,
         }[role] or Anonymous(self.api)
 
     def fresh_appointment(self) -> str:
@@ -103,8 +107,18 @@ def world(api: Api, stack: Stack) -> World:
     pool = [s["id"] for s in api.publish(doctor, day, "08:00", "18:00", 5)]
     slots = iter(pool)
     appointment = book(patient, next(slots))["id"]
-    return World(api, stack.database_url or "", doctor, other_doctor, patient, other_patient, api.admin(),
-                 appointment, slots, anonymous=Anonymous(api))
+    return World(
+        api,
+        stack.database_url or "",
+        doctor,
+        other_doctor,
+        patient,
+        other_patient,
+        api.admin(),
+        appointment,
+        slots,
+        anonymous=Anonymous(api),
+    )
 
 
 def send(client: Client, method: str, path: str, body: Any = None) -> requests.Response:
@@ -119,8 +133,13 @@ Request = Callable[[World, Client], requests.Response]
 
 def new_doctor_body() -> dict[str, str]:
     ident = uuid.uuid4()
-    return {"id": str(ident), "email": f"dr-{ident.hex[:12]}@example.com", "name": "Dr. New",
-            "specialty": "Access", "timezone": "Europe/Berlin"}
+    return {
+        "id": str(ident),
+        "email": f"dr-{ident.hex[:12]}@example.com",
+        "name": "Dr. New",
+        "specialty": "Access",
+        "timezone": "Europe/Berlin",
+    }
 
 
 _window_days = itertools.count(40)
@@ -137,10 +156,19 @@ def new_patient_body() -> dict[str, str]:
 
 
 def list_appointments(w: World, c: Client) -> requests.Response:
-    response = send(c, "GET", "/appointments", None) if isinstance(c, Anonymous) else c.get(
-        "/appointments", params={"status": "BOOKED", "page_size": 100,
-                                 "from": (date.today() + timedelta(days=21)).isoformat(),
-                                 "to": (date.today() + timedelta(days=21)).isoformat()})
+    response = (
+        send(c, "GET", "/appointments", None)
+        if isinstance(c, Anonymous)
+        else c.get(
+            "/appointments",
+            params={
+                "status": "BOOKED",
+                "page_size": 100,
+                "from": (date.today() + timedelta(days=21)).isoformat(),
+                "to": (date.today() + timedelta(days=21)).isoformat(),
+            },
+        )
+    )
     return response
 
 
@@ -154,23 +182,27 @@ ROUTES: dict[str, Request] = {
     "GET /doctors/{D}": lambda w, c: send(c, "GET", f"/doctors/{w.doctor.id}"),
     "GET /doctors/{unknown}": lambda w, c: send(c, "GET", f"/doctors/{uuid.uuid4()}"),
     "GET /doctors/{D}/slots": lambda w, c: send(
-        c, "GET", f"/doctors/{w.doctor.id}/slots?from={date.today()}&to={date.today() + timedelta(days=30)}"),
+        c, "GET", f"/doctors/{w.doctor.id}/slots?from={date.today()}&to={date.today() + timedelta(days=30)}"
+    ),
     "POST /doctors/{D}/slots": lambda w, c: send(c, "POST", f"/doctors/{w.doctor.id}/slots", window_body()),
     "POST /patients (self)": lambda w, c: send(c, "POST", "/patients", {"phone": "+49 30 123456"}),
     "POST /patients {user_id: new}": lambda w, c: send(c, "POST", "/patients", new_patient_body()),
     "POST /appointments (self)": lambda w, c: send(c, "POST", "/appointments", {"slot_id": next(w.slots)}),
     "POST /appointments {patient_id: P}": lambda w, c: send(
-        c, "POST", "/appointments", {"slot_id": next(w.slots), "patient_id": str(w.patient.id)}),
+        c, "POST", "/appointments", {"slot_id": next(w.slots), "patient_id": str(w.patient.id)}
+    ),
     "GET /appointments (is A listed?)": list_appointments,
     "GET /appointments/{A}": lambda w, c: send(c, "GET", f"/appointments/{w.appointment}"),
     "GET /appointments/{unknown}": lambda w, c: send(c, "GET", f"/appointments/{uuid.uuid4()}"),
     "GET /appointments/{A}/audit": lambda w, c: send(c, "GET", f"/appointments/{w.appointment}/audit"),
     "PATCH /appointments/{A} CANCELLED": lambda w, c: send(
-        c, "PATCH", f"/appointments/{w.fresh_appointment()}", {"status": "CANCELLED"}),
+        c, "PATCH", f"/appointments/{w.fresh_appointment()}", {"status": "CANCELLED"}
+    ),
     "PATCH /appointments/{A} COMPLETED (started)": patch_started("COMPLETED"),
     "PATCH /appointments/{A} NO_SHOW (started)": patch_started("NO_SHOW"),
     "PATCH /appointments/{A} {slot_id} (move)": lambda w, c: send(
-        c, "PATCH", f"/appointments/{w.fresh_appointment()}", {"slot_id": next(w.slots)}),
+        c, "PATCH", f"/appointments/{w.fresh_appointment()}", {"slot_id": next(w.slots)}
+    ),
 }
 
 # Expected status per role, in ROLES order; "200 yes"/"200 no": whether A is listed.
@@ -206,12 +238,22 @@ def render_matrix() -> str:
 
 def test_the_matrix_covers_every_route_and_the_docstring_shows_it() -> None:
     assert set(ROUTES) == set(ACCESS)
-    methods_paths = {" ".join(name.split()[:2]).replace("{D}", "{id}").replace("{A}", "{id}")
-                     .replace("{unknown}", "{id}") for name in ROUTES}
+    methods_paths = {
+        " ".join(name.split()[:2]).replace("{D}", "{id}").replace("{A}", "{id}").replace("{unknown}", "{id}")
+        for name in ROUTES
+    }
     assert methods_paths == {
-        "GET /doctors", "POST /doctors", "GET /doctors/{id}", "GET /doctors/{id}/slots", "POST /doctors/{id}/slots",
-        "POST /patients", "POST /appointments", "GET /appointments", "GET /appointments/{id}",
-        "GET /appointments/{id}/audit", "PATCH /appointments/{id}",
+        "GET /doctors",
+        "POST /doctors",
+        "GET /doctors/{id}",
+        "GET /doctors/{id}/slots",
+        "POST /doctors/{id}/slots",
+        "POST /patients",
+        "POST /appointments",
+        "GET /appointments",
+        "GET /appointments/{id}",
+        "GET /appointments/{id}/audit",
+        "PATCH /appointments/{id}",
     }
     doc = sys.modules[__name__].__doc__ or ""
     assert render_matrix() in doc, "\n" + render_matrix()
@@ -257,21 +299,28 @@ def test_404_for_others_looks_exactly_like_404_for_nothing(world: World) -> None
 
 
 def userinfo(caller: Caller) -> str:
-    claims = {"sub": str(caller.id), "email": caller.email, "name": caller.name, "role": caller.role,
-              "iss": "https://clinic.local/issuer"}
+    claims = {
+        "sub": str(caller.id),
+        "email": caller.email,
+        "name": caller.name,
+        "role": caller.role,
+        "iss": "https://clinic.local/issuer",
+    }
     return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
 
 
-@pytest.mark.parametrize("name", ["X-Apigateway-Api-Userinfo", "x-apigateway-api-userinfo",
-                                  "X-APIGATEWAY-API-USERINFO"])
+@pytest.mark.parametrize(
+    "name", ["X-Apigateway-Api-Userinfo", "x-apigateway-api-userinfo", "X-APIGATEWAY-API-USERINFO"]
+)
 def test_a_forged_identity_header_with_a_valid_token_grants_nothing(world: World, name: str) -> None:
     intruder = world.other_patient
     for victim in (world.patient, world.doctor, world.admin):
         forged = {name: userinfo(victim)}
         assert_problem(intruder.get(f"/appointments/{world.appointment}", headers=forged), 404)
         assert_problem(intruder.get(f"/appointments/{world.appointment}/audit", headers=forged), 404)
-        assert_problem(intruder.patch(f"/appointments/{world.appointment}", {"status": "CANCELLED"},
-                                      headers=forged), 404)
+        assert_problem(
+            intruder.patch(f"/appointments/{world.appointment}", {"status": "CANCELLED"}, headers=forged), 404
+        )
         listed = intruder.get("/appointments", headers=forged, params={"page_size": 100})
         assert listed.status_code == 200
         assert {a["patient_id"] for a in listed.json()["items"]} <= {str(intruder.id)}
@@ -279,24 +328,39 @@ def test_a_forged_identity_header_with_a_valid_token_grants_nothing(world: World
     assert_problem(intruder.post("/doctors", new_doctor_body(), headers={name: userinfo(world.admin)}), 403)
     # Nor does a patient become the doctor who may complete its own appointment.
     started = world.started()
-    assert_problem(world.patient.patch(f"/appointments/{started}", {"status": "COMPLETED"},
-                                       headers={name: userinfo(world.doctor)}), 403)
+    assert_problem(
+        world.patient.patch(
+            f"/appointments/{started}", {"status": "COMPLETED"}, headers={name: userinfo(world.doctor)}
+        ),
+        403,
+    )
     assert world.patient.get(f"/appointments/{world.appointment}").json()["status"] == "BOOKED"
 
 
 def test_a_forged_identity_header_without_a_token_is_401(world: World) -> None:
     anonymous = Anonymous(world.api)
     forged = {"X-Apigateway-Api-Userinfo": userinfo(world.admin)}
-    for method, path in [("GET", "/appointments"), ("GET", f"/appointments/{world.appointment}"),
-                         ("POST", "/doctors"), ("PATCH", f"/appointments/{world.appointment}")]:
+    for method, path in [
+        ("GET", "/appointments"),
+        ("GET", f"/appointments/{world.appointment}"),
+        ("POST", "/doctors"),
+        ("PATCH", f"/appointments/{world.appointment}"),
+    ]:
         response = anonymous.request(method, path, headers=forged, json={} if method != "GET" else None)
         assert_problem(response, 401)
 
 
 def test_an_invalid_token_is_401_even_with_a_forged_header(world: World, api: Api) -> None:
     forged = {"X-Apigateway-Api-Userinfo": userinfo(world.admin)}
-    for authorization in ("Bearer not-a-token", f"Bearer {world.patient.token}x", "Basic YWRtaW46YWRtaW4=",
-                          f"Bearer {world.patient.token.rsplit('.', 1)[0]}."):
-        response = requests.get(api.base + f"/appointments/{world.appointment}", timeout=30,
-                                headers={"Authorization": authorization, **forged})
+    for authorization in (
+        "Bearer not-a-token",
+        f"Bearer {world.patient.token}x",
+        "Basic YWRtaW46YWRtaW4=",
+        f"Bearer {world.patient.token.rsplit('.', 1)[0]}.",
+    ):
+        response = requests.get(
+            api.base + f"/appointments/{world.appointment}",
+            timeout=30,
+            headers={"Authorization": authorization, **forged},
+        )
         assert_problem(response, 401)

@@ -76,7 +76,10 @@ def test_the_audit_trail_of_book_move_cancel(api: Api) -> None:
     items = trail.json()["items"]
     assert [i["action"] for i in items] == ["BOOKED", "RESCHEDULED", "CANCELLED"]
     assert [(i["from_status"], i["to_status"]) for i in items] == [
-        (None, "BOOKED"), ("BOOKED", "BOOKED"), ("BOOKED", "CANCELLED")]
+        (None, "BOOKED"),
+        ("BOOKED", "BOOKED"),
+        ("BOOKED", "CANCELLED"),
+    ]
     assert [i["actor_id"] for i in items] == [str(patient.id), str(patient.id), str(doctor.id)]
     assert [i["reason"] for i in items] == ["checkup", "later", "doctor is ill"]
     assert [i["id"] for i in items] == sorted(i["id"] for i in items)
@@ -115,8 +118,9 @@ def test_moving_into_a_taken_unknown_or_past_slot(api: Api, stack: Stack) -> Non
     before = patient.get(f"/appointments/{booked['id']}").json()
     assert_problem(patient.patch(f"/appointments/{booked['id']}", {"slot_id": slots[1]["id"]}), 409)
     assert_problem(patient.patch(f"/appointments/{booked['id']}", {"slot_id": new_id()}), 404)
-    assert_problem(patient.patch(f"/appointments/{booked['id']}", {"slot_id": past_slot(stack.database_url or "",
-                                                                                          doctor)}), 422)
+    assert_problem(
+        patient.patch(f"/appointments/{booked['id']}", {"slot_id": past_slot(stack.database_url or "", doctor)}), 422
+    )
     assert_problem(patient.patch(f"/appointments/{booked['id']}", {"slot_id": slots[0]["id"]}), 422)
     assert patient.get(f"/appointments/{booked['id']}").json() == before
     assert len(patient.get(f"/appointments/{booked['id']}/audit").json()["items"]) == 1
@@ -149,7 +153,9 @@ def test_complete_and_no_show_only_once_started_and_only_by_doctor_or_admin(api:
     assert_problem(patient.patch(f"/appointments/{started}", {"status": "CANCELLED"}), 409)
     trail = doctor.get(f"/appointments/{started}/audit").json()["items"]
     assert [(i["action"], i["from_status"], i["to_status"], i["actor_id"]) for i in trail] == [
-        ("BOOKED", None, "BOOKED", str(patient.id)), ("COMPLETED", "BOOKED", "COMPLETED", str(doctor.id))]
+        ("BOOKED", None, "BOOKED", str(patient.id)),
+        ("COMPLETED", "BOOKED", "COMPLETED", str(doctor.id)),
+    ]
 
     admin = api.admin()
     # An hour ago: clear of the first started slot (10 minutes ago, 30 long), so they never overlap.
@@ -235,8 +241,13 @@ def test_register_a_patient_then_update(api: Api) -> None:
     patient = api.patient()
     created = patient.post("/patients", {"phone": "+49 30 1234567", "date_of_birth": "1980-02-29"})
     assert created.status_code == 201, created.text
-    assert created.json() == {"id": str(patient.id), "email": patient.email, "name": patient.name,
-                              "phone": "+49 30 1234567", "date_of_birth": "1980-02-29"}
+    assert created.json() == {
+        "id": str(patient.id),
+        "email": patient.email,
+        "name": patient.name,
+        "phone": "+49 30 1234567",
+        "date_of_birth": "1980-02-29",
+    }
     updated = patient.post("/patients", {"phone": "+1 (212) 555-0100"})
     assert updated.status_code == 200, updated.text
     assert updated.json()["phone"] == "+1 (212) 555-0100"
@@ -286,8 +297,7 @@ def test_list_appointments_with_filters_and_pages(api: Api) -> None:
     # Dates: `from` from its first instant, `to` through its last (UTC days).
     assert ids({"from": days[1].isoformat(), "to": days[3].isoformat()}) == every[1:4]
     assert ids({"from": days[2].isoformat(), "to": days[2].isoformat()}) == [every[2]]
-    assert_problem(patient.get("/appointments", params={"from": days[3].isoformat(), "to": days[1].isoformat()}),
-                   422)
+    assert_problem(patient.get("/appointments", params={"from": days[3].isoformat(), "to": days[1].isoformat()}), 422)
 
     pages: list[list[str]] = []
     token: str | None = None
@@ -303,8 +313,9 @@ def test_list_appointments_with_filters_and_pages(api: Api) -> None:
     assert pages == [every[0:2], every[2:4], every[4:5]]
     # Filters hold across pages.
     first = patient.get("/appointments", params={"page_size": 1, "status": "BOOKED"}).json()
-    second = patient.get("/appointments", params={"page_size": 1, "status": "BOOKED",
-                                                  "page_token": first["next_page_token"]}).json()
+    second = patient.get(
+        "/appointments", params={"page_size": 1, "status": "BOOKED", "page_token": first["next_page_token"]}
+    ).json()
     assert [a["id"] for a in first["items"] + second["items"]] == [every[0], every[2]]
     # The doctor sees the same five, an admin sees them among everyone's.
     assert [a["id"] for a in doctor.get("/appointments").json()["items"]] == every
@@ -316,8 +327,9 @@ def ids_of_all(caller: Caller, params: dict[str, Any]) -> list[str]:
     found: list[str] = []
     token = None
     while True:
-        page = caller.get("/appointments", params={**params, "page_size": 100,
-                                                   **({"page_token": token} if token else {})}).json()
+        page = caller.get(
+            "/appointments", params={**params, "page_size": 100, **({"page_token": token} if token else {})}
+        ).json()
         found += [a["id"] for a in page["items"]]
         token = page["next_page_token"]
         if not token:
@@ -342,20 +354,24 @@ def next_transition(zone: ZoneInfo, forward: bool) -> date:
 
 
 def publish(doctor: Caller, day: date, start: str, end: str, minutes: int) -> Any:
-    return doctor.post(f"/doctors/{doctor.id}/slots",
-                       {"date": day.isoformat(), "start": start, "end": end, "slot_minutes": minutes})
+    return doctor.post(
+        f"/doctors/{doctor.id}/slots", {"date": day.isoformat(), "start": start, "end": end, "slot_minutes": minutes}
+    )
 
 
 def utc_starts(items: list[dict[str, Any]]) -> list[datetime]:
     return [datetime.fromisoformat(i["start_time"]).astimezone(UTC) for i in items]
 
 
-@pytest.mark.parametrize(("zone", "forward", "start", "end", "count"), [
-    ("America/New_York", True, "01:00", "04:00", 2),
-    ("America/New_York", False, "00:00", "03:00", 4),
-    ("Europe/Berlin", True, "01:00", "04:00", 2),
-    ("Europe/Berlin", False, "01:00", "04:00", 4),
-])
+@pytest.mark.parametrize(
+    ("zone", "forward", "start", "end", "count"),
+    [
+        ("America/New_York", True, "01:00", "04:00", 2),
+        ("America/New_York", False, "00:00", "03:00", 4),
+        ("Europe/Berlin", True, "01:00", "04:00", 2),
+        ("Europe/Berlin", False, "01:00", "04:00", 4),
+    ],
+)
 def test_dst_windows(api: Api, zone: str, forward: bool, start: str, end: str, count: int) -> None:
     tz = ZoneInfo(zone)
     day = next_transition(tz, forward)
@@ -368,19 +384,23 @@ def test_dst_windows(api: Api, zone: str, forward: bool, start: str, end: str, c
     first = datetime.combine(day, time.fromisoformat(start), tzinfo=tz).astimezone(UTC)
     assert utc_starts(items) == [first + timedelta(hours=n) for n in range(count)]
     for item in items:
-        assert (datetime.fromisoformat(item["end_time"]) - datetime.fromisoformat(item["start_time"])
-                == timedelta(hours=1))
+        assert datetime.fromisoformat(item["end_time"]) - datetime.fromisoformat(item["start_time"]) == timedelta(
+            hours=1
+        )
     # The doctor's calendar day lists exactly these.
     assert free_slot_ids(api, doctor, day.isoformat(), day.isoformat()) == [i["id"] for i in items]
 
 
-@pytest.mark.parametrize(("zone", "start", "end"), [
-    ("America/New_York", "02:30", "04:00"),  # starts in the gap
-    ("America/New_York", "02:00", "03:30"),
-    ("America/New_York", "00:00", "02:15"),  # ends in the gap
-    ("Europe/Berlin", "02:00", "05:00"),
-    ("Europe/Berlin", "01:00", "02:30"),
-])
+@pytest.mark.parametrize(
+    ("zone", "start", "end"),
+    [
+        ("America/New_York", "02:30", "04:00"),  # starts in the gap
+        ("America/New_York", "02:00", "03:30"),
+        ("America/New_York", "00:00", "02:15"),  # ends in the gap
+        ("Europe/Berlin", "02:00", "05:00"),
+        ("Europe/Berlin", "01:00", "02:30"),
+    ],
+)
 def test_a_window_at_a_nonexistent_local_time_is_422(api: Api, zone: str, start: str, end: str) -> None:
     day = next_transition(ZoneInfo(zone), forward=True)
     doctor = api.doctor(zone)

@@ -53,9 +53,7 @@ def test_200_patients_race_for_one_slot(api: Api, stack: Stack) -> None:
     slot = api.publish(doctor, day, "10:00", "10:30", 30)[0]["id"]
     patients = [fresh_session(api.patient()) for _ in range(200)]
 
-    responses = race([
-        (lambda p=p: p.post("/appointments", {"slot_id": slot, "reason": "race"})) for p in patients
-    ])
+    responses = race([(lambda p=p: p.post("/appointments", {"slot_id": slot, "reason": "race"})) for p in patients])
 
     no_server_errors(responses)
     statuses = Counter(r.status_code for r in responses)
@@ -70,8 +68,11 @@ def test_200_patients_race_for_one_slot(api: Api, stack: Stack) -> None:
     assert slot not in free_slot_ids(api, doctor, day.isoformat(), day.isoformat())
     with database(stack.database_url or "") as conn:
         assert conn.run("SELECT count(*) FROM appointments WHERE slot_id = :s", s=slot) == [[1]]
-        assert conn.run("""SELECT count(*) FROM audit_appointment AS a JOIN appointments AS p
-                           ON p.id = a.appointment_id WHERE p.slot_id = :s""", s=slot) == [[1]]
+        assert conn.run(
+            """SELECT count(*) FROM audit_appointment AS a JOIN appointments AS p
+                           ON p.id = a.appointment_id WHERE p.slot_id = :s""",
+            s=slot,
+        ) == [[1]]
 
 
 def test_two_patients_move_to_the_same_slot_at_once(api: Api) -> None:
@@ -80,14 +81,16 @@ def test_two_patients_move_to_the_same_slot_at_once(api: Api) -> None:
     slots = [s["id"] for s in api.publish(doctor, day, "07:00", "19:30", 5)]
     assert len(slots) == 150
     for round_number in range(50):
-        own_a, own_b, target = slots[3 * round_number: 3 * round_number + 3]
+        own_a, own_b, target = slots[3 * round_number : 3 * round_number + 3]
         a, b = fresh_session(api.patient()), fresh_session(api.patient())
         first, second = book(a, own_a), book(b, own_b)
         started = time.monotonic()
-        moved = race([
-            partial(a.patch, f"/appointments/{first['id']}", {"slot_id": target}),
-            partial(b.patch, f"/appointments/{second['id']}", {"slot_id": target}),
-        ])
+        moved = race(
+            [
+                partial(a.patch, f"/appointments/{first['id']}", {"slot_id": target}),
+                partial(b.patch, f"/appointments/{second['id']}", {"slot_id": target}),
+            ]
+        )
         assert time.monotonic() - started < 10, "a move waited on a lock for too long"
         no_server_errors(moved)
         assert sorted(r.status_code for r in moved) == [200, 409], [(r.status_code, r.text) for r in moved]
@@ -106,13 +109,15 @@ def test_two_patients_swap_slots_at_once_without_deadlock(api: Api) -> None:
     day = date.today() + timedelta(days=7)
     slots = [s["id"] for s in api.publish(doctor, day, "08:00", "10:00", 5)]
     for round_number in range(10):
-        slot_a, slot_b = slots[2 * round_number: 2 * round_number + 2]
+        slot_a, slot_b = slots[2 * round_number : 2 * round_number + 2]
         a, b = fresh_session(api.patient()), fresh_session(api.patient())
         first, second = book(a, slot_a), book(b, slot_b)
-        moved = race([
-            partial(a.patch, f"/appointments/{first['id']}", {"slot_id": slot_b}),
-            partial(b.patch, f"/appointments/{second['id']}", {"slot_id": slot_a}),
-        ])
+        moved = race(
+            [
+                partial(a.patch, f"/appointments/{first['id']}", {"slot_id": slot_b}),
+                partial(b.patch, f"/appointments/{second['id']}", {"slot_id": slot_a}),
+            ]
+        )
         no_server_errors(moved)
         # Each target is held by the other appointment: both refused, nothing changed.
         assert [r.status_code for r in moved] == [409, 409], [r.text for r in moved]
@@ -130,9 +135,7 @@ def test_20_retries_with_one_idempotency_key(api: Api, stack: Stack) -> None:
     # Twenty clients of one caller (the same subject, so the same tokens' identity).
     clients = [fresh_session(api.caller("patient", patient.id)) for _ in range(20)]
 
-    responses = race([
-        (lambda c=c: c.post("/appointments", body, headers={"Idempotency-Key": key})) for c in clients
-    ])
+    responses = race([(lambda c=c: c.post("/appointments", body, headers={"Idempotency-Key": key})) for c in clients])
 
     no_server_errors(responses)
     assert [r.status_code for r in responses] == [201] * 20, [(r.status_code, r.text) for r in responses]
@@ -141,8 +144,7 @@ def test_20_retries_with_one_idempotency_key(api: Api, stack: Stack) -> None:
     appointment_id = bodies[0]["id"]
     with database(stack.database_url or "") as conn:
         assert conn.run("SELECT count(*) FROM appointments WHERE patient_id = :p", p=patient.id) == [[1]]
-        assert conn.run("SELECT count(*) FROM audit_appointment WHERE appointment_id = :a",
-                        a=appointment_id) == [[1]]
+        assert conn.run("SELECT count(*) FROM audit_appointment WHERE appointment_id = :a", a=appointment_id) == [[1]]
         assert conn.run("SELECT count(*) FROM idempotency_keys WHERE caller_id = :p", p=patient.id) == [[1]]
     audit = clients[0].get(f"/appointments/{appointment_id}/audit").json()["items"]
     assert [entry["action"] for entry in audit] == ["BOOKED"]
@@ -150,8 +152,9 @@ def test_20_retries_with_one_idempotency_key(api: Api, stack: Stack) -> None:
     # A later retry still replays; the same key with another body is refused.
     again = clients[0].post("/appointments", body, headers={"Idempotency-Key": key})
     assert (again.status_code, again.json()) == (201, bodies[0])
-    other_body = clients[0].post("/appointments", {"slot_id": slots[1], "reason": "retried"},
-                                 headers={"Idempotency-Key": key})
+    other_body = clients[0].post(
+        "/appointments", {"slot_id": slots[1], "reason": "retried"}, headers={"Idempotency-Key": key}
+    )
     assert_problem(other_body, 422)
     changed_reason = clients[0].post("/appointments", {**body, "reason": "other"}, headers={"Idempotency-Key": key})
     assert_problem(changed_reason, 422)
@@ -170,10 +173,12 @@ def test_concurrent_different_bodies_with_one_key(api: Api, stack: Stack) -> Non
     patient = api.patient()
     key = f"mixed-{uuid.uuid4()}"
     clients = [fresh_session(api.caller("patient", patient.id)) for _ in range(10)]
-    responses = race([
-        (lambda c=c, s=s: c.post("/appointments", {"slot_id": s}, headers={"Idempotency-Key": key}))
-        for c, s in zip(clients, slots, strict=True)
-    ])
+    responses = race(
+        [
+            (lambda c=c, s=s: c.post("/appointments", {"slot_id": s}, headers={"Idempotency-Key": key}))
+            for c, s in zip(clients, slots, strict=True)
+        ]
+    )
     no_server_errors(responses)
     statuses = Counter(r.status_code for r in responses)
     assert statuses == {201: 1, 422: 9}, statuses

@@ -39,8 +39,10 @@ class Load:
         # bookable again at once, and both the book and the cancel function are exercised.
         self.own_slot = dict(zip(("book-1", "book-2"), slots, strict=False))
         self.booked: dict[str, str | None] = {}
-        self.threads = [threading.Thread(target=self.run, args=(kind,), daemon=True)
-                        for kind in ("doctor", "slots", "list", "list", "book-1", "book-2")]
+        self.threads = [
+            threading.Thread(target=self.run, args=(kind,), daemon=True)
+            for kind in ("doctor", "slots", "list", "list", "book-1", "book-2")
+        ]
 
     def one(self, kind: str, patient: Caller, session: requests.Session) -> tuple[str, requests.Response]:
         base = self.api.base
@@ -48,8 +50,9 @@ class Load:
             return kind, session.get(f"{base}/doctors/{self.doctor.id}", timeout=30)
         if kind == "slots":
             day = (date.today() + timedelta(days=27)).isoformat()
-            return kind, session.get(f"{base}/doctors/{self.doctor.id}/slots", params={"from": day, "to": day},
-                                     timeout=30)
+            return kind, session.get(
+                f"{base}/doctors/{self.doctor.id}/slots", params={"from": day, "to": day}, timeout=30
+            )
         if kind == "list":
             return kind, patient.get("/appointments")
         appointment = self.booked.get(kind)
@@ -73,9 +76,16 @@ class Load:
             except requests.RequestException as error:
                 self.record(Outcome(time.monotonic(), kind, 0, "", None, repr(error)))
                 continue
-            self.record(Outcome(time.monotonic(), label, response.status_code,
-                                response.headers.get("Content-Type", ""), response.headers.get("Retry-After"),
-                                response.text[:300]))
+            self.record(
+                Outcome(
+                    time.monotonic(),
+                    label,
+                    response.status_code,
+                    response.headers.get("Content-Type", ""),
+                    response.headers.get("Retry-After"),
+                    response.text[:300],
+                )
+            )
             time.sleep(0.02)
 
     def record(self, outcome: Outcome) -> None:

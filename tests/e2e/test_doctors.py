@@ -11,8 +11,7 @@ def test_seeded_doctors_are_listed_through_the_gateway(api: Api) -> None:
     assert response.status_code == 200
     listed = {d["id"]: d for d in response.json()["items"]}
     for doctor_id, _email, name, specialty, zone in DOCTORS_SEED:
-        assert listed[str(doctor_id)] == {"id": str(doctor_id), "name": name, "specialty": specialty,
-                                          "timezone": zone}
+        assert listed[str(doctor_id)] == {"id": str(doctor_id), "name": name, "specialty": specialty, "timezone": zone}
 
 
 def test_doctors_filter_by_specialty_and_page(api: Api) -> None:

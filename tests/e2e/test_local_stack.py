@@ -23,8 +23,9 @@ OFFSET = 6000 + 100 * TEST_SLOT
 def _start(state: Path) -> tuple[subprocess.Popen[str], list[str]]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
     env.update({"CLINIC_STATE_DIR": str(state), "CLINIC_PORT_OFFSET": str(OFFSET), "PYTHONUNBUFFERED": "1"})
-    process = subprocess.Popen([sys.executable, "-m", "local.cli", "run"], env=env, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local.cli", "run"], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     lines: list[str] = []
 
     def _read() -> None:
@@ -62,13 +63,19 @@ def test_run_serves_refuses_a_second_copy_and_stops_everything(tmp_path: Path) -
         assert doctors.status_code == 200
         assert len(doctors.json()["items"]) == 3
 
-        second = subprocess.run([sys.executable, "-m", "local.cli", "run"], capture_output=True, text=True,
-                                timeout=60, env={**os.environ, "CLINIC_STATE_DIR": str(state),
-                                                 "CLINIC_PORT_OFFSET": str(OFFSET)})
+        second = subprocess.run(
+            [sys.executable, "-m", "local.cli", "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "CLINIC_STATE_DIR": str(state), "CLINIC_PORT_OFFSET": str(OFFSET)},
+        )
         assert second.returncode == 1
         assert "already running" in second.stderr
-        assert doctors.status_code == 200 and requests.get(
-            f"http://127.0.0.1:{ports.gateway}/doctors", timeout=10).status_code == 200
+        assert (
+            doctors.status_code == 200
+            and requests.get(f"http://127.0.0.1:{ports.gateway}/doctors", timeout=10).status_code == 200
+        )
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)

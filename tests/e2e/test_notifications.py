@@ -35,8 +35,12 @@ from tests.e2e.client import Api, Caller
 def database(stack: Stack) -> Iterator[pg8000.native.Connection]:
     assert stack.database_url
     parts = urlparse(stack.database_url)
-    conn = pg8000.native.Connection(parts.username or "postgres", host=parts.hostname or "127.0.0.1",
-                                    port=parts.port or 5432, database=parts.path.lstrip("/"))
+    conn = pg8000.native.Connection(
+        parts.username or "postgres",
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        database=parts.path.lstrip("/"),
+    )
     try:
         yield conn
     finally:
@@ -44,12 +48,16 @@ def database(stack: Stack) -> Iterator[pg8000.native.Connection]:
 
 
 def mails(stack: Stack, appointment_id: str, kind: str | None = None) -> list[EmailMessage]:
-    return [m for m in read_all(stack.state / "mail")
-            if m["X-Clinic-Appointment"] == appointment_id and (kind is None or m["X-Clinic-Kind"] == kind)]
+    return [
+        m
+        for m in read_all(stack.state / "mail")
+        if m["X-Clinic-Appointment"] == appointment_id and (kind is None or m["X-Clinic-Kind"] == kind)
+    ]
 
 
-def wait_for_mail(stack: Stack, appointment_id: str, kind: str, count: int = 1,
-                  timeout: float = 30.0) -> list[EmailMessage]:
+def wait_for_mail(
+    stack: Stack, appointment_id: str, kind: str, count: int = 1, timeout: float = 30.0
+) -> list[EmailMessage]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = mails(stack, appointment_id, kind)
@@ -68,23 +76,35 @@ def book(patient: Caller, slot_id: str) -> str:
 
 def task_payload(stack: Stack, appointment_id: str, kind: str) -> dict[str, Any]:
     with database(stack) as db:
-        rows = db.run("SELECT payload FROM outbox WHERE appointment_id = :a AND target = 'TASK' "
-                      "AND payload->>'kind' = :k ORDER BY id DESC LIMIT 1", a=appointment_id, k=kind)
+        rows = db.run(
+            "SELECT payload FROM outbox WHERE appointment_id = :a AND target = 'TASK' "
+            "AND payload->>'kind' = :k ORDER BY id DESC LIMIT 1",
+            a=appointment_id,
+            k=kind,
+        )
     payload: dict[str, Any] = rows[0][0]
     return payload
 
 
 def notifications(stack: Stack, appointment_id: str) -> list[tuple[Any, ...]]:
     with database(stack) as db:
-        return [tuple(r) for r in db.run(
-            "SELECT kind, status, attempts FROM notifications WHERE appointment_id = :a ORDER BY id",
-            a=appointment_id)]
+        return [
+            tuple(r)
+            for r in db.run(
+                "SELECT kind, status, attempts FROM notifications WHERE appointment_id = :a ORDER BY id",
+                a=appointment_id,
+            )
+        ]
 
 
 def deliver(stack: Stack, payload: dict[str, Any], retry: int = 0) -> requests.Response:
     """What Cloud Tasks does: POST the task's body to the notify function."""
-    return requests.post(f"{stack.url('notify')}/tasks/notify", json=payload, timeout=30,
-                         headers={"X-CloudTasks-TaskRetryCount": str(retry)})
+    return requests.post(
+        f"{stack.url('notify')}/tasks/notify",
+        json=payload,
+        timeout=30,
+        headers={"X-CloudTasks-TaskRetryCount": str(retry)},
+    )
 
 
 @contextmanager
@@ -132,8 +152,9 @@ def test_one_reminder_and_none_for_a_cancelled_or_moved_booking(stack: Stack, ap
     booked = {}
     for name in ("kept", "cancelled", "moved"):
         doctor = api.doctor(timezone=zone)
-        response = doctor.post(f"/doctors/{doctor.id}/slots",
-                               {"date": day, "start": start, "end": end, "slot_minutes": 5})
+        response = doctor.post(
+            f"/doctors/{doctor.id}/slots", {"date": day, "start": start, "end": end, "slot_minutes": 5}
+        )
         assert response.status_code == 201, response.text
         slots = response.json()["items"]
         patient = api.patient()
@@ -188,7 +209,8 @@ def test_the_same_task_delivered_twice_sends_one_email(stack: Stack, api: Api) -
     # A message not sent yet, delivered six times at once: exactly one goes out.
     other = book(api.patient(), api.publish(api.doctor())[0]["id"])
     assert deliver_at_once(stack, task_payload(stack, other, "REMINDER"), 6) == (
-        [(200, "duplicate")] * 5 + [(200, "sent")])
+        [(200, "duplicate")] * 5 + [(200, "sent")]
+    )
     assert len(mails(stack, other, "REMINDER")) == 1
     assert [n for n in notifications(stack, other) if n[0] == "REMINDER"] == [("REMINDER", "SENT", 1)]
 
@@ -236,16 +258,20 @@ def test_cloud_tasks_down_during_a_booking_the_sweep_sends_it_later(stack: Stack
         appointment_id = book(api.patient(), slot["id"])
         assert time.monotonic() - started < 5, "a booking must not wait long for Cloud Tasks"
         with database(stack) as db:
-            row = db.run("SELECT dispatched_at, attempts, last_error FROM outbox WHERE appointment_id = :a "
-                         "AND target = 'TASK' AND payload->>'kind' = 'CONFIRMATION'", a=appointment_id)[0]
+            row = db.run(
+                "SELECT dispatched_at, attempts, last_error FROM outbox WHERE appointment_id = :a "
+                "AND target = 'TASK' AND payload->>'kind' = 'CONFIRMATION'",
+                a=appointment_id,
+            )[0]
         assert row[0] is None and row[1] >= 1 and row[2]
         time.sleep(2)  # sweeps run meanwhile and fail too
         assert mails(stack, appointment_id) == []
     [confirmation] = wait_for_mail(stack, appointment_id, "CONFIRMATION", timeout=30)
     assert confirmation["X-Clinic-Kind"] == "CONFIRMATION"
     with database(stack) as db:
-        pending = db.run("SELECT count(*) FROM outbox WHERE appointment_id = :a AND dispatched_at IS NULL",
-                         a=appointment_id)[0][0]
+        pending = db.run(
+            "SELECT count(*) FROM outbox WHERE appointment_id = :a AND dispatched_at IS NULL", a=appointment_id
+        )[0][0]
     assert pending == 0
     time.sleep(2)
     assert len(mails(stack, appointment_id)) == 1
@@ -278,8 +304,7 @@ def test_each_change_is_one_event_in_order(stack: Stack, api: Api) -> None:
     assert patient.patch(f"/appointments/{appointment_id}", {"status": "CANCELLED"}).status_code == 200
 
     events = _pull(host, subscription, appointment_id, 3)
-    assert [e["type"] for e in events] == ["appointment.booked", "appointment.rescheduled",
-                                           "appointment.cancelled"]
+    assert [e["type"] for e in events] == ["appointment.booked", "appointment.rescheduled", "appointment.cancelled"]
     assert {e["ordering_key"] for e in events} == {appointment_id}
     assert [e["event"]["appointment"]["status"] for e in events] == ["BOOKED", "BOOKED", "CANCELLED"]
     assert len({e["audit_id"] for e in events}) == 3
@@ -289,9 +314,16 @@ def test_each_change_is_one_event_in_order(stack: Stack, api: Api) -> None:
     # `clinic events` shows them to a developer.
     shown = subprocess.run(
         [sys.executable, "-m", "local.cli", "events", "--host", host, "--wait", "3"],
-        capture_output=True, text=True, timeout=60, env=stack.env())
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=stack.env(),
+    )
     assert shown.returncode == 0, shown.stderr
     lines = [line for line in shown.stdout.splitlines() if appointment_id in line]
-    assert [line.split()[0] for line in lines] == ["appointment.booked", "appointment.rescheduled",
-                                                   "appointment.cancelled"]
+    assert [line.split()[0] for line in lines] == [
+        "appointment.booked",
+        "appointment.rescheduled",
+        "appointment.cancelled",
+    ]
     assert all(f"ordering_key={appointment_id}" in line for line in lines)

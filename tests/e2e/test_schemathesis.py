@@ -27,7 +27,10 @@ SENT: list[tuple[str, int]] = []
 def rendered(stack: Stack) -> dict[str, Any]:
     values = {name: stack.url(name) for name in ("slots", "book", "cancel")}
     values = {f"{name}_url": url for name, url in values.items()} | {
-        "jwt_issuer": "https://clinic.local/issuer", "jwks_uri": "file:///jwks.json", "jwt_audience": "clinic-local"}
+        "jwt_issuer": "https://clinic.local/issuer",
+        "jwks_uri": "file:///jwks.json",
+        "jwt_audience": "clinic-local",
+    }
     return render(OPENAPI.read_text(), values)
 
 
@@ -41,9 +44,12 @@ def admin(api: Api) -> Caller:
 @pytest.fixture
 def clinic_api(stack: Stack) -> BaseOpenAPISchema:
     return schemathesis.from_dict(
-        rendered(stack), base_url=stack.url("gateway"),
-        data_generation_methods=[schemathesis.DataGenerationMethod.positive,
-                                 schemathesis.DataGenerationMethod.negative],
+        rendered(stack),
+        base_url=stack.url("gateway"),
+        data_generation_methods=[
+            schemathesis.DataGenerationMethod.positive,
+            schemathesis.DataGenerationMethod.negative,
+        ],
     )
 
 
@@ -51,8 +57,9 @@ schema = schemathesis.from_pytest_fixture("clinic_api")
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, deadline=None, database=None, derandomize=True, suppress_health_check=list(HealthCheck)
+)
 def test_no_server_errors(case: Any, admin: Caller) -> None:
     response = case.call(session=admin.session, headers={"Authorization": f"Bearer {admin.token}"}, timeout=30)
     SENT.append((f"{case.method.upper()} {case.path}", response.status_code))
@@ -65,9 +72,16 @@ def test_the_fuzz_reached_every_operation(stack: Stack) -> None:
     loaded = schemathesis.from_dict(rendered(stack), base_url=stack.url("gateway"))
     operations = {f"{op.ok().method.upper()} {op.ok().path}" for op in loaded.get_all_operations()}
     assert operations == {
-        "GET /doctors", "POST /doctors", "GET /doctors/{doctor_id}", "GET /doctors/{doctor_id}/slots",
-        "POST /doctors/{doctor_id}/slots", "POST /patients", "POST /appointments", "GET /appointments",
-        "GET /appointments/{appointment_id}", "PATCH /appointments/{appointment_id}",
+        "GET /doctors",
+        "POST /doctors",
+        "GET /doctors/{doctor_id}",
+        "GET /doctors/{doctor_id}/slots",
+        "POST /doctors/{doctor_id}/slots",
+        "POST /patients",
+        "POST /appointments",
+        "GET /appointments",
+        "GET /appointments/{appointment_id}",
+        "PATCH /appointments/{appointment_id}",
         "GET /appointments/{appointment_id}/audit",
     }
     assert {operation for operation, _ in SENT} == operations

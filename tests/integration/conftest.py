@@ -25,7 +25,8 @@ def sql(database_url: str) -> Iterator[pg8000.native.Connection]:
     from urllib.parse import urlparse
 
     parts = urlparse(database_url)
-    conn = pg8000.native.Connection(parts.username or "postgres", host=parts.hostname, port=parts.port,
-                                    database=parts.path.lstrip("/"))
+    conn = pg8000.native.Connection(
+        parts.username or "postgres", host=parts.hostname, port=parts.port, database=parts.path.lstrip("/")
+    )
     yield conn
     conn.close()

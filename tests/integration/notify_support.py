@@ -20,23 +20,27 @@ ADMIN = Caller(id=uuid4(), email="admin-notify@example.com", name="Admin", role=
 
 def doctor(timezone: str = "Europe/Berlin") -> Caller:
     doctor_id = uuid4()
-    caller = Caller(id=doctor_id, email=f"dr-{doctor_id.hex[:10]}@example.com", name=f"Dr. {doctor_id.hex[:6]}",
-                    role="doctor")
+    caller = Caller(
+        id=doctor_id, email=f"dr-{doctor_id.hex[:10]}@example.com", name=f"Dr. {doctor_id.hex[:6]}", role="doctor"
+    )
     with transaction() as tx:
-        doctors.create_doctor(tx, ADMIN, DoctorCreate(id=doctor_id, email=caller.email, name=caller.name,
-                                                      specialty="Testing", timezone=timezone))
+        doctors.create_doctor(
+            tx,
+            ADMIN,
+            DoctorCreate(id=doctor_id, email=caller.email, name=caller.name, specialty="Testing", timezone=timezone),
+        )
     return caller
 
 
 def patient() -> Caller:
     patient_id = uuid4()
-    return Caller(id=patient_id, email=f"pt-{patient_id.hex[:10]}@example.com", name="Pat O'Brien, Jr.",
-                  role="patient")
+    return Caller(id=patient_id, email=f"pt-{patient_id.hex[:10]}@example.com", name="Pat O'Brien, Jr.", role="patient")
 
 
 def slots(owner: Caller, day: date, start: str = "09:00", end: str = "12:00", minutes: int = 30) -> list[UUID]:
-    window = AvailabilityWindow(date=day, start=time.fromisoformat(start), end=time.fromisoformat(end),
-                                slot_minutes=minutes)
+    window = AvailabilityWindow(
+        date=day, start=time.fromisoformat(start), end=time.fromisoformat(end), slot_minutes=minutes
+    )
     with transaction() as tx:
         created, _ = doctors.publish_slots(tx, owner, owner.id, window)
     return [slot.id for slot in created]

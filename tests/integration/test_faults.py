@@ -26,8 +26,7 @@ def fault(conn: Conn, table: str, when: str = "INSERT") -> None:
     conn.run(f"""
         CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION 'injected fault on {table}'; END; $$""")
-    conn.run(f"CREATE TRIGGER injected_fault BEFORE {when} ON {table} "
-             "FOR EACH ROW EXECUTE FUNCTION injected_fault()")
+    conn.run(f"CREATE TRIGGER injected_fault BEFORE {when} ON {table} FOR EACH ROW EXECUTE FUNCTION injected_fault()")
 
 
 def heal(conn: Conn, table: str) -> None:
@@ -43,15 +42,24 @@ class World:
     def __init__(self, conn: Conn) -> None:
         self.patient = Caller(uuid.uuid4(), "patient@example.com", "Pat", "patient")
         self.doctor = uuid.uuid4()
-        conn.run("INSERT INTO users (id, email, name, role) VALUES (:id, 'doc@example.com', 'Doc', 'doctor')",
-                 id=self.doctor)
-        conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')",
-                 id=self.doctor)
+        conn.run(
+            "INSERT INTO users (id, email, name, role) VALUES (:id, 'doc@example.com', 'Doc', 'doctor')", id=self.doctor
+        )
+        conn.run(
+            "INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=self.doctor
+        )
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
         self.slots = [
-            uuid.UUID(str(conn.run(
-                "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
-                d=self.doctor, s=start + timedelta(hours=n), e=start + timedelta(hours=n, minutes=30))[0][0]))
+            uuid.UUID(
+                str(
+                    conn.run(
+                        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+                        d=self.doctor,
+                        s=start + timedelta(hours=n),
+                        e=start + timedelta(hours=n, minutes=30),
+                    )[0][0]
+                )
+            )
             for n in range(2)
         ]
 
@@ -72,11 +80,14 @@ def book_like_the_function(world: World, key: str | None = "retry-1") -> None:
             appointments.remember(tx, world.patient, key, 201, appointment.model_dump(mode="json"))
 
 
-@pytest.mark.parametrize(("table", "when"), [
-    ("audit_appointment", "INSERT"),  # right after the appointment row
-    ("outbox", "INSERT"),  # after the audit row
-    ("idempotency_keys", "UPDATE"),  # the stored response, the last write of all
-])
+@pytest.mark.parametrize(
+    ("table", "when"),
+    [
+        ("audit_appointment", "INSERT"),  # right after the appointment row
+        ("outbox", "INSERT"),  # after the audit row
+        ("idempotency_keys", "UPDATE"),  # the stored response, the last write of all
+    ],
+)
 def test_a_fault_while_booking_leaves_nothing_behind(sql: Conn, world: World, table: str, when: str) -> None:
     before = counts(sql)
     fault(sql, table, when)
@@ -104,10 +115,13 @@ def booked(world: World) -> uuid.UUID:
 STATE = "SELECT status, slot_id, updated_at FROM appointments WHERE id = :id"
 
 
-@pytest.mark.parametrize("change", [
-    {"status": "CANCELLED", "reason": "ill"},
-    {"slot_id": "second"},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "CANCELLED", "reason": "ill"},
+        {"slot_id": "second"},
+    ],
+)
 @pytest.mark.parametrize("table", ["audit_appointment", "outbox"])
 def test_a_fault_while_changing_leaves_the_appointment_as_it_was(
     sql: Conn, world: World, change: dict[str, str], table: str
@@ -116,7 +130,8 @@ def test_a_fault_while_changing_leaves_the_appointment_as_it_was(
     before, state = counts(sql), sql.run(STATE, id=appointment_id)
     pending = sql.run("SELECT id FROM outbox WHERE appointment_id = :id ORDER BY id", id=appointment_id)
     body = AppointmentChange.model_validate(
-        {**change, "slot_id": str(world.slots[1])} if "slot_id" in change else change)
+        {**change, "slot_id": str(world.slots[1])} if "slot_id" in change else change
+    )
     fault(sql, table)
     with pytest.raises(QueryError, match="injected fault"), transaction() as tx:
         appointments.change(tx, world.patient, appointment_id, body)

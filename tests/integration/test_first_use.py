@@ -68,9 +68,12 @@ def test_concurrent_first_bookings_create_the_user_once(sql: Conn) -> None:
     for round_number in range(10):
         caller = new_caller()
         slots = [
-            sql.run("INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
-                    d=doctor, s=start + timedelta(minutes=5 * (THREADS * round_number + i)),
-                    e=start + timedelta(minutes=5 * (THREADS * round_number + i) + 5))[0][0]
+            sql.run(
+                "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+                d=doctor,
+                s=start + timedelta(minutes=5 * (THREADS * round_number + i)),
+                e=start + timedelta(minutes=5 * (THREADS * round_number + i) + 5),
+            )[0][0]
             for i in range(THREADS)
         ]
 

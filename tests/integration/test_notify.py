@@ -49,8 +49,9 @@ def sink() -> Iterator[tuple[int, Path]]:
 @pytest.fixture
 def smtp(database_url: str, sink: tuple[int, Path]) -> Iterator[Path]:
     port, folder = sink
-    with data.environment(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), REMINDER_OFFSETS="24h",
-                          TASKS_MAX_ATTEMPTS="8", VERIFY_OIDC="false"):
+    with data.environment(
+        SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), REMINDER_OFFSETS="24h", TASKS_MAX_ATTEMPTS="8", VERIFY_OIDC="false"
+    ):
         yield folder
 
 
@@ -65,15 +66,23 @@ def mails(folder: Path, appointment_id: uuid.UUID, wait: float = 0.0) -> list[Em
 
 def message(sql: pg8000.native.Connection, appointment_id: uuid.UUID, kind: str) -> TaskMessage:
     """The payload the outbox wrote for this appointment's newest task of this kind."""
-    rows = sql.run("SELECT payload FROM outbox WHERE appointment_id = :a AND target = 'TASK' "
-                   "AND payload->>'kind' = :k ORDER BY id DESC LIMIT 1", a=appointment_id, k=kind)
+    rows = sql.run(
+        "SELECT payload FROM outbox WHERE appointment_id = :a AND target = 'TASK' "
+        "AND payload->>'kind' = :k ORDER BY id DESC LIMIT 1",
+        a=appointment_id,
+        k=kind,
+    )
     return TaskMessage.model_validate(rows[0][0])
 
 
 def notifications(sql: pg8000.native.Connection, appointment_id: uuid.UUID) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in sql.run(
-        "SELECT kind, status, attempts, recipient, error FROM notifications WHERE appointment_id = :a ORDER BY id",
-        a=appointment_id)]
+    return [
+        tuple(r)
+        for r in sql.run(
+            "SELECT kind, status, attempts, recipient, error FROM notifications WHERE appointment_id = :a ORDER BY id",
+            a=appointment_id,
+        )
+    ]
 
 
 def calendar(mail: EmailMessage) -> str:
@@ -96,7 +105,12 @@ def test_a_confirmation_is_sent_once(smtp: Path, sql: pg8000.native.Connection) 
     assert mail["X-Envelope-To"] == who.email
     assert "09:00" in mail["Subject"]  # the doctor's local time, not UTC
     assert [p.get_content_type() for p in mail.walk()] == [
-        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/calendar"]
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
     body = mail.get_body(("plain",))
     assert body is not None and "America/New_York" in body.get_content()
     ics = calendar(mail)
@@ -202,10 +216,20 @@ def notify_main() -> ModuleType:
     return module
 
 
-def call(path: str, body: Any = None, headers: dict[str, str] | None = None, raw: bytes | None = None,
-         content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
-    builder = EnvironBuilder(method="POST", path=path, headers=headers or {}, content_type=content_type,
-                             data=raw if raw is not None else json.dumps(body if body is not None else {}))
+def call(
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+    content_type: str = "application/json",
+) -> tuple[int, dict[str, Any]]:
+    builder = EnvironBuilder(
+        method="POST",
+        path=path,
+        headers=headers or {},
+        content_type=content_type,
+        data=raw if raw is not None else json.dumps(body if body is not None else {}),
+    )
     payload, status, _ = notify_main().router(builder.get_request())
     return status, json.loads(payload)
 
@@ -236,9 +260,16 @@ class Google:
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test-oidc")])
         now = datetime.now(UTC)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
-                .not_valid_after(now + timedelta(days=1)).sign(self.key, hashes.SHA256()))
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .sign(self.key, hashes.SHA256())
+        )
         certs = json.dumps({"kid-1": cert.public_bytes(serialization.Encoding.PEM).decode()}).encode()
 
         class Handler(BaseHTTPRequestHandler):
@@ -257,18 +288,28 @@ class Google:
 
     def token(self, **claims: Any) -> str:
         now = int(time.time())
-        body = {"iss": "https://accounts.google.com", "aud": "https://notify.example", "iat": now,
-                "exp": now + 600, "sub": "1234", "email": "tasks@proj.iam.gserviceaccount.com",
-                "email_verified": True, **claims}
+        body = {
+            "iss": "https://accounts.google.com",
+            "aud": "https://notify.example",
+            "iat": now,
+            "exp": now + 600,
+            "sub": "1234",
+            "email": "tasks@proj.iam.gserviceaccount.com",
+            "email_verified": True,
+            **claims,
+        }
         return jwt.encode(body, self.key, algorithm="RS256", headers={"kid": "kid-1"})
 
 
 @pytest.fixture
 def google(smtp: Path) -> Iterator[Google]:
     issuer = Google()
-    with data.environment(VERIFY_OIDC="true", OIDC_AUDIENCE="https://notify.example",
-                          NOTIFY_INVOKERS="tasks@proj.iam.gserviceaccount.com,sched@proj.iam.gserviceaccount.com",
-                          OIDC_CERTS_URL=issuer.certs_url):
+    with data.environment(
+        VERIFY_OIDC="true",
+        OIDC_AUDIENCE="https://notify.example",
+        NOTIFY_INVOKERS="tasks@proj.iam.gserviceaccount.com,sched@proj.iam.gserviceaccount.com",
+        OIDC_CERTS_URL=issuer.certs_url,
+    ):
         yield issuer
     issuer.server.shutdown()
 
@@ -289,8 +330,12 @@ def test_with_verification_on_only_a_valid_oidc_token_gets_in(google: Google) ->
     assert sweep_with(bearer(email="someone@proj.iam.gserviceaccount.com")) == 403
     assert sweep_with(bearer(email_verified=False)) == 403
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    forged = jwt.encode(jwt.decode(google.token(), options={"verify_signature": False}), other_key,
-                        algorithm="RS256", headers={"kid": "kid-1"})
+    forged = jwt.encode(
+        jwt.decode(google.token(), options={"verify_signature": False}),
+        other_key,
+        algorithm="RS256",
+        headers={"kid": "kid-1"},
+    )
     assert sweep_with(f"Bearer {forged}") == 401
     assert sweep_with(bearer()) == 200
     assert sweep_with(bearer(email="sched@proj.iam.gserviceaccount.com")) == 200

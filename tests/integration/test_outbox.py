@@ -58,13 +58,17 @@ def recorder() -> Iterator[Recorder]:
 
 
 @pytest.fixture
-def queues(database_url: str, tasks_host: str, pubsub_emulator_host: str | None,
-           recorder: Recorder) -> Iterator[Recorder]:
+def queues(
+    database_url: str, tasks_host: str, pubsub_emulator_host: str | None, recorder: Recorder
+) -> Iterator[Recorder]:
     """Cloud Tasks -> the recorder, events -> the Pub/Sub emulator, 24h reminders."""
     with data.environment(
-        TASKS_EMULATOR_HOST=tasks_host, TASKS_QUEUE=QUEUE, NOTIFY_URL=recorder.url,
+        TASKS_EMULATOR_HOST=tasks_host,
+        TASKS_QUEUE=QUEUE,
+        NOTIFY_URL=recorder.url,
         PUBSUB_EMULATOR_HOST=pubsub_emulator_host,
-        PUBSUB_TOPIC=pubsub_emulator.TOPIC if pubsub_emulator_host else None, REMINDER_OFFSETS="24h",
+        PUBSUB_TOPIC=pubsub_emulator.TOPIC if pubsub_emulator_host else None,
+        REMINDER_OFFSETS="24h",
         TASKS_SERVICE_ACCOUNT=None,
     ):
         yield recorder
@@ -75,8 +79,11 @@ def events_configured() -> bool:
 
 
 def rows(sql: pg8000.native.Connection, appointment_id: uuid.UUID) -> list[dict[str, Any]]:
-    result = sql.run("SELECT id, target, name, payload, deliver_at, dispatched_at, attempts, last_error "
-                     "FROM outbox WHERE appointment_id = :a ORDER BY id", a=appointment_id)
+    result = sql.run(
+        "SELECT id, target, name, payload, deliver_at, dispatched_at, attempts, last_error "
+        "FROM outbox WHERE appointment_id = :a ORDER BY id",
+        a=appointment_id,
+    )
     names = [c["name"] for c in sql.columns]
     return [dict(zip(names, row, strict=True)) for row in result]
 
@@ -109,8 +116,9 @@ def emulator_tasks(host: str) -> dict[str, Any]:
     return {task.name.rsplit("/", 1)[-1]: task for task in client.list_tasks(parent=QUEUE)}
 
 
-def test_after_commit_sends_each_row_once_and_marks_it(queues: Recorder, pubsub_host: str, tasks_host: str,
-                                                       sql: pg8000.native.Connection) -> None:
+def test_after_commit_sends_each_row_once_and_marks_it(
+    queues: Recorder, pubsub_host: str, tasks_host: str, sql: pg8000.native.Connection
+) -> None:
     subscription = subscribe(pubsub_host)
     doctor = data.doctor()
     slot = data.slots(doctor, data.in_days(3))[0]
@@ -146,8 +154,7 @@ def test_dispatching_again_is_harmless(queues: Recorder, sql: pg8000.native.Conn
     dispatch.after_commit(outbox_ids)
     assert len(queues.wait_for(1)) == 1
     # As if the mark had been lost: the sweep sends the tasks again under the same names.
-    sql.run("UPDATE outbox SET dispatched_at = NULL WHERE appointment_id = :a AND target = 'TASK'",
-            a=appointment_id)
+    sql.run("UPDATE outbox SET dispatched_at = NULL WHERE appointment_id = :a AND target = 'TASK'", a=appointment_id)
     counts = dispatch.sweep()
     assert counts["tasks"] >= 2 and counts["failed"] == 0
     assert all(r["dispatched_at"] is not None for r in rows(sql, appointment_id) if r["target"] == "TASK")
@@ -155,8 +162,9 @@ def test_dispatching_again_is_harmless(queues: Recorder, sql: pg8000.native.Conn
     assert len(queues.requests) == 1, "Cloud Tasks refuses a second task with the same name"
 
 
-def test_an_unreachable_queue_leaves_rows_for_the_sweep(queues: Recorder, tasks_host: str,
-                                                        sql: pg8000.native.Connection) -> None:
+def test_an_unreachable_queue_leaves_rows_for_the_sweep(
+    queues: Recorder, tasks_host: str, sql: pg8000.native.Connection
+) -> None:
     doctor = data.doctor()
     slot = data.slots(doctor, data.in_days(3))[0]
     with data.environment(TASKS_EMULATOR_HOST=f"127.0.0.1:{free_port()}"):
@@ -179,8 +187,9 @@ def test_an_unreachable_queue_leaves_rows_for_the_sweep(queues: Recorder, tasks_
     assert [r["body"]["kind"] for r in queues.wait_for(1)] == ["CONFIRMATION"]
 
 
-def test_a_reminder_beyond_30_days_waits_until_within_them(queues: Recorder, tasks_host: str,
-                                                           sql: pg8000.native.Connection) -> None:
+def test_a_reminder_beyond_30_days_waits_until_within_them(
+    queues: Recorder, tasks_host: str, sql: pg8000.native.Connection
+) -> None:
     doctor = data.doctor("UTC")
     appointment_id, outbox_ids = data.book(data.patient(), data.slots(doctor, data.in_days(46))[0])
     dispatch.after_commit(outbox_ids)
@@ -213,8 +222,9 @@ def test_unconfigured_queues_leave_rows_waiting(database_url: str, sql: pg8000.n
     assert all(r["dispatched_at"] is None and r["attempts"] == 0 for r in rows(sql, appointment_id))
 
 
-def test_events_held_back_by_an_outage_go_out_in_order(queues: Recorder, pubsub_host: str,
-                                                      sql: pg8000.native.Connection) -> None:
+def test_events_held_back_by_an_outage_go_out_in_order(
+    queues: Recorder, pubsub_host: str, sql: pg8000.native.Connection
+) -> None:
     subscription = subscribe(pubsub_host)
     doctor = data.doctor()
     first, second = data.slots(doctor, data.in_days(4))[:2]
@@ -236,8 +246,7 @@ def test_events_held_back_by_an_outage_go_out_in_order(queues: Recorder, pubsub_
     counts = dispatch.sweep(settle=timedelta(0))
     assert counts["events"] == 2 and counts["failed"] == 0
     received = pull_events(pubsub_host, subscription, expect=3)
-    assert [e["type"] for e in received] == ["appointment.booked", "appointment.rescheduled",
-                                             "appointment.cancelled"]
+    assert [e["type"] for e in received] == ["appointment.booked", "appointment.rescheduled", "appointment.cancelled"]
     assert {e["ordering_key"] for e in received} == {str(appointment_id)}
     assert pull_events(pubsub_host, subscription, expect=0) == []
 

@@ -31,8 +31,12 @@ def refused(conn: Conn, sql: str, **params: Any) -> dict[str, str]:
 
 def user(conn: Conn, role: str) -> uuid.UUID:
     ident = uuid.uuid4()
-    conn.run("INSERT INTO users (id, email, name, role) VALUES (:id, :email, 'Someone', CAST(:role AS user_role))",
-             id=ident, email=f"{ident.hex}@example.com", role=role)
+    conn.run(
+        "INSERT INTO users (id, email, name, role) VALUES (:id, :email, 'Someone', CAST(:role AS user_role))",
+        id=ident,
+        email=f"{ident.hex}@example.com",
+        role=role,
+    )
     if role == "doctor":
         conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=ident)
     if role == "patient":
@@ -41,8 +45,12 @@ def user(conn: Conn, role: str) -> uuid.UUID:
 
 
 def slot(conn: Conn, doctor: uuid.UUID, start: datetime, minutes: int = 30) -> uuid.UUID:
-    rows = conn.run("INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
-                    d=doctor, s=start, e=start + timedelta(minutes=minutes))
+    rows = conn.run(
+        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+        d=doctor,
+        s=start,
+        e=start + timedelta(minutes=minutes),
+    )
     return uuid.UUID(str(rows[0][0]))
 
 
@@ -62,9 +70,12 @@ def appointment(conn: Conn, slot_id: uuid.UUID, patient: uuid.UUID, status: str 
 def world(sql: Conn) -> dict[str, uuid.UUID]:
     doctor, other_doctor = user(sql, "doctor"), user(sql, "doctor")
     return {
-        "doctor": doctor, "other_doctor": other_doctor,
-        "patient": user(sql, "patient"), "other_patient": user(sql, "patient"),
-        "slot": slot(sql, doctor, T0), "other_slot": slot(sql, other_doctor, T0 + timedelta(minutes=15)),
+        "doctor": doctor,
+        "other_doctor": other_doctor,
+        "patient": user(sql, "patient"),
+        "other_patient": user(sql, "patient"),
+        "slot": slot(sql, doctor, T0),
+        "other_slot": slot(sql, other_doctor, T0 + timedelta(minutes=15)),
     }
 
 
@@ -92,17 +103,19 @@ def test_rebooking_a_slot_by_updating_a_cancelled_one_is_refused(sql: Conn, worl
 def test_overlapping_slots_of_one_doctor_are_refused(
     sql: Conn, world: dict[str, uuid.UUID], offset: int, minutes: int
 ) -> None:
-    error = refused(sql, "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e)",
-                    d=world["doctor"], s=T0 + timedelta(minutes=offset),
-                    e=T0 + timedelta(minutes=offset + minutes))
+    error = refused(
+        sql,
+        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e)",
+        d=world["doctor"],
+        s=T0 + timedelta(minutes=offset),
+        e=T0 + timedelta(minutes=offset + minutes),
+    )
     assert error["C"] in ("23P01", "23505")
     if error["C"] == "23P01":
         assert error["n"] == "slots_no_overlap"
 
 
-def test_adjacent_slots_and_other_doctors_overlapping_slots_are_allowed(
-    sql: Conn, world: dict[str, uuid.UUID]
-) -> None:
+def test_adjacent_slots_and_other_doctors_overlapping_slots_are_allowed(sql: Conn, world: dict[str, uuid.UUID]) -> None:
     slot(sql, world["doctor"], T0 + timedelta(minutes=30))
     slot(sql, world["doctor"], T0 - timedelta(minutes=30))
     slot(sql, world["other_doctor"], T0 - timedelta(minutes=45))
@@ -110,17 +123,31 @@ def test_adjacent_slots_and_other_doctors_overlapping_slots_are_allowed(
 
 def test_a_moved_slot_may_not_overlap_either(sql: Conn, world: dict[str, uuid.UUID]) -> None:
     later = slot(sql, world["doctor"], T0 + timedelta(hours=1))
-    error = refused(sql, "UPDATE slots SET start_time = :s, end_time = :e WHERE id = :id",
-                    s=T0 + timedelta(minutes=20), e=T0 + timedelta(minutes=50), id=later)
+    error = refused(
+        sql,
+        "UPDATE slots SET start_time = :s, end_time = :e WHERE id = :id",
+        s=T0 + timedelta(minutes=20),
+        e=T0 + timedelta(minutes=50),
+        id=later,
+    )
     assert error["n"] == "slots_no_overlap"
 
 
 def test_invalid_slots_are_refused(sql: Conn, world: dict[str, uuid.UUID]) -> None:
-    error = refused(sql, "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :s)",
-                    d=world["doctor"], s=T0 + timedelta(days=1))
+    error = refused(
+        sql,
+        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :s)",
+        d=world["doctor"],
+        s=T0 + timedelta(days=1),
+    )
     assert error["n"] == "slots_positive_length"
-    error = refused(sql, "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e)",
-                    d=world["patient"], s=T0 + timedelta(days=1), e=T0 + timedelta(days=1, hours=1))
+    error = refused(
+        sql,
+        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e)",
+        d=world["patient"],
+        s=T0 + timedelta(days=1),
+        e=T0 + timedelta(days=1, hours=1),
+    )
     assert error["C"] == "23503"  # a patient has no doctor profile
 
 
@@ -142,17 +169,29 @@ def test_a_cancelled_appointment_cannot_be_revived_into_an_overlap(sql: Conn, wo
 
 
 def test_an_appointment_must_copy_its_slot_faithfully(sql: Conn, world: dict[str, uuid.UUID]) -> None:
-    error = refused(sql, """
+    error = refused(
+        sql,
+        """
         INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time)
         VALUES (:slot, :patient, :doctor, :start, :end)""",
-        slot=world["slot"], patient=world["patient"], doctor=world["other_doctor"], start=T0,
-        end=T0 + timedelta(minutes=30))
+        slot=world["slot"],
+        patient=world["patient"],
+        doctor=world["other_doctor"],
+        start=T0,
+        end=T0 + timedelta(minutes=30),
+    )
     assert (error["C"], error["n"]) == ("23503", "appointments_slot_fkey")
-    error = refused(sql, """
+    error = refused(
+        sql,
+        """
         INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time)
         VALUES (:slot, :patient, :doctor, :start, :end)""",
-        slot=world["slot"], patient=world["patient"], doctor=world["doctor"], start=T0,
-        end=T0 + timedelta(hours=8))
+        slot=world["slot"],
+        patient=world["patient"],
+        doctor=world["doctor"],
+        start=T0,
+        end=T0 + timedelta(hours=8),
+    )
     assert error["n"] == "appointments_slot_fkey"
 
 
@@ -162,21 +201,28 @@ def test_an_appointment_must_copy_its_slot_faithfully(sql: Conn, world: dict[str
 @pytest.fixture
 def audit_id(sql: Conn, world: dict[str, uuid.UUID]) -> int:
     booked = appointment(sql, world["slot"], world["patient"])
-    rows = sql.run("""
+    rows = sql.run(
+        """
         INSERT INTO audit_appointment (appointment_id, action, to_status, actor_id)
-        VALUES (:a, 'BOOKED', 'BOOKED', :actor) RETURNING id""", a=booked, actor=world["patient"])
+        VALUES (:a, 'BOOKED', 'BOOKED', :actor) RETURNING id""",
+        a=booked,
+        actor=world["patient"],
+    )
     return int(rows[0][0])
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_appointment SET reason = 'rewritten' WHERE id = :id",
-    "UPDATE audit_appointment SET to_status = 'CANCELLED'",
-    "DELETE FROM audit_appointment WHERE id = :id",
-    "DELETE FROM audit_appointment",
-    "TRUNCATE audit_appointment",
-    "TRUNCATE audit_appointment CASCADE",
-    "TRUNCATE appointments CASCADE",  # the cascade reaches the audit trail, and is refused there
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_appointment SET reason = 'rewritten' WHERE id = :id",
+        "UPDATE audit_appointment SET to_status = 'CANCELLED'",
+        "DELETE FROM audit_appointment WHERE id = :id",
+        "DELETE FROM audit_appointment",
+        "TRUNCATE audit_appointment",
+        "TRUNCATE audit_appointment CASCADE",
+        "TRUNCATE appointments CASCADE",  # the cascade reaches the audit trail, and is refused there
+    ],
+)
 def test_the_audit_trail_cannot_be_changed(sql: Conn, audit_id: int, statement: str) -> None:
     params = {"id": audit_id} if ":id" in statement else {}
     error = refused(sql, statement, **params)

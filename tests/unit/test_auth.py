@@ -20,8 +20,9 @@ def header(claims: object, pad: bool = False) -> str:
 
 
 def test_a_well_formed_header() -> None:
-    caller = caller_from_header(header({"sub": SUB, "email": " Ada@Example.COM ", "name": " Ada ",
-                                        "role": "doctor", "iss": "x"}))
+    caller = caller_from_header(
+        header({"sub": SUB, "email": " Ada@Example.COM ", "name": " Ada ", "role": "doctor", "iss": "x"})
+    )
     assert caller == Caller(id=uuid.UUID(SUB), email="ada@example.com", name="Ada", role="doctor")
     assert not caller.is_admin()
 
@@ -51,13 +52,16 @@ def test_missing_header_is_401(value: str | None) -> None:
         caller_from_header(value)
 
 
-@pytest.mark.parametrize("value", [
-    "%%%not base64%%%",
-    "eyJzdWIi",  # truncated JSON
-    base64.urlsafe_b64encode(b"\xff\xfe\xfd").decode(),  # not UTF-8
-    base64.urlsafe_b64encode(b"plain text").decode(),
-    "a",  # one base64 character cannot be decoded
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "%%%not base64%%%",
+        "eyJzdWIi",  # truncated JSON
+        base64.urlsafe_b64encode(b"\xff\xfe\xfd").decode(),  # not UTF-8
+        base64.urlsafe_b64encode(b"plain text").decode(),
+        "a",  # one base64 character cannot be decoded
+    ],
+)
 def test_unreadable_header_is_401(value: str) -> None:
     with pytest.raises(Unauthenticated):
         caller_from_header(value)
@@ -69,15 +73,18 @@ def test_header_that_is_not_an_object_is_401(claims: object) -> None:
         caller_from_header(header(claims))
 
 
-@pytest.mark.parametrize("claims", [
-    {"email": "a@example.com"},
-    {"sub": "", "email": "a@example.com"},
-    {"sub": 123, "email": "a@example.com"},
-    {"sub": SUB},
-    {"sub": SUB, "email": ""},
-    {"sub": SUB, "email": "no-at-sign"},
-    {"sub": SUB, "email": ["a@example.com"]},
-])
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"email": "a@example.com"},
+        {"sub": "", "email": "a@example.com"},
+        {"sub": 123, "email": "a@example.com"},
+        {"sub": SUB},
+        {"sub": SUB, "email": ""},
+        {"sub": SUB, "email": "no-at-sign"},
+        {"sub": SUB, "email": ["a@example.com"]},
+    ],
+)
 def test_missing_sub_or_email_is_401(claims: dict[str, object]) -> None:
     with pytest.raises(Unauthenticated):
         caller_from_header(header(claims))

@@ -20,8 +20,12 @@ from local.gateway import USERINFO, Gateway, Problem, Upstream, Verifier, render
 from local.paths import OPENAPI
 
 VALUES = {
-    "slots_url": "http://slots.test", "book_url": "http://book.test", "cancel_url": "http://cancel.test",
-    "jwt_issuer": keys.ISSUER, "jwks_uri": "file:///jwks.json", "jwt_audience": keys.AUDIENCE,
+    "slots_url": "http://slots.test",
+    "book_url": "http://book.test",
+    "cancel_url": "http://cancel.test",
+    "jwt_issuer": keys.ISSUER,
+    "jwks_uri": "file:///jwks.json",
+    "jwt_audience": keys.AUDIENCE,
 }
 SUB = uuid4()
 
@@ -53,7 +57,9 @@ def test_render_refuses_a_missing_value() -> None:
 
 def test_render_leaves_dollar_text_alone() -> None:
     assert render('a: {$ref: "#/x"}\nb: "$notavar"\nc: ${v}\n', {"v": "1"}) == {
-        "a": {"$ref": "#/x"}, "b": "$notavar", "c": 1,
+        "a": {"$ref": "#/x"},
+        "b": "$notavar",
+        "c": 1,
     }
 
 
@@ -65,20 +71,23 @@ def gateway(spec: dict[str, Any], key_state: Path) -> Gateway:
     return Gateway(spec, keys.key_dir(key_state) / "jwks.json")
 
 
-@pytest.mark.parametrize(("method", "path", "operation", "backend"), [
-    ("GET", "/doctors", "listDoctors", "http://slots.test"),
-    ("POST", "/doctors", "createDoctor", "http://slots.test"),
-    ("GET", f"/doctors/{SUB}", "getDoctor", "http://slots.test"),
-    ("GET", "/doctors/not-a-uuid", "getDoctor", "http://slots.test"),  # the function answers 404
-    ("GET", f"/doctors/{SUB}/slots", "listFreeSlots", "http://slots.test"),
-    ("POST", f"/doctors/{SUB}/slots", "publishSlots", "http://slots.test"),
-    ("POST", "/patients", "registerPatient", "http://book.test"),
-    ("POST", "/appointments", "bookAppointment", "http://book.test"),
-    ("GET", "/appointments", "listAppointments", "http://book.test"),
-    ("GET", f"/appointments/{SUB}", "getAppointment", "http://book.test"),
-    ("PATCH", f"/appointments/{SUB}", "changeAppointment", "http://cancel.test"),
-    ("GET", f"/appointments/{SUB}/audit", "getAppointmentAudit", "http://book.test"),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "operation", "backend"),
+    [
+        ("GET", "/doctors", "listDoctors", "http://slots.test"),
+        ("POST", "/doctors", "createDoctor", "http://slots.test"),
+        ("GET", f"/doctors/{SUB}", "getDoctor", "http://slots.test"),
+        ("GET", "/doctors/not-a-uuid", "getDoctor", "http://slots.test"),  # the function answers 404
+        ("GET", f"/doctors/{SUB}/slots", "listFreeSlots", "http://slots.test"),
+        ("POST", f"/doctors/{SUB}/slots", "publishSlots", "http://slots.test"),
+        ("POST", "/patients", "registerPatient", "http://book.test"),
+        ("POST", "/appointments", "bookAppointment", "http://book.test"),
+        ("GET", "/appointments", "listAppointments", "http://book.test"),
+        ("GET", f"/appointments/{SUB}", "getAppointment", "http://book.test"),
+        ("PATCH", f"/appointments/{SUB}", "changeAppointment", "http://cancel.test"),
+        ("GET", f"/appointments/{SUB}/audit", "getAppointmentAudit", "http://book.test"),
+    ],
+)
 def test_routes(gateway: Gateway, method: str, path: str, operation: str, backend: str) -> None:
     found = gateway.match(method, path)
     assert (found.operation_id, found.backend) == (operation, backend)
@@ -92,21 +101,41 @@ def test_secured_routes(gateway: Gateway) -> None:
     assert gateway.match("PATCH", f"/appointments/{SUB}").secured
 
 
-@pytest.mark.parametrize("path", [
-    "/", "/nope", "/doctors/", "/doctors/a/b", f"/appointments/{SUB}/audit/x", "/tasks/notify",
-    "/tasks/sweep", "/Doctors", "/doctors//slots", f"/appointments/{SUB}/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/nope",
+        "/doctors/",
+        "/doctors/a/b",
+        f"/appointments/{SUB}/audit/x",
+        "/tasks/notify",
+        "/tasks/sweep",
+        "/Doctors",
+        "/doctors//slots",
+        f"/appointments/{SUB}/",
+    ],
+)
 def test_unknown_paths_are_404(gateway: Gateway, path: str) -> None:
     with pytest.raises(Problem) as caught:
         gateway.match("GET", path)
     assert caught.value.status == 404
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("DELETE", "/doctors"), ("PUT", "/doctors"), ("PATCH", "/doctors"), ("DELETE", f"/appointments/{SUB}"),
-    ("POST", f"/appointments/{SUB}"), ("POST", f"/appointments/{SUB}/audit"), ("OPTIONS", "/appointments"),
-    ("PATCH", "/patients"), ("GET", "/patients"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/doctors"),
+        ("PUT", "/doctors"),
+        ("PATCH", "/doctors"),
+        ("DELETE", f"/appointments/{SUB}"),
+        ("POST", f"/appointments/{SUB}"),
+        ("POST", f"/appointments/{SUB}/audit"),
+        ("OPTIONS", "/appointments"),
+        ("PATCH", "/patients"),
+        ("GET", "/patients"),
+    ],
+)
 def test_unknown_methods_are_405(gateway: Gateway, method: str, path: str) -> None:
     with pytest.raises(Problem) as caught:
         gateway.match(method, path)
@@ -168,10 +197,23 @@ def test_unsigned_and_symmetric_tokens(verifier: Verifier, key_state: Path) -> N
     expect_401(verifier, f"Bearer {head}.{forged}.{signature}")
 
 
-@pytest.mark.parametrize("authorization", [
-    None, "", "Bearer", "Bearer ", "Basic dXNlcjpwYXNz", "Token abc", "Bearer a b", "Bearer not.a.jwt",
-    "Bearer ...", "Bearer eyJhbGciOiJSUzI1NiJ9", "Bearertoken", "Bearer \x00",
-])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwYXNz",
+        "Token abc",
+        "Bearer a b",
+        "Bearer not.a.jwt",
+        "Bearer ...",
+        "Bearer eyJhbGciOiJSUzI1NiJ9",
+        "Bearertoken",
+        "Bearer \x00",
+    ],
+)
 def test_malformed_authorization_headers(verifier: Verifier, authorization: str | None) -> None:
     expect_401(verifier, authorization)
 
@@ -188,8 +230,7 @@ class FakeBackend:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
-    def request(self, method: str, url: str, body: bytes | None, headers: dict[str, str],
-                **_: Any) -> Any:
+    def request(self, method: str, url: str, body: bytes | None, headers: dict[str, str], **_: Any) -> Any:
         self.calls.append({"method": method, "url": url, "body": body, "headers": headers})
 
         class Reply:
@@ -201,11 +242,15 @@ class FakeBackend:
         return Reply()
 
 
-def call(gateway: Gateway, method: str, path: str, headers: dict[str, str], body: bytes = b"",
-         query: str = "") -> tuple[str, bytes]:
+def call(
+    gateway: Gateway, method: str, path: str, headers: dict[str, str], body: bytes = b"", query: str = ""
+) -> tuple[str, bytes]:
     environ: dict[str, Any] = {
-        "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
-        "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.input": io.BytesIO(body),
     }
     for name, value in headers.items():
         if name.lower() == "content-type":
@@ -226,10 +271,17 @@ def test_a_client_sent_identity_header_is_replaced(gateway: Gateway, key_state: 
     gateway.http = backend  # type: ignore[assignment]
     victim = {"sub": str(uuid4()), "email": "victim@example.com", "role": "admin"}
     mine = token(key_state)
-    status, _ = call(gateway, "GET", "/appointments", {
-        "Authorization": f"Bearer {mine}", USERINFO: userinfo(victim),
-        "X-Forwarded-Authorization": "Bearer forged",
-    }, query="status=BOOKED")
+    status, _ = call(
+        gateway,
+        "GET",
+        "/appointments",
+        {
+            "Authorization": f"Bearer {mine}",
+            USERINFO: userinfo(victim),
+            "X-Forwarded-Authorization": "Bearer forged",
+        },
+        query="status=BOOKED",
+    )
     assert status.startswith("200")
     sent = backend.calls[0]
     assert sent["url"] == "http://book.test/appointments?status=BOOKED"
@@ -253,8 +305,9 @@ def test_an_identity_header_is_never_forwarded_on_open_routes(gateway: Gateway) 
 def test_a_forged_identity_header_without_a_token_is_401(gateway: Gateway) -> None:
     backend = FakeBackend()
     gateway.http = backend  # type: ignore[assignment]
-    status, data = call(gateway, "GET", "/appointments",
-                        {USERINFO: userinfo({"sub": str(SUB), "email": "a@b.c", "role": "admin"})})
+    status, data = call(
+        gateway, "GET", "/appointments", {USERINFO: userinfo({"sub": str(SUB), "email": "a@b.c", "role": "admin"})}
+    )
     assert status.startswith("401")
     assert json.loads(data)["status"] == 401
     assert backend.calls == []
@@ -264,8 +317,13 @@ def test_bodies_and_content_types_are_forwarded(gateway: Gateway, key_state: Pat
     backend = FakeBackend()
     gateway.http = backend  # type: ignore[assignment]
     body = b'{"slot_id": "x"}'
-    call(gateway, "POST", "/appointments", {"Authorization": f"Bearer {token(key_state)}",
-                                             "Content-Type": "application/json", "Idempotency-Key": "k1"}, body)
+    call(
+        gateway,
+        "POST",
+        "/appointments",
+        {"Authorization": f"Bearer {token(key_state)}", "Content-Type": "application/json", "Idempotency-Key": "k1"},
+        body,
+    )
     sent = backend.calls[0]
     assert sent["body"] == body
     assert sent["headers"]["Content-Type"] == "application/json"
@@ -283,12 +341,15 @@ def test_a_long_url_is_a_414_problem(gateway: Gateway) -> None:
     assert status.startswith("200")
 
 
-@pytest.mark.parametrize(("path", "forwarded"), [
-    ("/doctors/\x1f", "/doctors/%1F"),
-    ("/doctors/a b/slots", "/doctors/a%20b/slots"),
-    ("/appointments/\u00e2\u0082\u00ac", "/appointments/%E2%82%AC"),  # UTF-8 bytes as WSGI gives them
-    (f"/appointments/{SUB}/audit", f"/appointments/{SUB}/audit"),
-])
+@pytest.mark.parametrize(
+    ("path", "forwarded"),
+    [
+        ("/doctors/\x1f", "/doctors/%1F"),
+        ("/doctors/a b/slots", "/doctors/a%20b/slots"),
+        ("/appointments/\u00e2\u0082\u00ac", "/appointments/%E2%82%AC"),  # UTF-8 bytes as WSGI gives them
+        (f"/appointments/{SUB}/audit", f"/appointments/{SUB}/audit"),
+    ],
+)
 def test_paths_are_forwarded_percent_encoded(gateway: Gateway, key_state: Path, path: str, forwarded: str) -> None:
     backend = FakeBackend()
     gateway.http = backend  # type: ignore[assignment]

@@ -22,8 +22,9 @@ def bearer(state: Path, ttl: int = 3600) -> str:
     return "Bearer " + keys.make_token("patient", uuid4(), "p@example.com", "P", state=state, ttl=ttl)
 
 
-def test_a_verified_token_is_not_verified_again(verifier: Verifier, key_state: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_verified_token_is_not_verified_again(
+    verifier: Verifier, key_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = bearer(key_state)
     first = verifier.verify(token)
 
@@ -34,8 +35,9 @@ def test_a_verified_token_is_not_verified_again(verifier: Verifier, key_state: P
     assert verifier.verify(token) == first
 
 
-def test_a_cached_token_is_refused_once_expired(verifier: Verifier, key_state: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cached_token_is_refused_once_expired(
+    verifier: Verifier, key_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     token = bearer(key_state, ttl=60)
     verifier.verify(token)
     later = time.time() + 60 + Verifier.LEEWAY + 5

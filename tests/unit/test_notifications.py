@@ -21,9 +21,16 @@ START = datetime(2024, 12, 3, 8, 0, tzinfo=UTC)
 
 def notice(kind: mail.Kind = "CONFIRMATION", **changes: Any) -> mail.Notice:
     values: dict[str, Any] = dict(
-        kind=kind, message_key=f"{APPOINTMENT}-{kind.lower()}-1733212800-42", appointment_id=str(APPOINTMENT),
-        recipient="pat@example.com", patient_name="Zoë O'Brien, Jr.", doctor_name="Dr. Anna Weiß",
-        timezone="Europe/Berlin", start=START, end=START + timedelta(minutes=30), sequence=0,
+        kind=kind,
+        message_key=f"{APPOINTMENT}-{kind.lower()}-1733212800-42",
+        appointment_id=str(APPOINTMENT),
+        recipient="pat@example.com",
+        patient_name="Zoë O'Brien, Jr.",
+        doctor_name="Dr. Anna Weiß",
+        timezone="Europe/Berlin",
+        start=START,
+        end=START + timedelta(minutes=30),
+        sequence=0,
     )
     values.update(changes)
     return mail.Notice(**values)
@@ -49,7 +56,12 @@ def test_confirmation_is_text_html_and_a_request_invitation() -> None:
     message = mail.compose(notice(), SETTINGS, now=START - timedelta(days=2))
     parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
     assert [p.get_content_type() for p in parsed.walk()] == [
-        "multipart/mixed", "multipart/alternative", "text/plain", "text/html", "text/calendar"]
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
     assert parsed["To"] == "pat@example.com" and parsed["X-Clinic-Kind"] == "CONFIRMATION"
     html = parsed.get_body(("html",))
     assert html is not None and "O&#x27;Brien" in html.get_content()  # escaped
@@ -102,23 +114,38 @@ def test_task_names_are_deterministic() -> None:
 
 def test_task_request_carries_name_eta_deadline_and_oidc() -> None:
     row = {"name": "abc-reminder-1-2", "deliver_at": START, "payload": {"kind": "REMINDER"}}
-    settings = Settings(tasks_queue="projects/p/locations/l/queues/q", notify_url="https://n.example/tasks/notify",
-                        tasks_dispatch_deadline_s=60)
+    settings = Settings(
+        tasks_queue="projects/p/locations/l/queues/q",
+        notify_url="https://n.example/tasks/notify",
+        tasks_dispatch_deadline_s=60,
+    )
     request = dispatch.task_request(settings, row)
     assert request["name"] == "projects/p/locations/l/queues/q/tasks/abc-reminder-1-2"
     assert request["schedule_time"] == START and request["dispatch_deadline"] == timedelta(seconds=60)
     assert request["http_request"]["url"] == "https://n.example/tasks/notify"
     assert request["http_request"]["body"] == b'{"kind": "REMINDER"}'
     assert "oidc_token" not in request["http_request"]
-    signed = dispatch.task_request(settings.model_copy(update={
-        "tasks_service_account": "tasks@p.iam.gserviceaccount.com", "oidc_audience": "https://n.example"}), row)
+    signed = dispatch.task_request(
+        settings.model_copy(
+            update={"tasks_service_account": "tasks@p.iam.gserviceaccount.com", "oidc_audience": "https://n.example"}
+        ),
+        row,
+    )
     assert signed["http_request"]["oidc_token"] == {
-        "service_account_email": "tasks@p.iam.gserviceaccount.com", "audience": "https://n.example"}
+        "service_account_email": "tasks@p.iam.gserviceaccount.com",
+        "audience": "https://n.example",
+    }
 
 
 def payload(**changes: Any) -> dict[str, Any]:
-    return {"message_key": f"{APPOINTMENT}-confirmation-1733212800-42", "appointment_id": str(APPOINTMENT),
-            "kind": "CONFIRMATION", "slot_id": str(SLOT), "start_time": START.isoformat(), **changes}
+    return {
+        "message_key": f"{APPOINTMENT}-confirmation-1733212800-42",
+        "appointment_id": str(APPOINTMENT),
+        "kind": "CONFIRMATION",
+        "slot_id": str(SLOT),
+        "start_time": START.isoformat(),
+        **changes,
+    }
 
 
 def test_the_payload_model() -> None:
@@ -126,8 +153,14 @@ def test_the_payload_model() -> None:
     assert message.audit_id == 42 and message.start_time == START
     assert TaskMessage.model_validate(payload(kind="REMINDER")).audit_id is None
     assert TaskMessage.model_validate(payload(message_key="x-y")).audit_id is None
-    for bad in (payload(kind="SMS"), payload(start_time="2024-12-03T08:00:00"), payload(message_key=""),
-                payload(message_key="a b"), payload(slot_id="1"), payload(extra=True)):
+    for bad in (
+        payload(kind="SMS"),
+        payload(start_time="2024-12-03T08:00:00"),
+        payload(message_key=""),
+        payload(message_key="a b"),
+        payload(slot_id="1"),
+        payload(extra=True),
+    ):
         with pytest.raises(ValidationError):
             TaskMessage.model_validate(bad)
 
@@ -136,21 +169,24 @@ def row(**changes: Any) -> dict[str, Any]:
     return {"slot_id": SLOT, "start_time": START, "status": "BOOKED", "started": False, **changes}
 
 
-@pytest.mark.parametrize(("kind", "stored", "sent"), [
-    ("CONFIRMATION", row(), True),
-    ("CONFIRMATION", row(slot_id=uuid.uuid4()), False),
-    ("CONFIRMATION", row(status="CANCELLED"), False),
-    ("REMINDER", row(), True),
-    ("REMINDER", row(start_time=START + timedelta(hours=1)), False),
-    ("REMINDER", row(status="CANCELLED"), False),
-    ("REMINDER", row(status="COMPLETED"), False),
-    ("REMINDER", row(started=True), False),
-    ("RESCHEDULED", row(), True),
-    ("RESCHEDULED", row(slot_id=uuid.uuid4()), False),
-    ("CANCELLATION", row(status="CANCELLED"), True),
-    ("CANCELLATION", row(), False),
-    ("REMINDER", None, False),
-])
+@pytest.mark.parametrize(
+    ("kind", "stored", "sent"),
+    [
+        ("CONFIRMATION", row(), True),
+        ("CONFIRMATION", row(slot_id=uuid.uuid4()), False),
+        ("CONFIRMATION", row(status="CANCELLED"), False),
+        ("REMINDER", row(), True),
+        ("REMINDER", row(start_time=START + timedelta(hours=1)), False),
+        ("REMINDER", row(status="CANCELLED"), False),
+        ("REMINDER", row(status="COMPLETED"), False),
+        ("REMINDER", row(started=True), False),
+        ("RESCHEDULED", row(), True),
+        ("RESCHEDULED", row(slot_id=uuid.uuid4()), False),
+        ("CANCELLATION", row(status="CANCELLED"), True),
+        ("CANCELLATION", row(), False),
+        ("REMINDER", None, False),
+    ],
+)
 def test_a_message_is_sent_only_while_true(kind: str, stored: dict[str, Any] | None, sent: bool) -> None:
     message = TaskMessage.model_validate(payload(kind=kind))
     assert (stale_reason(message, stored) is None) is sent

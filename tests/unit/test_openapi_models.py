@@ -22,7 +22,10 @@ from shared.web import Router
 
 FUNCTIONS = ("slots", "book", "cancel", "notify")
 VALUES = {f"{name}_url": f"https://{name}.functions.test" for name in FUNCTIONS} | {
-    "jwt_issuer": "https://issuer.test", "jwks_uri": "https://issuer.test/jwks", "jwt_audience": "clinic"}
+    "jwt_issuer": "https://issuer.test",
+    "jwks_uri": "https://issuer.test/jwks",
+    "jwt_audience": "clinic",
+}
 
 # Each definition and the model it documents.
 DEFINITIONS: dict[str, type[BaseModel]] = {
@@ -92,8 +95,12 @@ def field_view(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     enum: set[Any] = set()
     for v in variants:
         enum |= set(v.get("enum", [v["const"]] if "const" in v else []))
-    bounds = {key: value for v in variants for key, value in v.items()
-              if key in ("minLength", "maxLength", "minimum", "maximum", "pattern")}
+    bounds = {
+        key: value
+        for v in variants
+        for key, value in v.items()
+        if key in ("minLength", "maxLength", "minimum", "maximum", "pattern")
+    }
     return {"types": types, "formats": formats, "enum": enum, "nullable": nullable, "bounds": bounds}
 
 
@@ -153,11 +160,18 @@ def test_definition_matches_model(spec: dict[str, Any], name: str) -> None:
 
 
 def test_arrays_hold_the_documented_items(spec: dict[str, Any]) -> None:
-    items = {name: d["properties"]["items"]["items"]["$ref"].split("/")[-1]
-             for name, d in spec["definitions"].items() if "items" in d["properties"]
-             and d["properties"]["items"].get("type") == "array"}
-    assert items == {"DoctorList": "Doctor", "SlotList": "Slot", "PublishedSlots": "Slot",
-                     "AppointmentList": "Appointment", "AuditTrail": "AuditEntry"}
+    items = {
+        name: d["properties"]["items"]["items"]["$ref"].split("/")[-1]
+        for name, d in spec["definitions"].items()
+        if "items" in d["properties"] and d["properties"]["items"].get("type") == "array"
+    }
+    assert items == {
+        "DoctorList": "Doctor",
+        "SlotList": "Slot",
+        "PublishedSlots": "Slot",
+        "AppointmentList": "Appointment",
+        "AuditTrail": "AuditEntry",
+    }
     for name, item in items.items():
         annotation = DEFINITIONS[name].model_fields["items"].annotation
         assert annotation == list[DEFINITIONS[item]], name  # type: ignore[valid-type]
@@ -204,8 +218,9 @@ def test_operation_parameters_and_responses(spec: dict[str, Any], operation_id: 
                 if key != "pattern":
                     assert theirs["bounds"].get(key) == value, f"{name}: {key}"
     # Success responses: the documented definitions.
-    documented = {status: r["schema"]["$ref"].split("/")[-1]
-                  for status, r in op["responses"].items() if status.startswith("2")}
+    documented = {
+        status: r["schema"]["$ref"].split("/")[-1] for status, r in op["responses"].items() if status.startswith("2")
+    }
     assert documented == responses
     # Every failure is a problem.
     for status, response in op["responses"].items():

@@ -37,31 +37,34 @@ def test_padding_is_optional() -> None:
     assert paging.decode(padded, {"after": paging.timestamp}) == paging.decode(token, {"after": paging.timestamp})
 
 
-@pytest.mark.parametrize("token", [
-    "",
-    "not a token",
-    "%%%%",
-    "////",
-    raw_token("not json"),
-    raw_token("[1, 2]"),
-    raw_token("null"),
-    raw_token("42"),
-    raw_token({}),
-    raw_token({"start": "2027-01-01T00:00:00+00:00"}),  # a field missing
-    raw_token({"start": "2027-01-01T00:00:00+00:00", "id": str(uuid4()), "x": 1}),  # one too many
-    raw_token({"start": "yesterday", "id": str(uuid4())}),
-    raw_token({"start": "2027-01-01T00:00:00", "id": str(uuid4())}),  # naive
-    raw_token({"start": "2027-01-01T00:00:00+00:00", "id": "not-a-uuid"}),
-    raw_token({"start": "2027-01-01T00:00:00+00:00", "id": None}),
-    raw_token({"start": ["2027"], "id": str(uuid4())}),
-    # Instants a database driver cannot express in UTC.
-    raw_token({"start": "0001-01-01T00:00:00+05:00", "id": str(uuid4())}),
-    raw_token({"start": "9999-12-31T23:59:59-05:00", "id": str(uuid4())}),
-    # Text PostgreSQL refuses (NUL) or cannot encode (a lone surrogate).
-    raw_token({"start": "2027-01-01T00:00:00+00:00\u0000", "id": str(uuid4())}),
-    raw_token('{"start": "2027-01-01T00:00:00+00:00", "id": "\\ud800"}'),
-    base64.urlsafe_b64encode(b"\xff\xfe\x00garbage").decode(),
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "not a token",
+        "%%%%",
+        "////",
+        raw_token("not json"),
+        raw_token("[1, 2]"),
+        raw_token("null"),
+        raw_token("42"),
+        raw_token({}),
+        raw_token({"start": "2027-01-01T00:00:00+00:00"}),  # a field missing
+        raw_token({"start": "2027-01-01T00:00:00+00:00", "id": str(uuid4()), "x": 1}),  # one too many
+        raw_token({"start": "yesterday", "id": str(uuid4())}),
+        raw_token({"start": "2027-01-01T00:00:00", "id": str(uuid4())}),  # naive
+        raw_token({"start": "2027-01-01T00:00:00+00:00", "id": "not-a-uuid"}),
+        raw_token({"start": "2027-01-01T00:00:00+00:00", "id": None}),
+        raw_token({"start": ["2027"], "id": str(uuid4())}),
+        # Instants a database driver cannot express in UTC.
+        raw_token({"start": "0001-01-01T00:00:00+05:00", "id": str(uuid4())}),
+        raw_token({"start": "9999-12-31T23:59:59-05:00", "id": str(uuid4())}),
+        # Text PostgreSQL refuses (NUL) or cannot encode (a lone surrogate).
+        raw_token({"start": "2027-01-01T00:00:00+00:00\u0000", "id": str(uuid4())}),
+        raw_token('{"start": "2027-01-01T00:00:00+00:00", "id": "\\ud800"}'),
+        base64.urlsafe_b64encode(b"\xff\xfe\x00garbage").decode(),
+    ],
+)
 def test_tokens_the_api_did_not_issue_are_a_bad_request(token: str) -> None:
     with pytest.raises(BadRequest):
         paging.decode(token, FIELDS)

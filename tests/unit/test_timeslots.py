@@ -60,8 +60,7 @@ def test_berlin_spring_forward_and_fall_back() -> None:
     spring = cut_window(date(2027, 3, 28), time(1), time(4), 60, BERLIN)
     assert starts(spring) == [utc(2027, 3, 28, 0), utc(2027, 3, 28, 1)]
     fall = cut_window(date(2027, 10, 31), time(1), time(4), 60, BERLIN)
-    assert starts(fall) == [utc(2027, 10, 30, 23), utc(2027, 10, 31, 0), utc(2027, 10, 31, 1),
-                            utc(2027, 10, 31, 2)]
+    assert starts(fall) == [utc(2027, 10, 30, 23), utc(2027, 10, 31, 0), utc(2027, 10, 31, 1), utc(2027, 10, 31, 2)]
     assert_contiguous(fall, 60)
 
 
@@ -73,13 +72,16 @@ def test_a_half_hour_dst_shift() -> None:
     assert_contiguous(slots, 30)
 
 
-@pytest.mark.parametrize(("zone", "day", "clock"), [
-    (NEW_YORK, date(2027, 3, 14), time(2, 0)),
-    (NEW_YORK, date(2027, 3, 14), time(2, 30)),
-    (NEW_YORK, date(2027, 3, 14), time(2, 59, 59)),
-    (BERLIN, date(2027, 3, 28), time(2, 0)),
-    (BERLIN, date(2027, 3, 28), time(2, 45)),
-])
+@pytest.mark.parametrize(
+    ("zone", "day", "clock"),
+    [
+        (NEW_YORK, date(2027, 3, 14), time(2, 0)),
+        (NEW_YORK, date(2027, 3, 14), time(2, 30)),
+        (NEW_YORK, date(2027, 3, 14), time(2, 59, 59)),
+        (BERLIN, date(2027, 3, 28), time(2, 0)),
+        (BERLIN, date(2027, 3, 28), time(2, 45)),
+    ],
+)
 def test_a_nonexistent_local_time_is_refused(zone: ZoneInfo, day: date, clock: time) -> None:
     with pytest.raises(Unprocessable, match="does not exist"):
         local_to_utc(day, clock, zone)
@@ -102,8 +104,12 @@ def test_an_ambiguous_local_time_takes_its_first_occurrence() -> None:
     # A window ending at the ambiguous 02:00... is the first 02:00? No: 02:00 EST (07:00 UTC) is
     # the only 02:00 (EDT's 02:00 never happened), so 01:00-02:00 is two real hours.
     window = cut_window(date(2027, 11, 7), time(1), time(2), 30, NEW_YORK)
-    assert starts(window) == [utc(2027, 11, 7, 5), utc(2027, 11, 7, 5, 30), utc(2027, 11, 7, 6),
-                              utc(2027, 11, 7, 6, 30)]
+    assert starts(window) == [
+        utc(2027, 11, 7, 5),
+        utc(2027, 11, 7, 5, 30),
+        utc(2027, 11, 7, 6),
+        utc(2027, 11, 7, 6, 30),
+    ]
 
 
 def test_a_window_within_the_repeated_hour() -> None:
@@ -113,11 +119,14 @@ def test_a_window_within_the_repeated_hour() -> None:
     ]
 
 
-@pytest.mark.parametrize(("start", "end", "minutes"), [
-    (time(12), time(9), 30),  # ends before it starts
-    (time(9), time(9), 30),  # empty
-    (time(9), time(9, 20), 30),  # shorter than one slot
-])
+@pytest.mark.parametrize(
+    ("start", "end", "minutes"),
+    [
+        (time(12), time(9), 30),  # ends before it starts
+        (time(9), time(9), 30),  # empty
+        (time(9), time(9, 20), 30),  # shorter than one slot
+    ],
+)
 def test_windows_without_a_slot_are_refused(start: time, end: time, minutes: int) -> None:
     with pytest.raises(Unprocessable):
         cut_window(date(2027, 6, 1), start, end, minutes, BERLIN)
