@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from local import pubsub_emulator, tasks_emulator
 from local.paths import ROOT
 from local.postgres import port_open
@@ -143,3 +145,10 @@ class Recorder:
             time.sleep(0.05)
         with self._lock:
             return list(self.requests)
+
+
+# The Pub/Sub emulator ships with the gcloud CLI. Where gcloud is missing, the stack
+# runs without it and events wait in the outbox; the tests that read events say so.
+needs_gcloud = pytest.mark.skipif(
+    pubsub_emulator.gcloud() is None, reason="gcloud is not installed: no Pub/Sub emulator"
+)

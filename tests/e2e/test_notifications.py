@@ -21,7 +21,6 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import pg8000.native
-import pytest
 import requests
 
 from local import pubsub_emulator
@@ -29,6 +28,7 @@ from local.mailsink import read_all
 from local.postgres import port_open
 from local.stack import Stack
 from tests.e2e.client import Api, Caller
+from tests.emulators import needs_gcloud
 
 
 @contextmanager
@@ -290,9 +290,8 @@ def _pull(host: str, subscription: str, appointment_id: str, count: int, timeout
     return found
 
 
+@needs_gcloud
 def test_each_change_is_one_event_in_order(stack: Stack, api: Api) -> None:
-    if "pubsub" not in {s.name for s in stack.services}:
-        pytest.skip("gcloud is not installed: no Pub/Sub emulator")
     host = stack.env()["PUBSUB_EMULATOR_HOST"]
     subscription = f"projects/{pubsub_emulator.PROJECT}/subscriptions/e2e-{uuid.uuid4().hex[:10]}"
     pubsub_emulator.ensure_topic(host, subscriptions=(subscription,))

@@ -21,7 +21,7 @@ import pytest
 from local import pubsub_emulator
 from shared import dispatch
 from shared.settings import get_settings
-from tests.emulators import Recorder, cloud_tasks, free_port, pubsub
+from tests.emulators import Recorder, cloud_tasks, free_port, needs_gcloud, pubsub
 from tests.helpers import state_dir
 from tests.integration import notify_support as data
 
@@ -46,8 +46,8 @@ def pubsub_emulator_host() -> Iterator[str | None]:
 
 @pytest.fixture
 def pubsub_host(pubsub_emulator_host: str | None) -> str:
-    if pubsub_emulator_host is None:
-        pytest.skip("gcloud is not installed: no Pub/Sub emulator")
+    # Only tests marked needs_gcloud take this fixture.
+    assert pubsub_emulator_host is not None
     return pubsub_emulator_host
 
 
@@ -116,6 +116,7 @@ def emulator_tasks(host: str) -> dict[str, Any]:
     return {task.name.rsplit("/", 1)[-1]: task for task in client.list_tasks(parent=QUEUE)}
 
 
+@needs_gcloud
 def test_after_commit_sends_each_row_once_and_marks_it(
     queues: Recorder, pubsub_host: str, tasks_host: str, sql: pg8000.native.Connection
 ) -> None:
@@ -222,6 +223,7 @@ def test_unconfigured_queues_leave_rows_waiting(database_url: str, sql: pg8000.n
     assert all(r["dispatched_at"] is None and r["attempts"] == 0 for r in rows(sql, appointment_id))
 
 
+@needs_gcloud
 def test_events_held_back_by_an_outage_go_out_in_order(
     queues: Recorder, pubsub_host: str, sql: pg8000.native.Connection
 ) -> None:
