@@ -94,6 +94,12 @@ class EmbeddedPostgres:
         self.init()
         if self.running():
             return
+        if port_open(self.port):
+            # Otherwise pg_ctl fails with only "exit status 1" and the reason in its log.
+            raise RuntimeError(
+                f"port {self.port} is in use by another program (another PostgreSQL?); "
+                f"stop it, or move this one (CLINIC_TEST_SLOT for the tests, CLINIC_PORT_OFFSET for make run)"
+            )
         self.log_file.touch()
         if os.geteuid() == 0:
             _open_path_for(self.log_file, SYSTEM_USER)
