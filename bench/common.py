@@ -13,12 +13,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 import pg8000.native
 
 from local.paths import ROOT
-from local.postgres import EmbeddedPostgres
+from local.postgres import EmbeddedPostgres, connect_native, url_with_database
 from local.stack import Ports
 
 # Far from `make run` (offset 0), the e2e tests (offset 1000 + 100 per slot) and
@@ -29,20 +28,9 @@ SLOTS_PG_PORT = PORTS.postgres + 10  # 58339
 STATE = ROOT / ".local"
 
 
-def with_database(url: str, database: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{database}"))
-
-
 def connect(url: str) -> pg8000.native.Connection:
-    parts = urlparse(url)
-    return pg8000.native.Connection(
-        parts.username or "postgres",
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        password=parts.password,
-        database=(parts.path or "/postgres").lstrip("/") or "postgres",
-        timeout=3600,
-    )
+    # Building the 5-million-slot data set runs statements for minutes.
+    return connect_native(url, timeout=3600)
 
 
 @dataclass
@@ -53,7 +41,7 @@ class Server:
     embedded: EmbeddedPostgres | None
 
     def url(self, database: str) -> str:
-        return with_database(self.admin_url, database)
+        return url_with_database(self.admin_url, database)
 
     @property
     def postmaster(self) -> int | None:
@@ -84,7 +72,7 @@ def server(folder: str, port: int) -> Iterator[Server]:
     """DATABASE_URL's server when set, else an embedded one in .local/<folder>/ (stopped after)."""
     external = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if external:
-        yield Server(with_database(external, "postgres"), None)
+        yield Server(url_with_database(external, "postgres"), None)
         return
     embedded = EmbeddedPostgres(STATE / folder / "pgdata", port)
     was_running = embedded.running() if (embedded.data_dir / "PG_VERSION").exists() else False

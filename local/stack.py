@@ -19,7 +19,7 @@ from pathlib import Path
 
 from local import extensions, keys
 from local.paths import ROOT, STATE
-from local.postgres import DEFAULT_PORT, EmbeddedPostgres, port_open
+from local.postgres import DEFAULT_PORT, EmbeddedPostgres, connect_native, port_open
 
 FUNCTIONS = ("slots", "book", "cancel", "notify")
 
@@ -129,10 +129,8 @@ class Stack:
         return self.postgres.url_for("clinic")
 
     def _ensure_database(self, name: str) -> None:
-        import pg8000.native
-
         assert self.postgres is not None
-        conn = pg8000.native.Connection("postgres", host="127.0.0.1", port=self.postgres.port)
+        conn = connect_native(self.postgres.url)
         try:
             if not conn.run("SELECT 1 FROM pg_database WHERE datname = :n", n=name):
                 conn.run(f'CREATE DATABASE "{name}"')

@@ -8,36 +8,17 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
-
-import pg8000.native
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
 from local.paths import ROOT  # noqa: E402
-from local.postgres import EmbeddedPostgres  # noqa: E402
+from local.postgres import EmbeddedPostgres, connect_native, url_with_database  # noqa: E402
 
 # CLINIC_TEST_SLOT=N gives a test run its own state folder and ports, so several
 # runs (or a developer's `make run`) can share one machine.
 TEST_SLOT = int(os.environ.get("CLINIC_TEST_SLOT", "0"))
 TEST_STATE = ROOT / ".local" / ("test" if TEST_SLOT == 0 else f"test-{TEST_SLOT}")
 TEMPLATE = "clinic_template"
-
-
-def _with_db(url: str, database: str) -> str:
-    parts = urlparse(url)
-    return urlunparse(parts._replace(path=f"/{database}"))
-
-
-def _admin(url: str) -> pg8000.native.Connection:
-    parts = urlparse(url)
-    return pg8000.native.Connection(
-        parts.username or "postgres",
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        password=parts.password,
-        database=(parts.path or "/postgres").lstrip("/") or "postgres",
-    )
 
 
 class TestServer:
@@ -54,7 +35,7 @@ class TestServer:
             self.admin_url = self.embedded.url
 
     def url(self, database: str) -> str:
-        return _with_db(self.admin_url, database)
+        return url_with_database(self.admin_url, database)
 
     def build_template(self) -> None:
         """A fresh, fully migrated database that every test database is copied from."""
@@ -62,7 +43,7 @@ class TestServer:
         from shared.settings import Settings
 
         self.drop(TEMPLATE)
-        conn = _admin(self.admin_url)
+        conn = connect_native(self.admin_url)
         try:
             conn.run(f'CREATE DATABASE "{TEMPLATE}"')
         finally:
@@ -71,7 +52,7 @@ class TestServer:
 
     def create(self, name: str | None = None) -> str:
         name = name or f"t_{uuid.uuid4().hex[:12]}"
-        conn = _admin(self.admin_url)
+        conn = connect_native(self.admin_url)
         try:
             conn.run(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
         finally:
@@ -79,7 +60,7 @@ class TestServer:
         return name
 
     def drop(self, name: str) -> None:
-        conn = _admin(self.admin_url)
+        conn = connect_native(self.admin_url)
         try:
             conn.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 import pg8000.native
 import requests
 
+from local.postgres import connect_native
 from tests.e2e.client import Api, Caller
 
 PROBLEM = "application/problem+json"
@@ -31,14 +31,7 @@ def assert_problem(response: requests.Response, status: int) -> dict[str, Any]:
 
 @contextmanager
 def database(url: str) -> Iterator[pg8000.native.Connection]:
-    parts = urlparse(url)
-    conn = pg8000.native.Connection(
-        parts.username or "postgres",
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        password=parts.password,
-        database=parts.path.lstrip("/"),
-    )
+    conn = connect_native(url)
     try:
         yield conn
     finally:

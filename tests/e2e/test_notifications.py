@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import pg8000.native
@@ -25,7 +24,7 @@ import requests
 
 from local import pubsub_emulator
 from local.mailsink import read_all
-from local.postgres import port_open
+from local.postgres import connect_native, port_open
 from local.stack import Stack
 from tests.e2e.client import Api, Caller
 from tests.emulators import needs_gcloud
@@ -34,13 +33,7 @@ from tests.emulators import needs_gcloud
 @contextmanager
 def database(stack: Stack) -> Iterator[pg8000.native.Connection]:
     assert stack.database_url
-    parts = urlparse(stack.database_url)
-    conn = pg8000.native.Connection(
-        parts.username or "postgres",
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        database=parts.path.lstrip("/"),
-    )
+    conn = connect_native(stack.database_url)
     try:
         yield conn
     finally:

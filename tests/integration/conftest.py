@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pg8000.native
 import pytest
 
+from local.postgres import connect_native
 from tests.helpers import TestServer, use_database
 
 
@@ -22,11 +23,6 @@ def database_url(pg_server: TestServer) -> Iterator[str]:
 @pytest.fixture
 def sql(database_url: str) -> Iterator[pg8000.native.Connection]:
     """A raw autocommit connection to the test's database, to check what is stored."""
-    from urllib.parse import urlparse
-
-    parts = urlparse(database_url)
-    conn = pg8000.native.Connection(
-        parts.username or "postgres", host=parts.hostname, port=parts.port, database=parts.path.lstrip("/")
-    )
+    conn = connect_native(database_url)
     yield conn
     conn.close()

@@ -314,7 +314,7 @@ def test_the_runner_records_each_file_with_its_checksum(sql: Conn) -> None:
 
 def test_a_fresh_database_gets_every_file(pg_server: helpers.TestServer) -> None:
     bare = f"bare_{uuid.uuid4().hex[:10]}"
-    admin = helpers._admin(pg_server.admin_url)
+    admin = helpers.connect_native(pg_server.admin_url)
     try:
         admin.run(f'CREATE DATABASE "{bare}"')
     finally:
