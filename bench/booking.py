@@ -250,9 +250,10 @@ def _outbox_rows() -> str:
     audit_id = 1234567
     confirmation = outbox.task_name(row["id"], "CONFIRMATION", start, audit_id)
     reminder = outbox.task_name(row["id"], "REMINDER", start, 86400)
+    view = outbox.appointment_json(row)
     event = {
         "type": "appointment.booked",
-        "appointment": outbox.appointment_json(row),
+        "appointment": view,
         "audit_id": audit_id,
         "occurred_at": now.isoformat(),
     }
@@ -261,13 +262,13 @@ def _outbox_rows() -> str:
             {
                 "target": "TASK",
                 "name": confirmation,
-                "payload": outbox._task(row, "CONFIRMATION", confirmation),
+                "payload": outbox._task_payload(view, "CONFIRMATION", confirmation),
                 "deliver_at": now.isoformat(),
             },
             {
                 "target": "TASK",
                 "name": reminder,
-                "payload": outbox._task(row, "REMINDER", reminder),
+                "payload": outbox._task_payload(view, "REMINDER", reminder),
                 "deliver_at": (start - timedelta(days=1)).isoformat(),
             },
             {"target": "EVENT", "name": f"@ID@-{audit_id}", "payload": event, "deliver_at": now.isoformat()},
@@ -437,8 +438,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--client-procs", type=int, default=1, help="processes of the HTTP load generator")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of each function")
     parser.add_argument("--threads", type=int, default=8, help="threads per worker (= DB pool size)")
-    parser.add_argument("--gateway-workers", type=int, default=None)
-    parser.add_argument("--gateway-threads", type=int, default=None)
     parser.add_argument("--doctors", type=int, default=100)
     parser.add_argument("--slots-per-doctor", type=int, default=3000)
     parser.add_argument("--patients-per-doctor", type=int, default=50)
@@ -499,8 +498,6 @@ def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> 
         seed=False,
         extensions=[],
         functions=("book",),
-        gateway_workers=args.gateway_workers,
-        gateway_threads=args.gateway_threads,
     )
     patients = _patients(url)
     results: dict[str, Figures] = {}

@@ -219,7 +219,9 @@ def at_database(url: str, picked: list[tuple[str, date, date]]) -> tuple[Figures
     from shared.settings import Settings
 
     conn = db.connect(Settings(database_url=url))
-    tx = db.Tx(conn)
+    # One connection for both: the service's path (a Tx, which begins a read-only
+    # transaction with its first statement) and EXPLAIN beside it.
+    tx = db.Tx(db.Pool(lambda: conn, 1))
     sql = DOCTOR_SQL.list_free_slots
     statement, make_vals = pg8000.native.to_statement(sql)
     explain = f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON, FORMAT JSON) {statement}"

@@ -5,31 +5,34 @@ against the issuer and JWKS of `securityDefinitions`, and forwards to the route'
 `x-google-backend` (APPEND_PATH_TO_ADDRESS) with the verified claims, base64url
 JSON, in X-Apigateway-Api-Userinfo. The caller's own Authorization header moves to
 X-Forwarded-Authorization, as API Gateway does.
+
+It is one asyncio process speaking HTTP/1.1 itself (keep-alive both ways, bodies
+by Content-Length or chunked): every request of a laptop's stack passes through
+it, and a WSGI server's per-request machinery cost more CPU than the forwarding.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import http.client
+import contextlib
 import json
+import logging
 import re
-import select
-import threading
+import signal
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 import jwt
 import yaml
 
 from local.paths import OPENAPI
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
+log = logging.getLogger("clinic.gateway")
 
 USERINFO = "X-Apigateway-Api-Userinfo"
 # Hop-by-hop headers, and the identity header a client must never be able to forge.
@@ -44,6 +47,8 @@ _DROP = {
     "content-length",
     USERINFO.lower(),
     "x-forwarded-authorization",
+    # The gateway answers `Expect: 100-continue` itself and forwards the body whole.
+    "expect",
 }
 
 
@@ -150,6 +155,33 @@ class Verifier:
         return claims
 
 
+Headers = list[tuple[str, str]]
+
+
+@dataclass
+class Request:
+    """A request as the client sent it; `target` is the raw path?query."""
+
+    method: str
+    target: str
+    headers: Headers
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Headers = field(default_factory=list)  # repeated headers stay repeated
+    data: bytes = b""
+
+
 class Gateway:
     def __init__(self, spec: dict[str, Any], jwks_path: Path) -> None:
         self.routes = load_routes(spec)
@@ -165,84 +197,220 @@ class Gateway:
                 return route.operations[method]
         raise Problem(404, "Not found", f"no route for {method} {path}")
 
-    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ["REQUEST_METHOD"]
-        path = environ.get("PATH_INFO", "") or "/"
+    def forward(self, request: Request) -> tuple[str, Headers]:
+        """The backend URL and the headers to send it, or a Problem."""
+        raw_path, _, query = request.target.partition("?")
+        if len(request.target) > MAX_URL:
+            # The functions' servers refuse longer request lines with an HTML page.
+            raise Problem(414, "URI too long", f"the path and query must be at most {MAX_URL} characters")
+        # Matched decoded, as a WSGI server would give it; sent encoded again, so a `%1F`
+        # in an id is not a control character in the backend's request line.
+        path = unquote_to_bytes(raw_path).decode("latin-1") or "/"
+        operation = self.match(request.method, path)
+        authorization = request.header("Authorization")
+        headers = [(k, v) for k, v in request.headers if k.lower() not in _DROP and k.lower() != "authorization"]
+        if operation.secured:
+            claims = self.verifier.verify(authorization)
+            headers.append((USERINFO, base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")))
+        if authorization:
+            headers.append(("X-Forwarded-Authorization", authorization))
+        url = operation.backend + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
+        if query:
+            url += "?" + query
+        return url, headers
+
+    async def handle(self, request: Request) -> Reply:
         try:
-            if len(path) + len(environ.get("QUERY_STRING", "")) > MAX_URL:
-                # The functions' servers refuse longer request lines with an HTML page.
-                raise Problem(414, "URI too long", f"the path and query must be at most {MAX_URL} characters")
-            operation = self.match(method, path)
-            headers = {
-                key[5:].replace("_", "-").title(): value
-                for key, value in environ.items()
-                if key.startswith("HTTP_") and key[5:].replace("_", "-").lower() not in _DROP
-            }
-            headers.pop("Authorization", None)
-            if environ.get("CONTENT_TYPE"):
-                headers["Content-Type"] = environ["CONTENT_TYPE"]
-            if operation.secured:
-                claims = self.verifier.verify(environ.get("HTTP_AUTHORIZATION"))
-                encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
-                headers[USERINFO] = encoded
-            if environ.get("HTTP_AUTHORIZATION"):
-                headers["X-Forwarded-Authorization"] = environ["HTTP_AUTHORIZATION"]
-            body = _read_body(environ)
-            # PATH_INFO is percent-decoded: encode it again, or a `%1F` in an id would be a
-            # control character in the request line (refused by the HTTP client: a 503).
-            url = operation.backend + quote(path.encode("latin-1"), safe="/:@!$&'()*+,;=-._~")
-            if environ.get("QUERY_STRING"):
-                url += "?" + environ["QUERY_STRING"]
+            url, headers = self.forward(request)
             try:
-                upstream = self.http.request(method, url, body=body, headers=headers)
-            except (OSError, http.client.HTTPException) as error:
+                upstream = await self.http.request(request.method, url, request.body or None, headers)
+            except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
                 raise Problem(503, "Service unavailable", f"the backend did not answer: {error!r}") from error
-            reply = [
-                (k, v)
-                for k, v in upstream.headers.items()
-                if k.lower() not in ("connection", "transfer-encoding", "keep-alive", "content-length")
-            ]
-            data = upstream.data
-            reply.append(("Content-Length", str(len(data))))
-            start_response(f"{upstream.status} {_reason(upstream.status)}", reply)
-            return [data]
+            kept = [(k, v) for k, v in upstream.headers if k.lower() not in _HOP_BY_HOP]
+            return Reply(upstream.status, kept, upstream.data)
         except Problem as problem:
-            payload = json.dumps(
-                {
-                    "type": "/problems/gateway",
-                    "title": problem.title,
-                    "status": problem.status,
-                    "detail": problem.detail,
-                }
-            ).encode()
-            extra = [("WWW-Authenticate", "Bearer")] if problem.status == 401 else []
-            if problem.status == 503:
-                extra.append(("Retry-After", "2"))
-            start_response(
-                f"{problem.status} {problem.title}",
-                [("Content-Type", "application/problem+json"), ("Content-Length", str(len(payload))), *extra],
-            )
-            return [payload]
+            return problem_reply(problem)
+
+
+# Response headers the gateway sets itself for its own connection to the client.
+_HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length"}
+
+
+def problem_reply(problem: Problem) -> Reply:
+    payload = json.dumps(
+        {"type": "/problems/gateway", "title": problem.title, "status": problem.status, "detail": problem.detail}
+    ).encode()
+    headers = [("Content-Type", "application/problem+json")]
+    if problem.status == 401:
+        headers.append(("WWW-Authenticate", "Bearer"))
+    if problem.status == 503:
+        headers.append(("Retry-After", "2"))
+    return Reply(problem.status, headers, payload)
+
+
+# -- HTTP/1.1 on asyncio streams -------------------------------------------------------------
+
+MAX_BODY = 32 * 1024 * 1024  # API Gateway's request size limit
+# Below the 4094-byte request line gunicorn (and so functions-framework) accepts.
+MAX_URL = 4000
+# The request line and headers together; a longer head is refused before it is parsed.
+MAX_HEAD = 64 * 1024
+# How long a client's idle keep-alive connection, or a slow request head, is waited for.
+CLIENT_IDLE_S = 30.0
+
+
+class BadMessage(ValueError):
+    """The bytes are not an HTTP/1.1 message this gateway can take."""
+
+
+class HeadTooLarge(BadMessage):
+    def __init__(self, in_start_line: bool) -> None:
+        super().__init__("the start line is too long" if in_start_line else "the message head is too large")
+        self.in_start_line = in_start_line
+
+
+async def read_head(reader: asyncio.StreamReader) -> list[bytes] | None:
+    """The lines of a message head (start line first), or None at a clean end of stream."""
+    lines: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            line = await reader.readuntil(b"\r\n")
+        except asyncio.IncompleteReadError as error:
+            if not lines and not error.partial.strip():
+                return None
+            raise BadMessage("the connection ended inside a message head") from error
+        except asyncio.LimitOverrunError as error:
+            raise HeadTooLarge(in_start_line=not lines) from error
+        size += len(line)
+        if size > MAX_HEAD:
+            raise HeadTooLarge(in_start_line=not lines)
+        if line == b"\r\n":
+            if lines:
+                return lines
+            continue  # an empty line before a request line is ignored (RFC 9112, 2.2)
+        lines.append(line[:-2])
+
+
+# Control characters a line must not hold: a bare CR or LF forwarded to a backend could
+# end the line there and smuggle in a header (the identity header, say).
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def parse_headers(lines: list[bytes]) -> Headers:
+    headers = []
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip() or b" " in name or _CONTROL.search(line):
+            raise BadMessage(f"a malformed header line: {line[:80]!r}")
+        headers.append((name.decode("latin-1"), value.strip().decode("latin-1")))
+    return headers
+
+
+async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) -> tuple[bytes, bool]:
+    """The body and whether the message was delimited (False: read until the stream ended)."""
+    lowered = {k.lower(): v for k, v in headers}
+    if "chunked" in lowered.get("transfer-encoding", "").lower():
+        chunks = bytearray()
+        while True:
+            size_line = await reader.readuntil(b"\r\n")
+            try:
+                size = int(size_line.split(b";")[0].strip(), 16)
+            except ValueError as error:
+                raise BadMessage("a malformed chunk size") from error
+            if size == 0:
+                while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, ignored
+                    pass
+                return bytes(chunks), True
+            if len(chunks) + size > limit:
+                raise Problem(413, "Payload too large", "the body is larger than 32 MiB")
+            chunks += await reader.readexactly(size)
+            await reader.readexactly(2)
+    if "content-length" in lowered:
+        try:
+            length = int(lowered["content-length"])
+        except ValueError as error:
+            raise Problem(400, "Bad request", "invalid Content-Length") from error
+        if length < 0:
+            raise Problem(400, "Bad request", "invalid Content-Length")
+        if length > limit:
+            raise Problem(413, "Payload too large", "the request body is larger than 32 MiB")
+        return (await reader.readexactly(length) if length else b""), True
+    return b"", True
+
+
+def encode_reply(reply: Reply, keep_alive: bool) -> bytes:
+    lines = [f"HTTP/1.1 {reply.status} {_reason(reply.status)}"]
+    lines += [f"{k}: {v}" for k, v in reply.headers]
+    lines.append(f"Content-Length: {len(reply.data)}")
+    if not keep_alive:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.data
+
+
+async def serve_connection(gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Requests of one client connection, one after another, until either side closes."""
+    try:
+        while True:
+            keep_alive = False
+            try:
+                lines = await asyncio.wait_for(read_head(reader), CLIENT_IDLE_S)
+                if lines is None:
+                    return
+                parts = lines[0].decode("latin-1").split(" ")
+                if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or _CONTROL.search(lines[0]):
+                    raise BadMessage(f"a malformed request line: {lines[0][:80]!r}")
+                method, target, version = parts
+                headers = parse_headers(lines[1:])
+                request = Request(method, target, headers)
+                connection = (request.header("Connection") or "").lower()
+                keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
+                if (request.header("Expect") or "").lower() == "100-continue":
+                    writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                request.body, _ = await read_body(reader, headers, MAX_BODY)
+                reply = await gateway.handle(request)
+            except Problem as problem:
+                # The rest of this request was not read: the connection cannot go on.
+                reply, keep_alive = problem_reply(problem), False
+            except HeadTooLarge as error:
+                if error.in_start_line:
+                    refusal = Problem(414, "URI too long", f"the path and query must be at most {MAX_URL} characters")
+                else:
+                    refusal = Problem(431, "Request header fields too large", f"the head is over {MAX_HEAD} bytes")
+                reply, keep_alive = problem_reply(refusal), False
+            except (BadMessage, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+                detail = str(error) or "a malformed request"
+                reply, keep_alive = problem_reply(Problem(400, "Bad request", detail)), False
+            except TimeoutError:
+                return
+            except Exception:
+                log.exception("the gateway failed on a request")
+                reply, keep_alive = problem_reply(Problem(500, "Internal error", "the local gateway failed")), False
+            writer.write(encode_reply(reply, keep_alive))
+            await writer.drain()
+            if not keep_alive:
+                return
+    except (ConnectionError, OSError):
+        return
+    finally:
+        writer.close()
 
 
 @dataclass
-class Reply:
-    status: int
-    headers: http.client.HTTPMessage  # .items() keeps repeated headers
-    data: bytes
+class _Idle:
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    since: float
 
 
 class Upstream:
-    """Keep-alive HTTP/1.1 to the backends: one connection per gateway thread and backend.
+    """Keep-alive HTTP/1.1 to the backends: idle connections are kept per backend and reused.
 
-    http.client on a connection the thread owns costs a fraction of urllib3's pool
-    (no pool locking, retry or timeout objects per request), which matters because
-    the gateway adds its CPU to every request on a 2-core laptop. A connection the
-    backend closed while idle (gunicorn keeps one alive for 2 s) is noticed before
-    it is used, as urllib3 does, and replaced; nothing is ever retried. That check
-    alone races with the backend's keep-alive timer (a connection idle for just
-    under 2 s passes it, then the backend closes it as the request goes out: a
-    reset, a 503), so a connection idle for REUSE_IDLE or longer is not reused.
+    A connection the backend closed while idle is noticed (its end of stream has
+    arrived) before it is used, and replaced; nothing is ever retried. That check
+    races with the backend's keep-alive timer (a connection idle for just under
+    2 s passes it, then the backend closes it as the request goes out: a reset,
+    a 503), so a connection idle for REUSE_IDLE or longer is not reused.
     """
 
     # Well below gunicorn's keep-alive (2 s), so a reused connection is never one the
@@ -252,39 +420,70 @@ class Upstream:
     def __init__(self, connect_timeout: float, read_timeout: float) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self._local = threading.local()
+        self._idle: dict[str, list[_Idle]] = {}
 
-    def request(self, method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Reply:
+    async def request(self, method: str, url: str, body: bytes | None, headers: Headers) -> Reply:
         scheme, netloc, target = _split(url)
-        connections: dict[str, http.client.HTTPConnection] = self._local.__dict__.setdefault("connections", {})
-        last_used: dict[str, float] = self._local.__dict__.setdefault("last_used", {})
-        conn = connections.get(netloc)
-        now = time.monotonic()
-        if conn is not None and (now - last_used.get(netloc, 0.0) >= self.REUSE_IDLE or _dropped(conn)):
-            conn.close()
-            conn = None
-        if conn is None:
-            if scheme != "http":
-                raise http.client.InvalidURL(f"the local gateway forwards over http only: {url}")
-            conn = http.client.HTTPConnection(netloc, timeout=self.connect_timeout)
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(self.read_timeout)
-            connections[netloc] = conn
+        if scheme != "http":
+            raise ValueError(f"the local gateway forwards over http only: {url}")
+        reader, writer = await self._connection(netloc)
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {netloc}"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        if body is not None or method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body or b'')}")
         try:
-            conn.request(method, target, body=body, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (body or b""))
+            reply, keep = await asyncio.wait_for(_read_reply(reader, method), self.read_timeout)
         except BaseException:
-            conn.close()
-            connections.pop(netloc, None)
+            writer.close()
             raise
-        if response.will_close:
-            conn.close()
-            connections.pop(netloc, None)
+        if keep:
+            self._idle.setdefault(netloc, []).append(_Idle(reader, writer, time.monotonic()))
         else:
-            last_used[netloc] = time.monotonic()
-        return Reply(response.status, response.msg, data)
+            writer.close()
+        return reply
+
+    async def _connection(self, netloc: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        idle = self._idle.get(netloc, [])
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()  # the most recently used first
+            if now - conn.since < self.REUSE_IDLE and not conn.reader.at_eof() and not conn.writer.is_closing():
+                return conn.reader, conn.writer
+            conn.writer.close()
+        host, _, port = netloc.rpartition(":")
+        return await asyncio.wait_for(asyncio.open_connection(host, int(port)), self.connect_timeout)
+
+    def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.writer.close()
+        self._idle.clear()
+
+
+async def _read_reply(reader: asyncio.StreamReader, method: str) -> tuple[Reply, bool]:
+    """A backend's response, and whether its connection can be used again."""
+    lines = await read_head(reader)
+    if lines is None:
+        raise asyncio.IncompleteReadError(b"", None)
+    status_line = lines[0].decode("latin-1").split(" ", 2)
+    version, status = status_line[0], int(status_line[1])
+    while 100 <= status < 200:  # an interim response (100 Continue): the real one follows
+        lines = await read_head(reader)
+        if lines is None:
+            raise asyncio.IncompleteReadError(b"", None)
+        status_line = lines[0].decode("latin-1").split(" ", 2)
+        version, status = status_line[0], int(status_line[1])
+    headers = parse_headers(lines[1:])
+    connection = next((v.lower() for k, v in headers if k.lower() == "connection"), "")
+    keep = "close" not in connection and version == "HTTP/1.1"
+    if method == "HEAD" or status in (204, 304):
+        return Reply(status, headers), keep
+    lowered = {k.lower() for k, _ in headers}
+    if "content-length" in lowered or "transfer-encoding" in lowered:
+        data, _ = await read_body(reader, headers, 1 << 62)
+        return Reply(status, headers, data), keep
+    return Reply(status, headers, await reader.read()), False
 
 
 @lru_cache(maxsize=64)
@@ -302,33 +501,6 @@ def _split(url: str) -> tuple[str, str, str]:
     return scheme, netloc, url[cut:] or "/"
 
 
-def _dropped(conn: http.client.HTTPConnection) -> bool:
-    """An idle keep-alive connection that is readable was closed by the other end."""
-    if conn.sock is None:
-        return True
-    poller = select.poll()
-    poller.register(conn.sock, select.POLLIN)
-    return bool(poller.poll(0))
-
-
-MAX_BODY = 32 * 1024 * 1024  # API Gateway's request size limit
-# Below the 4094-byte request line gunicorn (and so functions-framework) accepts.
-MAX_URL = 4000
-
-
-def _read_body(environ: Environ) -> bytes | None:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError as error:
-        raise Problem(400, "Bad request", "invalid Content-Length") from error
-    if length > MAX_BODY:
-        raise Problem(413, "Payload too large", "the request body is larger than 32 MiB")
-    if length <= 0:
-        return None
-    data: bytes = environ["wsgi.input"].read(length)
-    return data
-
-
 @lru_cache(maxsize=128)  # an enum lookup per response was ~1.5% of the gateway's CPU
 def _reason(status: int) -> str:
     from http import HTTPStatus
@@ -340,7 +512,7 @@ def _reason(status: int) -> str:
 
 
 def create_app(config_path: str | None = None) -> Gateway:
-    """The WSGI app; config is the JSON the local stack writes (template values, JWKS path)."""
+    """The gateway; config is the JSON the local stack writes (template values, JWKS path)."""
     config = json.loads(Path(config_path or _default_config()).read_text())
     spec = render(OPENAPI.read_text(), config["template"])
     return Gateway(spec, Path(config["jwks_path"]))
@@ -352,29 +524,23 @@ def _default_config() -> str:
     return os.environ["CLINIC_GATEWAY_CONFIG"]
 
 
-def serve(config_path: str, host: str, port: int, workers: int, threads: int) -> None:
-    import gunicorn.app.base
-
-    class _App(gunicorn.app.base.BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "threads": threads,
-                "worker_class": "gthread",
-                "loglevel": "warning",
-                "accesslog": None,
-                "timeout": 120,
-                "keepalive": 30,
-                # Long URLs reach the app, which answers 414 as problem+json.
-                "limit_request_line": 8190,
-            }.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Gateway:
-            return create_app(config_path)
-
-    _App().run()
+async def serve(gateway: Gateway, host: str, port: int, ready: asyncio.Event | None = None) -> None:
+    """Serves until SIGTERM or SIGINT (or until cancelled)."""
+    server = await asyncio.start_server(
+        lambda reader, writer: serve_connection(gateway, reader, writer), host, port, limit=MAX_HEAD
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(RuntimeError, ValueError):  # not the main thread (tests): cancelled instead
+            loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        gateway.http.close()
 
 
 def main() -> None:
@@ -384,10 +550,8 @@ def main() -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=32)
     args = parser.parse_args()
-    serve(args.config, args.host, args.port, args.workers, args.threads)
+    asyncio.run(serve(create_app(args.config), args.host, args.port))
 
 
 if __name__ == "__main__":

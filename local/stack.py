@@ -76,9 +76,6 @@ class Stack:
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL"))
     workers: int = int(os.environ.get("WORKERS", "2"))
     threads: int = int(os.environ.get("THREADS", "8"))
-    # The gateway's own gunicorn sizing; by default it follows the functions' (benchmarks tune it).
-    gateway_workers: int | None = None
-    gateway_threads: int | None = None
     # Which functions to start; a benchmark starts only the ones it measures.
     functions: tuple[str, ...] = FUNCTIONS
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -211,10 +208,6 @@ class Stack:
                         str(config),
                         "--port",
                         str(self.ports.gateway),
-                        "--workers",
-                        str(self.gateway_workers or self.workers),
-                        "--threads",
-                        str(self.gateway_threads or max(16, self.threads * 2)),
                     ],
                     self.ports.gateway,
                 )

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
@@ -39,6 +40,16 @@ class Connection(Protocol):
     def execute_named(
         self, statement_name_bin: bytes, params: Any, columns: Any, input_funcs: Any, statement: str
     ) -> Any: ...
+
+    def send_BIND(self, statement_name_bin: bytes, params: Any) -> None: ...
+
+    def send_EXECUTE(self) -> None: ...
+
+    def send_QUERY(self, sql: str) -> None: ...
+
+    def handle_messages(self, context: Any) -> None: ...
+
+    _sock: Any  # the buffered socket file
 
     @property
     def py_types(self) -> Any: ...
@@ -129,21 +140,69 @@ def _prepared(sql: str) -> tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]
 
 
 class Tx:
-    """One open transaction; statements take named parameters (`:slot_id`)."""
+    """One transaction; statements take named parameters (`:slot_id`).
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    The pooled connection is taken, and BEGIN sent, with the first statement: both
+    go in one round trip (see _execute), and a transaction that runs no statement
+    costs nothing.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._conn: Connection | None = None
+        self._later: list[_Later] = []
 
     def all(self, sql: str, **params: Any) -> list[Row]:
         statement, make_vals = _prepared(sql)
+        vals = make_vals(params)
+        if self._conn is None:
+            context = self._open(lambda conn: _execute(conn, statement, vals, begin=True))
+        elif self._later:
+            context = self._flush_later(_Later(statement, vals, None), commit=False)
+        else:
+            try:
+                context = _execute(self._conn, statement, vals)
+            except Exception as error:
+                raise _translate(error) from error
+        return _rows(context)
+
+    def later(self, sql: str, then: Callable[[list[Row]], None], **params: Any) -> None:
+        """Sends a statement with the transaction's next round trip (the next statement or
+        COMMIT) and gives its rows to `then` when they arrive.
+
+        For a write whose result is not needed before the transaction ends: it costs no
+        round trip of its own. If it fails, the statement it rode with (or the COMMIT)
+        raises its error, and the transaction rolls back as ever.
+        """
+        if self._conn is None:  # BEGIN goes with a statement that is waited for
+            then(self.all(sql, **params))
+            return
+        statement, make_vals = _prepared(sql)
+        self._later.append(_Later(statement, make_vals(params), then))
+
+    def _flush_later(self, last: _Later | None, commit: bool) -> Any:
+        """Runs the waiting statements, then `last` if given, then COMMIT if asked."""
+        assert self._conn is not None
+        waiting, self._later = self._later, []
         try:
-            context = _execute(self._conn, statement, make_vals(params))
+            contexts = _execute_batch(self._conn, [*waiting, last] if last else waiting, commit=commit)
         except Exception as error:
             raise _translate(error) from error
-        if context.rows is None:
-            return []
-        names = [column["name"] for column in context.columns]
-        return [dict(zip(names, row, strict=True)) for row in context.rows]
+        for item, context in zip(waiting, contexts, strict=False):
+            assert item.then is not None
+            item.then(_rows(context))
+        return contexts[-1] if last else None
+
+    def commit(self) -> None:
+        if self._conn is None:
+            return
+        if self._later:
+            self._flush_later(None, commit=True)
+            return
+        try:
+            self._conn.execute_simple("COMMIT")
+        except Exception as error:
+            raise _translate(error) from error
 
     def one(self, sql: str, **params: Any) -> Row:
         rows = self.all(sql, **params)
@@ -159,7 +218,45 @@ class Tx:
         self.all(sql, **params)
 
     def savepoint(self) -> _Savepoint:
-        return _Savepoint(self._conn)
+        return _Savepoint(self)
+
+    def simple(self, statement: str) -> None:
+        """A statement without parameters or rows (SAVEPOINT and the like)."""
+        if self._conn is None:
+            self._open(lambda conn: conn.execute_simple("BEGIN"))
+        elif self._later:  # they come first: a savepoint must not split them from what preceded
+            self._flush_later(None, commit=False)
+        assert self._conn is not None
+        try:
+            self._conn.execute_simple(statement)
+        except Exception as error:
+            raise _translate(error) from error
+
+    def _open(self, first: Callable[[Connection], Any]) -> Any:
+        """Takes a pooled connection and runs `first`, which begins the transaction.
+
+        A pooled connection may have died with a restarted server. Nothing of this
+        transaction has committed yet, so `first` is safe to retry on a fresh
+        connection: only a database that is really down becomes a 503.
+        """
+        last: Exception | None = None
+        for attempt in range(self._pool.size + 1):
+            conn = self._pool.acquire()
+            try:
+                result = first(conn)
+            except Exception as error:
+                last = _translate(error)
+                if not isinstance(last, DatabaseUnavailable):
+                    self._conn = conn  # open and failed: transaction() rolls it back
+                    raise last from error
+                self._pool.release(conn, broken=True)
+                if attempt >= 1:
+                    time.sleep(0.05)
+                continue
+            self._conn = conn
+            return result
+        assert last is not None
+        raise last
 
 
 # Statements prepared per connection; past this many (ad-hoc SQL in tests, say) the
@@ -167,7 +264,7 @@ class Tx:
 _MAX_PREPARED = 256
 
 
-def _execute(conn: Connection, statement: str, vals: tuple[Any, ...]) -> Any:
+def _execute(conn: Connection, statement: str, vals: tuple[Any, ...], begin: bool = False) -> Any:
     """Runs a statement as a named prepared statement of this connection.
 
     pg8000's unnamed path costs three round trips per statement (parse, describe,
@@ -178,40 +275,115 @@ def _execute(conn: Connection, statement: str, vals: tuple[Any, ...]) -> Any:
     booking) stop paying for planning (about a third of a booking's database CPU)
     while the optional filters (`:x IS NULL OR ...`), whose generic plans look
     costly, keep being planned per execution.
+
+    With `begin`, a prepared BEGIN is bound and executed ahead of the statement,
+    before the one Sync: a round trip less per transaction, and as one batch of the
+    extended protocol, an error in BEGIN skips the statement, so it can never run
+    outside the transaction.
     """
-    cache: dict[str, tuple[bytes, Any, Any]] | None = getattr(conn, "_clinic_prepared", None)
-    if cache is None:
-        cache = {}
-        setattr(conn, "_clinic_prepared", cache)  # noqa: B010 - a plain attribute on pg8000's object
+    cache = _statement_cache(conn)
     entry = cache.get(statement)
     if entry is None:
         if len(cache) >= _MAX_PREPARED:
+            if begin:
+                conn.execute_simple("BEGIN")
             return conn.execute_unnamed(statement, vals=vals)
         entry = cache[statement] = conn.prepare_statement(statement, ())
     from pg8000.converters import make_params
 
     name, columns, input_funcs = entry
-    return conn.execute_named(name, make_params(conn.py_types, vals), columns, input_funcs, statement)
+    params = make_params(conn.py_types, vals)
+    if begin:
+        begin_entry = cache.get("BEGIN")
+        if begin_entry is None:
+            begin_entry = cache["BEGIN"] = conn.prepare_statement("BEGIN", ())
+        conn.send_BIND(begin_entry[0], ())
+        conn.send_EXECUTE()
+    return conn.execute_named(name, params, columns, input_funcs, statement)
+
+
+@dataclass
+class _Later:
+    statement: str
+    vals: tuple[Any, ...]
+    then: Callable[[list[Row]], None] | None
+
+
+def _rows(context: Any) -> list[Row]:
+    if context.rows is None:
+        return []
+    names = [column["name"] for column in context.columns]
+    return [dict(zip(names, row, strict=True)) for row in context.rows]
+
+
+def _execute_batch(conn: Connection, items: list[_Later], commit: bool) -> list[Any]:
+    """Several statements of an open transaction in one round trip, then COMMIT if asked.
+
+    Each statement is its own Bind, Execute and Sync, so its rows and errors stay its
+    own; the transaction block is already open, so an error aborts it and the rest
+    (COMMIT included, which then rolls back) do nothing. Every response is read
+    before the first error is raised, so the connection stays in step.
+    """
+    from pg8000.converters import make_params
+    from pg8000.core import SYNC_MSG, Context
+
+    cache = _statement_cache(conn)
+    entries = []
+    for item in items:
+        entry = cache.get(item.statement)
+        if entry is None:  # prepared on first use, as _execute does
+            entry = cache[item.statement] = conn.prepare_statement(item.statement, ())
+        entries.append(entry)
+    sock = conn._sock  # pg8000 has no public call that sends without waiting for the answer
+    for item, (name, _, _) in zip(items, entries, strict=True):
+        conn.send_BIND(name, make_params(conn.py_types, item.vals))
+        conn.send_EXECUTE()
+        sock.write(SYNC_MSG)
+    if commit:
+        conn.send_QUERY("COMMIT")
+    sock.flush()
+    contexts: list[Any] = []
+    first_error: Exception | None = None
+    replies = [
+        Context(item.statement, columns=cols, input_funcs=funcs)
+        for item, (_, cols, funcs) in zip(items, entries, strict=True)
+    ]
+    if commit:
+        replies.append(Context("COMMIT"))
+    for context in replies:
+        try:
+            conn.handle_messages(context)
+        except Exception as error:
+            if first_error is None:
+                first_error = error
+            if isinstance(_translate(error), DatabaseUnavailable):
+                break  # the connection is gone: there is nothing more to read
+        contexts.append(context)
+    if first_error is not None:
+        raise first_error
+    return contexts
+
+
+def _statement_cache(conn: Connection) -> dict[str, tuple[bytes, Any, Any]]:
+    cache: dict[str, tuple[bytes, Any, Any]] | None = getattr(conn, "_clinic_prepared", None)
+    if cache is None:
+        cache = {}
+        setattr(conn, "_clinic_prepared", cache)  # noqa: B010 - a plain attribute on pg8000's object
+    return cache
 
 
 class _Savepoint:
     """Lets a statement fail (a race lost on a constraint) without aborting the transaction."""
 
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    def __init__(self, tx: Tx) -> None:
+        self._tx = tx
 
     def __enter__(self) -> None:
-        self._run("SAVEPOINT sp")
+        self._tx.simple("SAVEPOINT sp")
 
     def __exit__(self, kind: object, error: object, tb: object) -> None:
-        self._run("RELEASE SAVEPOINT sp" if error is None else "ROLLBACK TO SAVEPOINT sp")
-
-    def _run(self, statement: str) -> None:
         # Translated like any statement: a connection lost here is a 503, not a 500.
-        try:
-            self._conn.execute_simple(statement)
-        except Exception as error:
-            raise _translate(error) from error
+        self._tx.simple("RELEASE SAVEPOINT sp" if error is None else "ROLLBACK TO SAVEPOINT sp")
 
 
 # -- connections -----------------------------------------------------------------------
@@ -376,46 +548,23 @@ def reset_pool() -> None:
         _pool = None
 
 
-def _begin(pool: Pool) -> Connection:
-    # A pooled connection may have died with a restarted server; BEGIN is safe to
-    # retry on a fresh one, so only a database that is really down becomes a 503.
-    last: Exception | None = None
-    for attempt in range(pool.size + 1):
-        conn = pool.acquire()
-        try:
-            conn.execute_simple("BEGIN")
-            return conn
-        except Exception as error:
-            pool.release(conn, broken=True)
-            last = _translate(error)
-            if not isinstance(last, DatabaseUnavailable):
-                raise last from error
-            if attempt >= 1:
-                time.sleep(0.05)
-    assert last is not None
-    raise last
-
-
 @contextmanager
 def transaction() -> Iterator[Tx]:
     """A unit of work: commits if the block ends normally, rolls back otherwise."""
     pool = get_pool()
-    conn = _begin(pool)
+    tx = Tx(pool)
     broken = False
     try:
-        yield Tx(conn)
-        try:
-            conn.execute_simple("COMMIT")
-        except Exception as error:
-            broken = True
-            raise _translate(error) from error
+        yield tx
+        tx.commit()
     except BaseException as error:
-        if not broken:
+        if tx._conn is not None and not broken:
             try:
-                conn.execute_simple("ROLLBACK")
+                tx._conn.execute_simple("ROLLBACK")
             except Exception:
                 broken = True
         broken = broken or isinstance(error, DatabaseUnavailable)
         raise
     finally:
-        pool.release(conn, broken=broken)
+        if tx._conn is not None:
+            pool.release(tx._conn, broken=broken)

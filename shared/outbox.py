@@ -34,62 +34,74 @@ def task_name(appointment_id: object, kind: str, start: datetime, suffix: int) -
     return f"{appointment_id}-{kind.lower()}-{int(start.timestamp())}-{suffix}"
 
 
+_APPOINTMENT_KEYS = ("id", "slot_id", "doctor_id", "patient_id", "start_time", "end_time", "status", "reason")
+
+
 def appointment_json(appointment: Row) -> dict[str, Any]:
-    keys = ("id", "slot_id", "doctor_id", "patient_id", "start_time", "end_time", "status", "reason")
-    return {
-        k: (v.isoformat() if isinstance(v, datetime) else str(v) if v is not None else None)
-        for k, v in appointment.items()
-        if k in keys
-    }
+    return {k: _json_value(appointment[k]) for k in _APPOINTMENT_KEYS if k in appointment}
+
+
+def _json_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def record_change(tx: Tx, appointment: Row, action: str, audit_id: int, occurred_at: datetime) -> list[int]:
-    """Writes the change's notices, reminders and domain event; returns the new row ids."""
+    """Writes the change's notices, reminders and domain event; returns the new row ids
+    (filled in when the statement has run, at the latest when the transaction commits)."""
     now = datetime.now(UTC)
     start: datetime = appointment["start_time"]
-    appointment_id = appointment["id"]
+    # Every message carries the appointment as JSON strings: made once, not per message
+    # (a booking's Python time is what limits its rate on a small machine).
+    view = appointment_json(appointment)
+    appointment_id = view["id"]
     if action in ("CANCELLED", "RESCHEDULED"):
         # Reminders for the old time that never left are dropped with the change;
         # those already queued are refused by notify's re-check.
         tx.execute(SQL.drop_pending_tasks, appointment_id=appointment_id)
-    rows: list[tuple[str, str, dict[str, Any], datetime]] = []
+    rows: list[dict[str, Any]] = []
     if action in _NOTICE:
         kind = _NOTICE[action]
         name = task_name(appointment_id, kind, start, audit_id)
-        rows.append(("TASK", name, _task(appointment, kind, name), now))
+        rows.append(_row("TASK", name, _task_payload(view, kind, name), now))
     if action in _REMINDS:
         for offset in get_settings().reminder_offsets:
             due = start - offset
             if due <= now:
                 continue  # an offset already past is skipped
             name = task_name(appointment_id, "REMINDER", start, int(offset.total_seconds()))
-            rows.append(("TASK", name, _task(appointment, "REMINDER", name), due))
+            rows.append(_row("TASK", name, _task_payload(view, "REMINDER", name), due))
     event = {
         "type": EVENT_TYPES[action],
-        "appointment": appointment_json(appointment),
+        "appointment": view,
         "audit_id": audit_id,
         "occurred_at": occurred_at.isoformat(),
     }
-    rows.append(("EVENT", f"{appointment_id}-{audit_id}", event, now))
-    # One statement for all of them: a booking's round trips are what limits its rate.
-    inserted = tx.all(
+    rows.append(_row("EVENT", f"{appointment_id}-{audit_id}", event, now))
+    # One statement for all of them, and it waits for nothing: it goes to the database with
+    # the transaction's next statement or its COMMIT (a booking's round trips are what
+    # limits its rate). The ids are in the list once the transaction has committed.
+    ids: list[int] = []
+    tx.later(
         SQL.insert_outbox_rows,
+        lambda inserted: ids.extend(int(row["id"]) for row in inserted),
         appointment_id=appointment_id,
-        rows=json.dumps(
-            [
-                {"target": target, "name": name, "payload": payload, "deliver_at": deliver_at.isoformat()}
-                for target, name, payload, deliver_at in rows
-            ]
-        ),
+        rows=json.dumps(rows),
     )
-    return [int(row["id"]) for row in inserted]
+    return ids
 
 
-def _task(appointment: Row, kind: str, name: str) -> dict[str, Any]:
+def _row(target: str, name: str, payload: dict[str, Any], deliver_at: datetime) -> dict[str, Any]:
+    return {"target": target, "name": name, "payload": payload, "deliver_at": deliver_at.isoformat()}
+
+
+def _task_payload(view: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """What the notify function receives; `view` is appointment_json of the appointment."""
     return {
         "message_key": name,
-        "appointment_id": str(appointment["id"]),
+        "appointment_id": view["id"],
         "kind": kind,
-        "slot_id": str(appointment["slot_id"]),
-        "start_time": appointment["start_time"].isoformat(),
+        "slot_id": view["slot_id"],
+        "start_time": view["start_time"],
     }

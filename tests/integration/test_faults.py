@@ -14,7 +14,7 @@ import pytest
 
 from shared import appointments
 from shared.auth import Caller
-from shared.db import QueryError, transaction
+from shared.db import IntegrityViolation, QueryError, transaction
 from shared.errors import DatabaseUnavailable
 from shared.models import AppointmentChange, AppointmentCreate
 
@@ -166,3 +166,101 @@ def test_a_connection_lost_mid_transaction_is_unavailable_then_recovers(sql: Con
     # The broken connection left the pool; the next transaction gets a working one.
     with transaction() as tx:
         assert tx.one("SELECT 1 AS one")["one"] == 1
+
+
+# -- BEGIN sent with the first statement -----------------------------------------------------
+
+
+def test_the_first_statement_runs_inside_the_transaction(sql: Conn, world: World) -> None:
+    """BEGIN rides in the first statement's round trip; a later failure still undoes that statement."""
+    before = counts(sql)
+    with pytest.raises(RuntimeError), transaction() as tx:
+        tx.execute(
+            "INSERT INTO users (id, email, name, role) VALUES (:id, 'first@example.com', 'First', 'patient')",
+            id=uuid.uuid4(),
+        )
+        assert tx.one("SELECT now() = statement_timestamp() AS fresh")["fresh"] is False  # inside a block
+        raise RuntimeError("after the first statement")
+    assert sql.run("SELECT count(*) FROM users WHERE email = 'first@example.com'") == [[0]]
+    assert counts(sql) == before
+
+
+def test_a_failing_first_statement_leaves_a_clean_connection(sql: Conn) -> None:
+    with pytest.raises(QueryError), transaction() as tx:
+        tx.execute("SELECT 1 / 0")
+    for _ in range(3):  # the pool's connections are usable and outside any transaction
+        with transaction() as tx:
+            assert tx.one("SELECT current_setting('transaction_isolation') AS i, 1 AS one")["one"] == 1
+
+
+def test_a_pooled_connection_killed_while_idle_is_replaced_unseen(sql: Conn) -> None:
+    """A server restart kills idle pooled connections; the next request must not be a 503."""
+    with transaction() as tx:
+        pid = tx.one("SELECT pg_backend_pid() AS pid")["pid"]
+    sql.run("SELECT pg_terminate_backend(:pid)", pid=pid)
+    with transaction() as tx:
+        pid_after = tx.one("SELECT pg_backend_pid() AS pid")["pid"]
+    assert pid_after != pid
+    sql.run("SELECT pg_terminate_backend(:pid)", pid=pid_after)
+    with transaction() as tx, tx.savepoint():  # a savepoint as the first statement does the same
+        assert tx.one("SELECT pg_backend_pid() AS pid")["pid"] not in (pid, pid_after)
+
+
+# -- statements sent later, with the next round trip --------------------------------------------
+
+INSERT_USER = "INSERT INTO users (id, email, name, role) VALUES (:id, :email, 'Later', 'patient') RETURNING id"
+
+
+def test_a_later_statement_rides_with_the_next_one_and_sees_its_rows_committed(sql: Conn) -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    got: list[list[dict[str, object]]] = []
+    with transaction() as tx:
+        tx.execute("SELECT 1")
+        tx.later(INSERT_USER, got.append, id=first, email="later-1@example.com")
+        assert got == []  # not sent yet
+        # The next statement follows it, in the same transaction: it sees the row.
+        assert tx.one("SELECT count(*) AS n FROM users WHERE id = :id", id=first)["n"] == 1
+        assert got == [[{"id": first}]]
+        tx.later(INSERT_USER, got.append, id=second, email="later-2@example.com")
+    assert got[-1] == [{"id": second}]  # sent with the COMMIT
+    assert sql.run("SELECT count(*) FROM users WHERE email LIKE 'later-%'") == [[2]]
+
+
+def test_a_failing_later_statement_rolls_back_the_whole_transaction(sql: Conn) -> None:
+    taken = uuid.uuid4()
+    sql.run("INSERT INTO users (id, email, name, role) VALUES (:id, 'taken@example.com', 'T', 'patient')", id=taken)
+    with pytest.raises(IntegrityViolation), transaction() as tx:
+        tx.execute(INSERT_USER, id=uuid.uuid4(), email="kept-until-commit@example.com")
+        tx.later(INSERT_USER, lambda rows: None, id=taken, email="again@example.com")  # duplicate key
+    assert sql.run("SELECT count(*) FROM users WHERE email = 'kept-until-commit@example.com'") == [[0]]
+    with transaction() as tx:  # the connection went back to the pool in step
+        assert tx.one("SELECT 2 AS two")["two"] == 2
+
+
+def test_a_later_statement_fails_the_statement_it_rides_with(sql: Conn) -> None:
+    taken = uuid.uuid4()
+    sql.run("INSERT INTO users (id, email, name, role) VALUES (:id, 'taken2@example.com', 'T', 'patient')", id=taken)
+    with pytest.raises(IntegrityViolation), transaction() as tx:
+        tx.execute("SELECT 1")
+        tx.later(INSERT_USER, lambda rows: None, id=taken, email="again2@example.com")
+        tx.execute("SELECT 2")
+    with transaction() as tx:
+        assert tx.one("SELECT 3 AS three")["three"] == 3
+
+
+def test_a_later_statement_before_any_other_runs_at_once(sql: Conn) -> None:
+    got: list[list[dict[str, object]]] = []
+    with transaction() as tx:
+        user = uuid.uuid4()
+        tx.later(INSERT_USER, got.append, id=user, email="at-once@example.com")
+        assert got == [[{"id": user}]]
+
+
+def test_a_savepoint_does_not_undo_a_later_statement_sent_before_it(sql: Conn) -> None:
+    user = uuid.uuid4()
+    with transaction() as tx:
+        tx.execute("SELECT 1")
+        tx.later(INSERT_USER, lambda rows: None, id=user, email="before-savepoint@example.com")
+        with pytest.raises(QueryError), tx.savepoint():
+            tx.execute("SELECT 1 / 0")
+    assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=user) == [[1]]

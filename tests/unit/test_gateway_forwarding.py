@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import threading
 import time
@@ -96,19 +97,24 @@ def backend() -> Iterator[str]:
 
 
 def test_upstream_keeps_the_connection_and_reopens_a_closed_one(backend: str) -> None:
-    upstream = Upstream(connect_timeout=2, read_timeout=5)
-    first = upstream.request("POST", backend + "/a?x=1", b"one", {"Content-Type": "text/plain"})
-    second = upstream.request("POST", backend + "/b", b"two", {})
-    assert (first.status, first.data, second.data) == (201, b"/a?x=1 one", b"/b two")
-    assert first.headers.get_all("X-Twice") == ["1", "2"]
-    assert _Handler.peers[0] == _Handler.peers[1]  # one keep-alive connection
-    closing = upstream.request("POST", backend + "/close", None, {})
-    after = upstream.request("POST", backend + "/c", b"", {})
-    assert (closing.status, after.data) == (201, b"/c ")
-    assert _Handler.peers[3] != _Handler.peers[2]  # a new connection after Connection: close
+    async def scenario() -> None:
+        upstream = Upstream(connect_timeout=2, read_timeout=5)
+        plain = [("Content-Type", "text/plain")]
+        first = await upstream.request("POST", backend + "/a?x=1", b"one", plain)
+        second = await upstream.request("POST", backend + "/b", b"two", [])
+        assert (first.status, first.data, second.data) == (201, b"/a?x=1 one", b"/b two")
+        assert [v for k, v in first.headers if k == "X-Twice"] == ["1", "2"]
+        assert _Handler.peers[0] == _Handler.peers[1]  # one keep-alive connection
+        closing = await upstream.request("POST", backend + "/close", None, [])
+        after = await upstream.request("POST", backend + "/c", b"", [])
+        assert (closing.status, after.data) == (201, b"/c ")
+        assert _Handler.peers[3] != _Handler.peers[2]  # a new connection after Connection: close
+        upstream.close()
+
+    asyncio.run(scenario())
 
 
 def test_upstream_refused_is_an_oserror() -> None:
     upstream = Upstream(connect_timeout=1, read_timeout=1)
     with pytest.raises(OSError):
-        upstream.request("GET", "http://127.0.0.1:9/", None, {})
+        asyncio.run(upstream.request("GET", "http://127.0.0.1:9/", None, []))
