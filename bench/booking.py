@@ -24,6 +24,7 @@ import re
 import resource
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -378,7 +379,8 @@ def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: st
     tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", done.stdout)
     count = int(processed.group(1)) if processed else len(latencies)
     seconds = count / float(tps.group(1)) if tps and float(tps.group(1)) > 0 else duration
-    return Figures(f"(a) pgbench, {clients} clients, -M {mode}", count, seconds, latencies, failed, describe(spent))
+    name = f"(a) pgbench, {clients} clients, -M {mode}"
+    return Figures(name, count, seconds, latencies, failed, describe(spent, count + failed))
 
 
 # -- (b) and (c) over HTTP ------------------------------------------------------------------
@@ -428,11 +430,65 @@ def run_http(
         duration=duration,
         expect=201,
     )
-    note = describe(meter.stop({"client": result.cpu_seconds}))
+    note = describe(meter.stop({"client": result.cpu_seconds}), result.sent)
     if result.sent >= len(items):
         note += "; RAN OUT OF SLOTS, raise --expected-rate"
     figures = Figures(name, result.ok, duration, result.latencies_ms, result.errors, note)
     return figures, result
+
+
+def run_runtime_floor(args: argparse.Namespace) -> Figures:
+    """(r): the same requests to a function that does nothing, under the same runtime."""
+    from local.postgres import port_open
+    from local.stack import stop_process
+
+    port = PORTS.gateway + 20
+    env = {**os.environ, "WORKERS": str(args.workers), "THREADS": str(args.threads)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            "--target",
+            "noop",
+            "--source",
+            str(Path(__file__).with_name("runtime_floor.py")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        while not port_open(port):
+            if process.poll() is not None:
+                raise RuntimeError("the no-op function did not start")
+            time.sleep(0.1)
+        identity = _userinfo(str(uuid.uuid4()), "floor@bench.example", "Floor")
+        count = int(args.expected_rate * 3 * (args.warmup + args.duration))
+        items = [(str(uuid.uuid4()), identity) for _ in range(count)]
+        meter = CpuMeter({"function": process.pid})
+        meter.start()
+        result = run_load(
+            "127.0.0.1",
+            port,
+            items,
+            _request(port, "X-Apigateway-Api-Userinfo"),
+            connections=args.clients,
+            procs=args.client_procs,
+            warmup=args.warmup,
+            duration=args.duration,
+            expect=201,
+        )
+        note = describe(meter.stop({"client": result.cpu_seconds}), result.sent)
+    finally:
+        stop_process(process)
+    name = f"(r) no-op function, {args.clients} clients"
+    return Figures(name, result.ok, args.duration, result.latencies_ms, result.errors, note)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -453,7 +509,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--expected-rate", type=float, default=4000.0, help="bookings/s to reserve slots for in each HTTP phase"
     )
-    parser.add_argument("--phases", default="abc", help="which of a, b, c to run")
+    parser.add_argument(
+        "--phases", default="abcr", help="which of a, b, c and r (a no-op function: the runtime's own cost) to run"
+    )
     parser.add_argument("--print-script", action="store_true", help="print the pgbench script and exit")
     parser.add_argument(
         "--reuse", action="store_true", help="reuse the last run's database while it has slots left (quick tuning runs)"
@@ -489,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
             print(results["a"].line(), flush=True)
         if "b" in args.phases or "c" in args.phases:
             results.update(_http_phases(args, url, pg.postmaster))
+        if "r" in args.phases:
+            results["r"] = run_runtime_floor(args)
+            print(results["r"].line(), flush=True)
         _summary(url, results)
     return 0
 
@@ -557,8 +618,6 @@ def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> 
 
 def _tokens(state: Path, patients: list[tuple[str, str, str]]) -> dict[str, str]:
     """`Bearer <jwt>` per patient, as local.keys.make_token makes them, with the key loaded once."""
-    import time
-
     import jwt
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 

@@ -71,12 +71,17 @@ class CpuMeter:
         return spent
 
 
-def describe(spent: dict[str, float]) -> str:
-    """`postgres 1.20 cores, book 0.50, ...`: average cores used by each during the phase."""
+def describe(spent: dict[str, float], operations: int = 0) -> str:
+    """`postgres 1.20 cores, book 0.50, ...`: average cores used by each during the phase,
+    and with `operations` (all of the phase's, warm-up included) the CPU each cost one."""
     wall = spent.get("wall", 0.0) or 1.0
     parts = [f"{name} {seconds / wall:.2f}" for name, seconds in spent.items() if name != "wall"]
     busy = sum(v for k, v in spent.items() if k != "wall") / wall
-    return f"cores used: {', '.join(parts)} (of {os.cpu_count()}; busy {busy:.2f})"
+    text = f"cores used: {', '.join(parts)} (of {os.cpu_count()}; busy {busy:.2f})"
+    if operations:
+        each = [f"{name} {1000 * seconds / operations:.3f}" for name, seconds in spent.items() if name != "wall"]
+        text += f"\n{'':<36}CPU ms per operation: {', '.join(each)}"
+    return text
 
 
 def postmaster_pid(data_dir: str) -> int | None:
