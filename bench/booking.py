@@ -50,7 +50,7 @@ from bench.common import (
     server,
 )
 from bench.cpu import CpuMeter, describe
-from bench.httpload import LoadResult, run_load
+from bench.httpload import run_load
 from local.postgres import bin_path
 from shared import outbox
 from shared.db import queries
@@ -431,9 +431,24 @@ def run_http(
     duration: float,
     expected_rate: float,
     meter: CpuMeter,
-) -> tuple[Figures, LoadResult]:
+) -> Figures:
     slots = take(url, int(expected_rate * (warmup + duration) * 1.5) + clients * 10)
     items = [(slot[0], identities[slot[1]]) for slot in slots]
+    return measure(name, port, header, items, clients, procs, warmup, duration, meter)
+
+
+def measure(
+    name: str,
+    port: int,
+    header: str,
+    items: list[tuple[str, str]],
+    clients: int,
+    procs: int,
+    warmup: float,
+    duration: float,
+    meter: CpuMeter,
+) -> Figures:
+    """POST /appointments once per (slot id, identity) item, for warmup + duration seconds."""
     meter.start()
     result = run_load(
         "127.0.0.1",
@@ -448,9 +463,8 @@ def run_http(
     )
     note = describe(meter.stop({"client": result.cpu_seconds}), result.sent)
     if result.sent >= len(items):
-        note += "; RAN OUT OF SLOTS, raise --expected-rate"
-    figures = Figures(name, result.ok, duration, result.latencies_ms, result.errors, note)
-    return figures, result
+        note += "; RAN OUT OF PREPARED REQUESTS, raise --expected-rate"
+    return Figures(name, result.ok, duration, result.latencies_ms, result.errors, note)
 
 
 def run_runtime_floor(args: argparse.Namespace) -> Figures:
@@ -487,24 +501,21 @@ def run_runtime_floor(args: argparse.Namespace) -> Figures:
         identity = _userinfo(str(uuid.uuid4()), "floor@bench.example", "Floor")
         count = int(args.expected_rate * 3 * (args.warmup + args.duration))
         items = [(str(uuid.uuid4()), identity) for _ in range(count)]
+        name = f"(r) no-op function, {args.clients} clients"
         meter = CpuMeter({"function": process.pid})
-        meter.start()
-        result = run_load(
-            "127.0.0.1",
+        return measure(
+            name,
             port,
+            "X-Apigateway-Api-Userinfo",
             items,
-            _request(port, "X-Apigateway-Api-Userinfo"),
-            connections=args.clients,
-            procs=args.client_procs,
-            warmup=args.warmup,
-            duration=args.duration,
-            expect=201,
+            args.clients,
+            args.client_procs,
+            args.warmup,
+            args.duration,
+            meter,
         )
-        note = describe(meter.stop({"client": result.cpu_seconds}), result.sent)
     finally:
         stop_process(process)
-    name = f"(r) no-op function, {args.clients} clients"
-    return Figures(name, result.ok, args.duration, result.latencies_ms, result.errors, note)
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -597,7 +608,7 @@ def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> 
         if "b" in args.phases:
             settle(url)
             identities = {p[0]: _userinfo(*p) for p in patients}
-            figures, _ = run_http(
+            figures = run_http(
                 f"(b) book function, {args.clients} clients",
                 url,
                 PORTS.book,
@@ -615,7 +626,7 @@ def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> 
         if "c" in args.phases:
             settle(url)
             tokens = _tokens(state, patients)
-            figures, _ = run_http(
+            figures = run_http(
                 f"(c) gateway, {args.clients} clients",
                 url,
                 PORTS.gateway,

@@ -168,11 +168,13 @@ class Request:
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return None
+        return header_value(self.headers, name)
+
+
+def header_value(headers: Headers, name: str) -> str | None:
+    """The first value of a header, by name in any case."""
+    lowered = name.lower()
+    return next((value for key, value in headers if key.lower() == lowered), None)
 
 
 @dataclass
@@ -307,8 +309,8 @@ def parse_headers(lines: list[bytes]) -> Headers:
     return headers
 
 
-async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) -> tuple[bytes, bool]:
-    """The body and whether the message was delimited (False: read until the stream ended)."""
+async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) -> bytes:
+    """The body a Content-Length or chunked encoding delimits; none without either."""
     lowered = {k.lower(): v for k, v in headers}
     if "chunked" in lowered.get("transfer-encoding", "").lower():
         chunks = bytearray()
@@ -321,7 +323,7 @@ async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) 
             if size == 0:
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, ignored
                     pass
-                return bytes(chunks), True
+                return bytes(chunks)
             if len(chunks) + size > limit:
                 raise Problem(413, "Payload too large", "the body is larger than 32 MiB")
             chunks += await reader.readexactly(size)
@@ -335,8 +337,8 @@ async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) 
             raise Problem(400, "Bad request", "invalid Content-Length")
         if length > limit:
             raise Problem(413, "Payload too large", "the request body is larger than 32 MiB")
-        return (await reader.readexactly(length) if length else b""), True
-    return b"", True
+        return await reader.readexactly(length) if length else b""
+    return b""
 
 
 def encode_reply(reply: Reply, keep_alive: bool) -> bytes:
@@ -367,7 +369,7 @@ async def serve_connection(gateway: Gateway, reader: asyncio.StreamReader, write
                 keep_alive = "close" not in connection and (version == "HTTP/1.1" or "keep-alive" in connection)
                 if (request.header("Expect") or "").lower() == "100-continue":
                     writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-                request.body, _ = await read_body(reader, headers, MAX_BODY)
+                request.body = await read_body(reader, headers, MAX_BODY)
                 reply = await gateway.handle(request)
             except Problem as problem:
                 # The rest of this request was not read: the connection cannot go on.
@@ -463,26 +465,21 @@ class Upstream:
 
 async def _read_reply(reader: asyncio.StreamReader, method: str) -> tuple[Reply, bool]:
     """A backend's response, and whether its connection can be used again."""
-    lines = await read_head(reader)
-    if lines is None:
-        raise asyncio.IncompleteReadError(b"", None)
-    status_line = lines[0].decode("latin-1").split(" ", 2)
-    version, status = status_line[0], int(status_line[1])
-    while 100 <= status < 200:  # an interim response (100 Continue): the real one follows
+    while True:
         lines = await read_head(reader)
         if lines is None:
             raise asyncio.IncompleteReadError(b"", None)
         status_line = lines[0].decode("latin-1").split(" ", 2)
         version, status = status_line[0], int(status_line[1])
+        if not 100 <= status < 200:  # an interim response (100 Continue): the real one follows
+            break
     headers = parse_headers(lines[1:])
-    connection = next((v.lower() for k, v in headers if k.lower() == "connection"), "")
-    keep = "close" not in connection and version == "HTTP/1.1"
+    keep = "close" not in (header_value(headers, "Connection") or "").lower() and version == "HTTP/1.1"
     if method == "HEAD" or status in (204, 304):
         return Reply(status, headers), keep
     lowered = {k.lower() for k, _ in headers}
     if "content-length" in lowered or "transfer-encoding" in lowered:
-        data, _ = await read_body(reader, headers, 1 << 62)
-        return Reply(status, headers, data), keep
+        return Reply(status, headers, await read_body(reader, headers, 1 << 62)), keep
     return Reply(status, headers, await reader.read()), False
 
 

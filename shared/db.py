@@ -158,7 +158,7 @@ class Tx:
         if self._conn is None:
             context = self._open(lambda conn: _execute(conn, statement, vals, begin=True))
         elif self._later:
-            context = self._flush_later(_Later(statement, vals, None), commit=False)
+            context = self._flush_later((statement, vals), commit=False)
         else:
             try:
                 context = _execute(self._conn, statement, vals)
@@ -180,16 +180,16 @@ class Tx:
         statement, make_vals = _prepared(sql)
         self._later.append(_Later(statement, make_vals(params), then))
 
-    def _flush_later(self, last: _Later | None, commit: bool) -> Any:
+    def _flush_later(self, last: tuple[str, tuple[Any, ...]] | None, commit: bool) -> Any:
         """Runs the waiting statements, then `last` if given, then COMMIT if asked."""
         assert self._conn is not None
         waiting, self._later = self._later, []
+        statements = [(item.statement, item.vals) for item in waiting] + ([last] if last else [])
         try:
-            contexts = _execute_batch(self._conn, [*waiting, last] if last else waiting, commit=commit)
+            contexts = _execute_batch(self._conn, statements, commit=commit)
         except Exception as error:
             raise _translate(error) from error
         for item, context in zip(waiting, contexts, strict=False):
-            assert item.then is not None
             item.then(_rows(context))
         return contexts[-1] if last else None
 
@@ -282,22 +282,16 @@ def _execute(conn: Connection, statement: str, vals: tuple[Any, ...], begin: boo
     outside the transaction.
     """
     cache = _statement_cache(conn)
-    entry = cache.get(statement)
-    if entry is None:
-        if len(cache) >= _MAX_PREPARED:
-            if begin:
-                conn.execute_simple("BEGIN")
-            return conn.execute_unnamed(statement, vals=vals)
-        entry = cache[statement] = conn.prepare_statement(statement, ())
+    if statement not in cache and len(cache) >= _MAX_PREPARED:
+        if begin:
+            conn.execute_simple("BEGIN")
+        return conn.execute_unnamed(statement, vals=vals)
     from pg8000.converters import make_params
 
-    name, columns, input_funcs = entry
+    name, columns, input_funcs = _prepare(conn, statement)
     params = make_params(conn.py_types, vals)
     if begin:
-        begin_entry = cache.get("BEGIN")
-        if begin_entry is None:
-            begin_entry = cache["BEGIN"] = conn.prepare_statement("BEGIN", ())
-        conn.send_BIND(begin_entry[0], ())
+        conn.send_BIND(_prepare(conn, "BEGIN")[0], ())
         conn.send_EXECUTE()
     return conn.execute_named(name, params, columns, input_funcs, statement)
 
@@ -306,7 +300,7 @@ def _execute(conn: Connection, statement: str, vals: tuple[Any, ...], begin: boo
 class _Later:
     statement: str
     vals: tuple[Any, ...]
-    then: Callable[[list[Row]], None] | None
+    then: Callable[[list[Row]], None]
 
 
 def _rows(context: Any) -> list[Row]:
@@ -316,7 +310,7 @@ def _rows(context: Any) -> list[Row]:
     return [dict(zip(names, row, strict=True)) for row in context.rows]
 
 
-def _execute_batch(conn: Connection, items: list[_Later], commit: bool) -> list[Any]:
+def _execute_batch(conn: Connection, statements: list[tuple[str, tuple[Any, ...]]], commit: bool) -> list[Any]:
     """Several statements of an open transaction in one round trip, then COMMIT if asked.
 
     Each statement is its own Bind, Execute and Sync, so its rows and errors stay its
@@ -327,16 +321,10 @@ def _execute_batch(conn: Connection, items: list[_Later], commit: bool) -> list[
     from pg8000.converters import make_params
     from pg8000.core import SYNC_MSG, Context
 
-    cache = _statement_cache(conn)
-    entries = []
-    for item in items:
-        entry = cache.get(item.statement)
-        if entry is None:  # prepared on first use, as _execute does
-            entry = cache[item.statement] = conn.prepare_statement(item.statement, ())
-        entries.append(entry)
+    entries = [_prepare(conn, statement) for statement, _ in statements]
     sock = conn._sock  # pg8000 has no public call that sends without waiting for the answer
-    for item, (name, _, _) in zip(items, entries, strict=True):
-        conn.send_BIND(name, make_params(conn.py_types, item.vals))
+    for (_, vals), (name, _, _) in zip(statements, entries, strict=True):
+        conn.send_BIND(name, make_params(conn.py_types, vals))
         conn.send_EXECUTE()
         sock.write(SYNC_MSG)
     if commit:
@@ -345,8 +333,8 @@ def _execute_batch(conn: Connection, items: list[_Later], commit: bool) -> list[
     contexts: list[Any] = []
     first_error: Exception | None = None
     replies = [
-        Context(item.statement, columns=cols, input_funcs=funcs)
-        for item, (_, cols, funcs) in zip(items, entries, strict=True)
+        Context(statement, columns=cols, input_funcs=funcs)
+        for (statement, _), (_, cols, funcs) in zip(statements, entries, strict=True)
     ]
     if commit:
         replies.append(Context("COMMIT"))
@@ -362,6 +350,15 @@ def _execute_batch(conn: Connection, items: list[_Later], commit: bool) -> list[
     if first_error is not None:
         raise first_error
     return contexts
+
+
+def _prepare(conn: Connection, statement: str) -> tuple[bytes, Any, Any]:
+    """(name, columns, input functions) of the statement, prepared on this connection on first use."""
+    cache = _statement_cache(conn)
+    entry = cache.get(statement)
+    if entry is None:
+        entry = cache[statement] = conn.prepare_statement(statement, ())
+    return entry
 
 
 def _statement_cache(conn: Connection) -> dict[str, tuple[bytes, Any, Any]]:
@@ -558,7 +555,7 @@ def transaction() -> Iterator[Tx]:
         yield tx
         tx.commit()
     except BaseException as error:
-        if tx._conn is not None and not broken:
+        if tx._conn is not None:
             try:
                 tx._conn.execute_simple("ROLLBACK")
             except Exception:
