@@ -59,6 +59,11 @@ class Settings(BaseModel):
     # Where Google publishes the keys its OIDC tokens are signed with (tests serve their own).
     oidc_certs_url: str = "https://www.googleapis.com/oauth2/v1/certs"
     notify_invokers: tuple[str, ...] = ()
+    # Notify runs behind Cloud Run IAM (no allUsers invoker): Cloud Run has checked the
+    # token's signature, audience and expiry before the request arrives, and forwards
+    # it with the signature replaced by SIGNATURE_REMOVED_BY_GOOGLE. Only then may such a
+    # token be accepted; anywhere else it would be a token nobody signed.
+    oidc_checked_by_cloud_run: bool = False
 
     # Pub/Sub domain events: PUBSUB_TOPIC is projects/P/topics/T.
     pubsub_topic: str | None = None

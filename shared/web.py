@@ -66,6 +66,10 @@ class ApiRequest:
     def header(self, name: str) -> str | None:
         return self.raw.headers.get(name)
 
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self.raw.headers
+
     def query(self, model: type[M]) -> M:
         values: dict[str, str] = {}
         for key in self.raw.args:

@@ -11,7 +11,7 @@ router = Router("notify")
 
 @router.route("POST", "/tasks/notify")
 def notify_task(req: ApiRequest) -> Reply:
-    rules.verify_caller(req.header("Authorization"))
+    rules.verify_caller(req.headers)
     message = req.body(rules.TaskMessage)
     retry = rules.retry_count(req.header("X-CloudTasks-TaskRetryCount"))
     return 200, rules.deliver(message, retry).as_dict()
@@ -19,7 +19,7 @@ def notify_task(req: ApiRequest) -> Reply:
 
 @router.route("POST", "/tasks/sweep")
 def sweep_outbox(req: ApiRequest) -> Reply:
-    rules.verify_caller(req.header("Authorization"))
+    rules.verify_caller(req.headers)
     return 200, dispatch.sweep()
 
 

@@ -3,14 +3,15 @@ terraform {
   required_version = ">= 1.9"
 
   required_providers {
-    # 7.17 is the first release with google_sql_user.database_roles.
+    # 7.21 is the first release with Direct VPC egress on google_cloudfunctions2_function
+    # (7.17 brought google_sql_user.database_roles).
     google = {
       source  = "hashicorp/google"
-      version = "~> 7.17"
+      version = "~> 7.21"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = "~> 7.17"
+      version = "~> 7.21"
     }
     archive = {
       source  = "hashicorp/archive"

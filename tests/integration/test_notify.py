@@ -342,3 +342,39 @@ def test_with_verification_on_only_a_valid_oidc_token_gets_in(google: Google) ->
     # The notify route checks the caller before it reads the body.
     assert call("/tasks/notify", {"bad": "body"})[0] == 401
     assert call("/tasks/notify", {"bad": "body"}, {"Authorization": bearer()})[0] == 422
+
+
+def _signature_removed(token: str) -> str:
+    """The token as Cloud Run forwards it after checking it: its signature replaced."""
+    header, payload, _ = token.split(".")
+    return f"{header}.{payload}.SIGNATURE_REMOVED_BY_GOOGLE"
+
+
+def test_behind_cloud_run_iam_a_token_without_its_signature_is_checked_by_its_claims(google: Google) -> None:
+    def sweep_with(headers: dict[str, str]) -> int:
+        return call("/tasks/sweep", headers=headers)[0]
+
+    def stripped(**claims: Any) -> str:
+        return f"Bearer {_signature_removed(google.token(**claims))}"
+
+    # Not behind Cloud Run IAM: nobody vouches for an unsigned token.
+    assert sweep_with({"Authorization": stripped()}) == 401
+    with data.environment(OIDC_CHECKED_BY_CLOUD_RUN="true"):
+        assert sweep_with({"Authorization": stripped()}) == 200
+        assert sweep_with({"Authorization": stripped(email="sched@proj.iam.gserviceaccount.com")}) == 200
+        # Cloud Run accepts any audience the service answers to; ours is checked here.
+        assert sweep_with({"Authorization": stripped(aud="https://other-service.example")}) == 401
+        assert sweep_with({"Authorization": stripped(aud=["https://x.example", "https://notify.example"])}) == 200
+        assert sweep_with({"Authorization": stripped(exp=int(time.time()) - 120)}) == 401
+        assert sweep_with({"Authorization": stripped(iss="https://evil.example")}) == 401
+        assert sweep_with({"Authorization": stripped(email="someone@proj.iam.gserviceaccount.com")}) == 403
+        assert sweep_with({"Authorization": stripped(email_verified=False)}) == 403
+        assert sweep_with({"Authorization": "Bearer e30.bm90LWpzb24.SIGNATURE_REMOVED_BY_GOOGLE"}) == 401
+        assert sweep_with({"Authorization": "Bearer SIGNATURE_REMOVED_BY_GOOGLE"}) == 401
+        # A token that still has its signature is verified as before.
+        assert sweep_with({"Authorization": f"Bearer {google.token()}"}) == 200
+        # With both headers, Cloud Run checked X-Serverless-Authorization and passed
+        # Authorization through untouched: only the checked one counts.
+        outsider = stripped(email="someone@proj.iam.gserviceaccount.com")
+        assert sweep_with({"X-Serverless-Authorization": outsider, "Authorization": stripped()}) == 403
+        assert sweep_with({"X-Serverless-Authorization": stripped(), "Authorization": "Bearer junk"}) == 200

@@ -292,12 +292,32 @@ def test_api_functions_are_invoked_only_by_the_gateway_account() -> None:
     for module in MODULES:
         for rtype in ("google_cloud_run_service_iam_member", "google_cloudfunctions2_function_iam_member"):
             for name in resources(module_dir(module), rtype):
-                assert (module, name) in {("functions", "api_invoker"), ("functions", "notify_invoker")}
+                assert (module, name) in {
+                    ("functions", "api_invoker"),
+                    ("functions", "notify_invoker"),
+                    ("functions", "self_invoker"),
+                }
+    # A function's own account on its own service: what Direct VPC egress asks for.
+    own = resources(fn, "google_cloud_run_service_iam_member")["self_invoker"]
+    assert own["for_each"] == "${var.functions}"
+    assert own["member"] == "${google_service_account.functions[each.key].member}"
+    assert "google_cloudfunctions2_function.api[each.key].name" in own["service"]
     # The gateway signs its calls to the backends as that same account.
     gw = module_dir("gateway")
     cfg = resources(gw, "google_api_gateway_api_config")["clinic"]
     backend = one(one(cfg["gateway_config"])["backend_config"])
     assert backend["google_service_account"] == "${google_service_account.gateway.email}"
+
+
+def test_the_build_account_reads_the_sources_cloud_functions_stages() -> None:
+    fn = module_dir("functions")
+    staged = resources(fn, "google_project_iam_member")["build_reads_staged_sources"]
+    assert staged["role"] == "roles/storage.objectAdmin"
+    assert staged["member"] == "${google_service_account.build.member}"
+    condition = one(staged["condition"])
+    assert condition["expression"] == 'resource.name.startsWith("projects/_/buckets/gcf-v2-sources-")'
+    for function in resources(fn, "google_cloudfunctions2_function").values():
+        assert one(function["build_config"])["service_account"] == "${google_service_account.build.id}"
 
 
 def test_dispatchers_get_exactly_the_roles_they_need() -> None:
@@ -488,6 +508,8 @@ def test_notify_urls_are_run_app_and_paths_match_the_routes() -> None:
     assert loc["notify_env"]["OIDC_AUDIENCE"] == "${local.notify_url}"
     assert "var.tasks_invoker_email" in loc["notify_env"]["NOTIFY_INVOKERS"]
     assert "var.scheduler_email" in loc["notify_env"]["NOTIFY_INVOKERS"]
+    # Cloud Run strips the signature of the token it checked: notify must know it sits behind IAM.
+    assert loc["notify_env"]["OIDC_CHECKED_BY_CLOUD_RUN"] == "true"
 
     job = resources(module_dir("messaging"), "google_cloud_scheduler_job")["outbox_sweep"]
     target = one(job["http_target"])

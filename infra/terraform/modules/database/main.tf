@@ -128,6 +128,7 @@ resource "google_sql_database_instance" "main" {
       name  = "log_statement"
       value = "ddl"
     }
+    # pgAudit audits nothing until the extension exists: db/migrations/0004_pgaudit.sql.
     database_flags {
       name  = "cloudsql.enable_pgaudit"
       value = "on"

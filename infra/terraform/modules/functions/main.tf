@@ -65,6 +65,10 @@ locals {
     VERIFY_OIDC     = "true"
     OIDC_AUDIENCE   = local.notify_url
     NOTIFY_INVOKERS = join(",", [var.tasks_invoker_email, var.scheduler_email])
+    # Notify requires IAM (only the two invokers above hold run.invoker, never allUsers):
+    # Cloud Run checks each token and forwards it without its signature, so notify
+    # checks the claims of such a token instead of a signature that is no longer there.
+    OIDC_CHECKED_BY_CLOUD_RUN = "true"
     SMTP_HOST       = var.smtp_host
     SMTP_PORT       = tostring(var.smtp_port)
     SMTP_STARTTLS   = tostring(var.smtp_starttls)
@@ -109,6 +113,22 @@ resource "google_storage_bucket_iam_member" "build_reads_sources" {
   bucket = google_storage_bucket.sources.name
   role   = "roles/storage.objectViewer"
   member = google_service_account.build.member
+}
+
+# Cloud Functions copies each bundle into its own gcf-v2-sources-<number>-<region>
+# bucket and the build reads it from there; that bucket appears with the first
+# deploy, so the grant is on the project, narrowed by name to those buckets. The
+# build service account page lists Storage Object Admin for this.
+resource "google_project_iam_member" "build_reads_staged_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectAdmin"
+  member  = google_service_account.build.member
+
+  condition {
+    title       = "gcf-v2-sources buckets only"
+    description = "The buckets Cloud Functions stages function sources in."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-\")"
+  }
 }
 
 # ---------------------------------------------------------------------------
@@ -297,6 +317,19 @@ resource "google_cloud_run_service_iam_member" "api_invoker" {
   service  = each.value.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${var.gateway_service_account_email}"
+}
+
+# Direct VPC egress is authorised by the function's own account holding run.invoker on
+# its service ("Configure Direct VPC egress for 2nd gen functions", IAM permissions).
+# Calling itself gets it nothing: notify also checks the caller against NOTIFY_INVOKERS.
+resource "google_cloud_run_service_iam_member" "self_invoker" {
+  for_each = var.functions
+
+  project  = var.project_id
+  location = var.region
+  service  = each.key == "notify" ? google_cloudfunctions2_function.notify.name : google_cloudfunctions2_function.api[each.key].name
+  role     = "roles/run.invoker"
+  member   = google_service_account.functions[each.key].member
 }
 
 resource "google_cloud_run_service_iam_member" "notify_invoker" {
