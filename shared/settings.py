@@ -44,6 +44,11 @@ class Settings(BaseModel):
     # Cap on any single statement so a stuck query cannot hold a request forever.
     db_statement_timeout_ms: int = Field(default=10_000, ge=100)
 
+    # Production: the value the load balancer adds as X-Clinic-Edge. Set on slots, book
+    # and cancel, which then refuse requests that did not come through it (and so
+    # through Cloud Armor). Unset locally and on notify.
+    edge_token: str | None = None
+
     # Cloud Tasks: TASKS_QUEUE is the full path projects/P/locations/L/queues/Q.
     tasks_queue: str | None = None
     tasks_emulator_host: str | None = None

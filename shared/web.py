@@ -6,6 +6,7 @@ request) by duck typing, so `shared` never imports Flask.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import uuid
@@ -19,14 +20,17 @@ from shared.auth import USERINFO_HEADER, Caller, caller_from_header
 from shared.errors import (
     BadRequest,
     DomainError,
+    Forbidden,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
 )
+from shared.settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
+EDGE_HEADER = "X-Clinic-Edge"
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 
@@ -143,6 +147,7 @@ class Router:
     def __call__(self, request: HttpRequest) -> Response:
         logs.set_trace(request.headers.get("X-Cloud-Trace-Context") or request.headers.get("traceparent"))
         try:
+            _require_edge(request)
             handler, params = self._match(request.method, request.path)
             status, body = handler(ApiRequest(request, params))
             # pydantic serialises a model straight to JSON bytes, in Rust.
@@ -173,6 +178,16 @@ class Router:
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed on {path}")
         raise NotFound(f"no route for {method} {path}")
+
+
+def _require_edge(request: HttpRequest) -> None:
+    """In production, only requests that came through the load balancer (and Cloud Armor)."""
+    expected = get_settings().edge_token
+    if expected is None:
+        return
+    given = request.headers.get(EDGE_HEADER) or ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Forbidden("call the API at its own domain, not at the gateway's host name")
 
 
 def problem(error: DomainError) -> Response:

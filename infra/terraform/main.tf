@@ -65,6 +65,15 @@ resource "google_project_service" "enabled" {
   disable_on_destroy = false
 }
 
+# The load balancer adds this value as a header to every request it passes on, and
+# slots, book and cancel refuse requests without it: the gateway's own *.gateway.dev
+# host name stays reachable, and this is what keeps callers from going round Cloud
+# Armor through it. Regenerate with `terraform apply -replace=random_password.edge_token`.
+resource "random_password" "edge_token" {
+  length  = 48
+  special = false
+}
+
 module "network" {
   source = "./modules/network"
 
@@ -156,6 +165,7 @@ module "functions" {
   reminder_offsets        = var.reminder_offsets
 
   gateway_service_account_email = module.gateway.service_account_email
+  edge_token                    = random_password.edge_token.result
 
   depends_on = [google_project_service.enabled]
 }
@@ -189,6 +199,7 @@ module "edge" {
   waf_sensitivity                = var.waf_sensitivity
   rate_limit_requests_per_minute = var.rate_limit_requests_per_minute
   rate_limit_ban_seconds         = var.rate_limit_ban_seconds
+  edge_token                     = random_password.edge_token.result
 
   depends_on = [google_project_service.enabled]
 }

@@ -385,6 +385,26 @@ def test_db_user_matches_the_cloud_sql_iam_user_name() -> None:
     assert 'trimsuffix(email, ".gserviceaccount.com")' in locals_(db)["iam_users"]
 
 
+def test_only_requests_through_the_load_balancer_reach_the_api_functions() -> None:
+    # The load balancer stamps every request; the API functions (not notify) check the stamp.
+    backend = resources(module_dir("edge"), "google_compute_backend_service")["gateway"]
+    assert backend["custom_request_headers"] == ["X-Clinic-Edge: ${var.edge_token}"]
+    fn = module_dir("functions")
+    functions = resources(fn, "google_cloudfunctions2_function")
+    api_env = one(functions["api"]["service_config"])["environment_variables"]
+    assert "EDGE_TOKEN = var.edge_token" in api_env
+    assert "EDGE_TOKEN" not in str(one(functions["notify"]["service_config"])["environment_variables"])
+    assert variables(fn)["edge_token"]["sensitive"] is True
+    assert variables(module_dir("edge"))["edge_token"]["sensitive"] is True
+    calls = module_calls()
+    assert calls["edge"]["edge_token"] == calls["functions"]["edge_token"] == "${random_password.edge_token.result}"
+    token = resources(TF, "random_password")["edge_token"]
+    assert token["length"] >= 32 and token["special"] is False
+    from shared.web import EDGE_HEADER
+
+    assert EDGE_HEADER == "X-Clinic-Edge"
+
+
 def test_cloud_armor_has_waf_rate_ban_and_default_rules() -> None:
     edge = module_dir("edge")
     policy = resources(edge, "google_compute_security_policy")["edge"]

@@ -222,6 +222,10 @@ resource "google_compute_backend_service" "gateway" {
   protocol              = "HTTPS"
   security_policy       = google_compute_security_policy.edge.id
 
+  # Proof that a request came through here (and so through Cloud Armor): API Gateway
+  # passes it on, and the API functions check it.
+  custom_request_headers = ["X-Clinic-Edge: ${var.edge_token}"]
+
   backend {
     group = google_compute_region_network_endpoint_group.gateway.id
   }

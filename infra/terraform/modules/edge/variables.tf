@@ -67,3 +67,9 @@ variable "rate_limit_ban_seconds" {
     error_message = "rate_limit_ban_seconds must be between 60 and 86400."
   }
 }
+
+variable "edge_token" {
+  type        = string
+  description = "Value of the X-Clinic-Edge header the load balancer adds to every request; the API functions refuse requests without it."
+  sensitive   = true
+}

@@ -150,3 +150,9 @@ variable "gateway_service_account_email" {
   type        = string
   description = "The API Gateway's account: the only principal allowed to invoke slots, book and cancel."
 }
+
+variable "edge_token" {
+  type        = string
+  description = "The X-Clinic-Edge value the load balancer adds; slots, book and cancel refuse requests without it."
+  sensitive   = true
+}
