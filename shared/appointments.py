@@ -34,7 +34,7 @@ from shared.models import (
     AuditTrail,
     range_bound,
 )
-from shared.users import ensure_user
+from shared.users import check_stored_role, ensure_user
 
 SQL = queries("appointments")
 USERS = queries("users")
@@ -162,6 +162,7 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         _raise_conflict(error)
         raise
     if row is None:
+        check_stored_role(caller, tx.first(USERS.select_user, id=caller.id))
         slot = tx.first(SQL.select_slot, id=body.slot_id)
         # (A slot published between the two statements was not there to book: 404.)
         if slot is None or not slot["started"]:
@@ -230,6 +231,9 @@ def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
             raise TransitionNotAllowed(f"{body.status} is allowed only once the slot has started")
     elif row["status"] != "BOOKED":
         raise TransitionNotAllowed(f"a {row['status']} appointment cannot be cancelled")
+    elif row["started"]:
+        # Once the visit has begun its outcome is COMPLETED or NO_SHOW, set by the doctor.
+        raise TransitionNotAllowed("the appointment has started: it can no longer be cancelled")
     updated = tx.one(SQL.update_status, id=appointment_id, status=body.status)
     outbox_ids = _audit(tx, updated, body.status, row["status"], caller, body.reason, {})
     return _public(updated), outbox_ids
@@ -241,6 +245,8 @@ def _move(
     row = _load_visible(tx, caller, appointment_id, lock=True)
     if row["status"] != "BOOKED":
         raise TransitionNotAllowed(f"a {row['status']} appointment cannot be moved")
+    if row["started"]:
+        raise TransitionNotAllowed("the appointment has started: it can no longer be moved")
     if row["slot_id"] == slot_id:
         raise Unprocessable("the appointment is already on this slot")
     slots = {s["id"]: s for s in tx.all(SQL.lock_slots, ids=sorted([row["slot_id"], slot_id]))}

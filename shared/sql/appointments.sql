@@ -7,7 +7,8 @@ WHERE id = :id
 -- The whole booking in one statement, one round trip: the caller's user row and (for a
 -- patient booking for themself) their empty profile on first use, the appointment on
 -- the slot if it has not started, and its audit row. No row back means the slot is
--- missing or has started (the caller tells which). Races are decided as ever by
+-- missing or has started, or the caller's account has another role (the caller tells
+-- which). Races are decided as ever by
 -- appointments_one_booked_per_slot and appointments_patient_no_overlap, whose
 -- violations the caller maps by name. The user row is inserted as upsert_user does
 -- (every unique index an arbiter, so concurrent first requests wait, not fail); an
@@ -18,9 +19,15 @@ WITH caller AS (
     VALUES (:caller_id, :email, :name, CAST(:role AS user_role))
     ON CONFLICT DO NOTHING
     RETURNING id
+), same_role AS (
+    -- An existing account whose stored role is not the token's books nothing (the
+    -- users row is the source of truth); a new one is created with the token's role.
+    SELECT NOT EXISTS (
+        SELECT FROM users WHERE id = :caller_id AND role <> CAST(:role AS user_role)
+    ) AS ok
 ), profile AS (
     INSERT INTO patients_profiles (user_id)
-    SELECT CAST(:patient_id AS uuid) WHERE CAST(:own_profile AS boolean)
+    SELECT CAST(:patient_id AS uuid) FROM same_role WHERE CAST(:own_profile AS boolean) AND ok
     ON CONFLICT (user_id) DO NOTHING
     RETURNING user_id
 ), slot AS (
@@ -31,6 +38,7 @@ WITH caller AS (
     FROM slots
     WHERE id = :slot_id AND start_time > now()
       AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) >= 0
+      AND (SELECT ok FROM same_role)
 ), booked AS (
     INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
     SELECT id, CAST(:patient_id AS uuid), doctor_id, start_time, end_time, CAST(:reason AS text)

@@ -45,7 +45,7 @@ import pytest
 import requests
 
 from local.stack import Stack
-from tests.e2e.booking_support import assert_problem, book, register, started_appointment
+from tests.e2e.booking_support import assert_problem, book, database, register, started_appointment
 from tests.e2e.client import Api, Caller
 
 ROLES = ("anonymous", "patient", "other patient", "doctor", "other doctor", "admin")
@@ -364,3 +364,29 @@ def test_an_invalid_token_is_401_even_with_a_forged_header(world: World, api: Ap
             headers={"Authorization": authorization, **forged},
         )
         assert_problem(response, 401)
+
+
+def test_a_token_claiming_another_role_than_the_account_changes_nothing(api: Api, stack: Stack) -> None:
+    """The users row says what an account is; a token whose role claim disagrees (or has
+    none, which reads as patient) is refused on every change."""
+    doctor = api.doctor()
+    slot = api.publish(doctor, date.today() + timedelta(days=9), "09:00", "09:30", 30)[0]["id"]
+    as_patient = Caller(api, "patient", doctor.id, doctor.email, doctor.name)
+    body = assert_problem(as_patient.post("/appointments", {"slot_id": slot}), 403)
+    assert "doctor account" in body["detail"]
+    assert_problem(as_patient.post("/patients", {"phone": "+1 555 0100"}), 403)
+
+    patient = api.patient()
+    booked = patient.post("/appointments", {"slot_id": slot})
+    assert booked.status_code == 201, booked.text
+    as_admin = Caller(api, "admin", patient.id, patient.email, patient.name)
+    assert_problem(as_admin.post("/doctors", new_doctor_body()), 403)
+    assert_problem(as_admin.patch(f"/appointments/{booked.json()['id']}", {"status": "CANCELLED"}), 403)
+    as_doctor = Caller(api, "doctor", patient.id, patient.email, patient.name)
+    # No doctor profile stands behind a patient account: there is no such doctor.
+    assert_problem(as_doctor.post(f"/doctors/{patient.id}/slots", window_body()), 404)
+
+    with database(stack.database_url or "") as sql:
+        assert sql.run("SELECT count(*) FROM patients_profiles WHERE user_id = :id", id=doctor.id) == [[0]]
+        assert sql.run("SELECT count(*) FROM appointments WHERE patient_id = :id", id=doctor.id) == [[0]]
+        assert sql.run("SELECT status FROM appointments WHERE slot_id = CAST(:s AS uuid)", s=slot) == [["BOOKED"]]
