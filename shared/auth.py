@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Literal, cast
@@ -17,6 +18,9 @@ from shared.errors import Forbidden, Unauthenticated
 
 USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
 ROLES = ("patient", "doctor", "admin")
+# One address, no spaces or control characters, at most 320 characters (RFC 5321).
+_EMAIL = re.compile(r"(?=.{3,320}\Z)[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Identity providers whose subjects are not uuids (Firebase uids) map to a stable uuid.
 _SUBJECT_NAMESPACE = uuid.UUID("7f1f9a52-3b4c-4d1e-9a4a-2f6f4c1d8e10")
 
@@ -49,18 +53,23 @@ def caller_from_header(value: str | None) -> Caller:
     if not isinstance(claims, dict):
         raise Unauthenticated("the gateway's identity header is unreadable")
     subject, email = claims.get("sub"), claims.get("email")
-    if not isinstance(subject, str) or not subject or not isinstance(email, str) or "@" not in email:
+    if not isinstance(subject, str) or not subject or not isinstance(email, str):
         raise Unauthenticated("the token must carry 'sub' and 'email' claims")
+    email = email.strip()
+    if not _EMAIL.fullmatch(email):
+        # It becomes the users row and the To of every email: refused, never cut or cleaned.
+        raise Unauthenticated("the token's 'email' claim is not an email address")
     role = claims.get("role", "patient")
     if role not in ROLES:
         raise Forbidden(f"unknown role {role!r}")
     name = claims.get("name")
-    if not isinstance(name, str) or not name.strip():
+    name = _CONTROL.sub("", name).strip()[:200] if isinstance(name, str) else ""
+    if not name:
         name = email.split("@")[0]
     return Caller(
         id=subject_to_id(str(claims.get("iss", "")), subject),
-        email=email.strip().lower()[:320],
-        name=name.strip()[:200].replace("\x00", ""),
+        email=email.lower(),
+        name=name,
         role=cast(Literal["patient", "doctor", "admin"], role),
     )
 

@@ -181,8 +181,11 @@ def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> 
     now = now or datetime.now(UTC)
     message = EmailMessage()
     message["From"] = settings.mail_from
-    message["To"] = notice.recipient
-    message["Subject"] = subject(notice)
+    try:
+        message["To"] = notice.recipient
+        message["Subject"] = subject(notice)
+    except ValueError as error:  # a line break in an address or name: no retry will help
+        raise MailRejected(f"the message cannot be written: {error}") from error
     message["Date"] = format_datetime(now)
     _, sender = parseaddr(settings.mail_from)
     message["Message-ID"] = make_msgid(idstring=notice.message_key, domain=sender.partition("@")[2] or None)

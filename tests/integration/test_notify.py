@@ -205,6 +205,19 @@ def test_smtp_down_is_retried_then_recorded_as_failed(smtp: Path, sql: pg8000.na
     assert mails(smtp, appointment_id) == []
 
 
+def test_an_address_no_email_can_carry_is_recorded_as_failed_at_once(smtp: Path, sql: pg8000.native.Connection) -> None:
+    """Rows from before the identity checks tightened may hold one; no retry would help."""
+    doctor = data.doctor()
+    who = data.patient()
+    appointment_id, _ = data.book(who, data.slots(doctor, data.in_days(3))[0])
+    sql.run("UPDATE users SET email = :e WHERE id = :id", e=f"{who.email}\r\nbcc: x@evil.example", id=who.id)
+    outcome = notify.deliver(message(sql, appointment_id, "CONFIRMATION"), retry=0)
+    assert outcome.result == "failed"
+    [(kind, status, attempts, _, error)] = notifications(sql, appointment_id)
+    assert (kind, status, attempts) == ("CONFIRMATION", "FAILED", 1) and "cannot be written" in error
+    assert mails(smtp, appointment_id) == []
+
+
 # -- over HTTP, in process: the notify function's router -----------------------------------
 
 

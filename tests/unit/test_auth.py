@@ -44,6 +44,9 @@ def test_defaults_role_patient_and_name_from_email() -> None:
 def test_long_and_nul_names_are_tamed() -> None:
     caller = caller_from_header(header({"sub": SUB, "email": "m@x.io", "name": "a\u0000b" + "c" * 500}))
     assert "\x00" not in caller.name and len(caller.name) <= 200
+    # A line break in a name must never reach an email header.
+    caller = caller_from_header(header({"sub": SUB, "email": "m@x.io", "name": "Eve\r\nBcc: x@evil.example"}))
+    assert caller.name == "EveBcc: x@evil.example"
 
 
 @pytest.mark.parametrize("value", [None, ""])
@@ -82,6 +85,11 @@ def test_header_that_is_not_an_object_is_401(claims: object) -> None:
         {"sub": SUB},
         {"sub": SUB, "email": ""},
         {"sub": SUB, "email": "no-at-sign"},
+        {"sub": SUB, "email": "victim@example.com\r\nBcc: attacker@evil.example"},
+        {"sub": SUB, "email": "two words@example.com"},
+        {"sub": SUB, "email": "a@b@example.com"},
+        {"sub": SUB, "email": "a" * 400 + "@example.com"},
+        {"sub": SUB, "email": "nobody@localhost"},
         {"sub": SUB, "email": ["a@example.com"]},
     ],
 )
