@@ -68,9 +68,25 @@ class Route:
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(self, status: int, title: str, detail: str, headers: Headers | None = None) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
+        self.headers = headers or []
+
+
+# The same problem types the functions use (shared/errors.py), so a client can rely on
+# `type` whichever of the two answered.
+PROBLEM_TYPES = {
+    400: "/problems/bad-request",
+    401: "/problems/unauthenticated",
+    404: "/problems/not-found",
+    405: "/problems/method-not-allowed",
+    413: "/problems/payload-too-large",
+    414: "/problems/uri-too-long",
+    431: "/problems/header-fields-too-large",
+    500: "/problems/internal",
+    503: "/problems/unavailable",
+}
 
 
 def render(document: str, values: dict[str, str]) -> dict[str, Any]:
@@ -203,7 +219,8 @@ class Gateway:
         for route in self.routes:
             if route.pattern.match(path):
                 if method not in route.operations:
-                    raise Problem(405, "Method not allowed", f"{method} is not allowed on {path}")
+                    allow = [("Allow", ", ".join(sorted(route.operations)))]
+                    raise Problem(405, "Method not allowed", f"{method} is not allowed on {path}", allow)
                 return route.operations[method]
         raise Problem(404, "Not found", f"no route for {method} {path}")
 
@@ -234,7 +251,8 @@ class Gateway:
             try:
                 upstream = await self.http.request(request.method, url, request.body or None, headers)
             except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as error:
-                raise Problem(503, "Service unavailable", f"the backend did not answer: {error!r}") from error
+                log.warning("backend %s did not answer: %r", url.split("?")[0], error)
+                raise Problem(503, "Service unavailable", "the backend did not answer; try again shortly") from error
             kept = [(k, v) for k, v in upstream.headers if k.lower() not in _HOP_BY_HOP]
             return Reply(upstream.status, kept, upstream.data)
         except Problem as problem:
@@ -247,9 +265,14 @@ _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length"
 
 def problem_reply(problem: Problem) -> Reply:
     payload = json.dumps(
-        {"type": "/problems/gateway", "title": problem.title, "status": problem.status, "detail": problem.detail}
+        {
+            "type": PROBLEM_TYPES.get(problem.status, "about:blank"),
+            "title": problem.title,
+            "status": problem.status,
+            "detail": problem.detail,
+        }
     ).encode()
-    headers = [("Content-Type", "application/problem+json")]
+    headers = [("Content-Type", "application/problem+json"), *problem.headers]
     if problem.status == 401:
         headers.append(("WWW-Authenticate", "Bearer"))
     if problem.status == 503:
@@ -264,6 +287,11 @@ MAX_BODY = 32 * 1024 * 1024  # API Gateway's request size limit
 MAX_URL = 4000
 # The request line and headers together; a longer head is refused before it is parsed.
 MAX_HEAD = 64 * 1024
+# gunicorn's limit_request_field_size and limit_request_fields, less what the gateway
+# adds: X-Forwarded-Authorization repeats Authorization under a name 12 bytes longer,
+# and four header fields (that one, the identity header, Host, Content-Length).
+MAX_HEADER_LINE = 8190 - 12
+MAX_HEADER_FIELDS = 100 - 4
 # How long a client's idle keep-alive connection, or a slow request head, is waited for.
 CLIENT_IDLE_S = 30.0
 
@@ -316,6 +344,16 @@ def parse_headers(lines: list[bytes]) -> Headers:
     return headers
 
 
+def _check_header_limits(lines: list[bytes]) -> None:
+    """The backends' server (gunicorn) refuses a header line over 8190 bytes or more than
+    100 header fields with an HTML page; the gateway refuses them first, as problem+json,
+    leaving room for the headers it adds itself."""
+    if len(lines) > MAX_HEADER_FIELDS:
+        raise Problem(431, "Request header fields too large", f"at most {MAX_HEADER_FIELDS} header fields")
+    if any(len(line) > MAX_HEADER_LINE for line in lines):
+        raise Problem(431, "Request header fields too large", f"a header line is over {MAX_HEADER_LINE} bytes")
+
+
 async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) -> bytes:
     """The body a Content-Length or chunked encoding delimits; none without either."""
     lowered = {k.lower(): v for k, v in headers}
@@ -348,20 +386,21 @@ async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) 
     return b""
 
 
-def encode_reply(reply: Reply, keep_alive: bool) -> bytes:
+def encode_reply(reply: Reply, keep_alive: bool, head: bool = False) -> bytes:
+    """The reply on the wire; to a HEAD request, its head only (RFC 9110, 9.3.2)."""
     lines = [f"HTTP/1.1 {reply.status} {_reason(reply.status)}"]
     lines += [f"{k}: {v}" for k, v in reply.headers]
     lines.append(f"Content-Length: {len(reply.data)}")
     if not keep_alive:
         lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.data
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else reply.data)
 
 
 async def serve_connection(gateway: Gateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Requests of one client connection, one after another, until either side closes."""
     try:
         while True:
-            keep_alive = False
+            keep_alive, method = False, ""
             try:
                 # asyncio.timeout, not wait_for: wait_for wraps the read in a task of its own,
                 # a cost every request paid.
@@ -373,6 +412,7 @@ async def serve_connection(gateway: Gateway, reader: asyncio.StreamReader, write
                 if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or _CONTROL.search(lines[0]):
                     raise BadMessage(f"a malformed request line: {lines[0][:80]!r}")
                 method, target, version = parts
+                _check_header_limits(lines[1:])
                 headers = parse_headers(lines[1:])
                 request = Request(method, target, headers)
                 connection = (request.header("Connection") or "").lower()
@@ -398,7 +438,7 @@ async def serve_connection(gateway: Gateway, reader: asyncio.StreamReader, write
             except Exception:
                 log.exception("the gateway failed on a request")
                 reply, keep_alive = problem_reply(Problem(500, "Internal error", "the local gateway failed")), False
-            writer.write(encode_reply(reply, keep_alive))
+            writer.write(encode_reply(reply, keep_alive, head=method == "HEAD"))
             await writer.drain()
             if not keep_alive:
                 return

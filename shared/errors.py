@@ -15,6 +15,11 @@ class DomainError(Exception):
         self.detail = detail
         self.errors = errors
 
+    @property
+    def public_detail(self) -> str:
+        """What the caller is told; `detail` is what the logs say."""
+        return self.detail
+
 
 class BadRequest(DomainError):
     status, title, type_ = 400, "Bad request", "/problems/bad-request"
@@ -34,6 +39,10 @@ class NotFound(DomainError):
 
 class MethodNotAllowed(DomainError):
     status, title, type_ = 405, "Method not allowed", "/problems/method-not-allowed"
+
+    def __init__(self, detail: str, allow: list[str]) -> None:
+        super().__init__(detail)
+        self.allow = allow  # the methods the path does take: the Allow header
 
 
 class Conflict(DomainError):
@@ -70,3 +79,8 @@ class Unprocessable(DomainError):
 
 class DatabaseUnavailable(DomainError):
     status, title, type_ = 503, "Service unavailable", "/problems/unavailable"
+
+    @property
+    def public_detail(self) -> str:
+        # Hosts, ports and driver messages go to the logs, not to callers.
+        return "the database is unavailable; try again shortly"

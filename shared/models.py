@@ -129,8 +129,8 @@ class SlotQuery(Strict):
     def _range(self) -> SlotQuery:
         if self.to < self.from_:
             raise ValueError("'to' must not be before 'from'")
-        if (self.to - self.from_).days > 31:
-            raise ValueError("at most 31 days per request")
+        if (self.to - self.from_).days + 1 > 31:  # `to` is included: 31 days is from + 30
+            raise ValueError("at most 31 days per request, 'from' and 'to' included")
         return self
 
 
@@ -208,7 +208,9 @@ class AppointmentQuery(Strict):
     @model_validator(mode="after")
     def _range(self) -> AppointmentQuery:
         start, end = range_bound(self.from_), range_bound(self.to, end=True)
-        if start is not None and end is not None and end < start:
+        # A date `to` ends with its day: the range is empty, and so a mistake, when that
+        # day is over before `from` begins.
+        if start is not None and end is not None and (end < start or (end == start and type(self.to) is date)):
             raise ValueError("'to' must not be before 'from'")
         return self
 

@@ -12,12 +12,15 @@ SQL = queries("users")
 
 
 def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool]:
-    """Creates or updates the profile; returns it and whether it was created."""
+    """Creates or updates the profile; returns it and whether it was created. Fields
+    the request leaves out keep their values."""
     require_role(caller, "patient", "admin")
     ensure_user(tx, caller)
     if body.user_id is None or body.user_id == caller.id:
         if caller.is_admin():
             raise Unprocessable("an admin registers a patient: give 'user_id', 'email' and 'name'")
+        if body.email is not None or body.name is not None:
+            raise Unprocessable("a patient's email and name come from their sign-in: leave them out")
         user_id = caller.id
     else:
         if not caller.is_admin():
@@ -36,7 +39,17 @@ def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool
                 raise Conflict("a user with this email already exists") from error
         elif existing["role"] != "patient":
             raise Conflict("this user is not a patient")
+        elif existing["email"] != body.email.lower():
+            raise Conflict("this user exists with another email")
         user_id = body.user_id
-    profile = tx.one(SQL.insert_patient_profile, user_id=user_id, phone=body.phone, date_of_birth=body.date_of_birth)
+    given = body.model_fields_set
+    profile = tx.one(
+        SQL.insert_patient_profile,
+        user_id=user_id,
+        phone=body.phone,
+        date_of_birth=body.date_of_birth,
+        set_phone="phone" in given,
+        set_date_of_birth="date_of_birth" in given,
+    )
     patient = tx.one(SQL.select_patient, user_id=user_id)
     return Patient(**patient), bool(profile["created"])

@@ -162,13 +162,13 @@ class Router:
             return _problem_body(500, "Internal error", "/problems/internal", "an unexpected error; it was logged")
 
     def _match(self, method: str, path: str) -> tuple[Handler, dict[str, uuid.UUID]]:
-        allowed = False
+        allowed: list[str] = []
         for route_method, pattern, handler in self._routes:
             found = pattern.match(path)
             if not found:
                 continue
             if route_method != method:
-                allowed = True
+                allowed.append(route_method)
                 continue
             try:
                 params = {k: uuid.UUID(v) for k, v in found.groupdict().items()}
@@ -176,7 +176,7 @@ class Router:
                 raise NotFound("no such resource (ids are uuids)") from None
             return handler, params
         if allowed:
-            raise MethodNotAllowed(f"{method} is not allowed on {path}")
+            raise MethodNotAllowed(f"{method} is not allowed on {path}", sorted(allowed))
         raise NotFound(f"no route for {method} {path}")
 
 
@@ -191,9 +191,11 @@ def _require_edge(request: HttpRequest) -> None:
 
 
 def problem(error: DomainError) -> Response:
-    body, status, headers = _problem_body(error.status, error.title, error.type_, error.detail, error.errors)
+    body, status, headers = _problem_body(error.status, error.title, error.type_, error.public_detail, error.errors)
     if status == 503:
         headers["Retry-After"] = "2"
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(error.allow)
     return body, status, headers
 
 

@@ -17,10 +17,13 @@ RETURNING id, email, name, role
 SELECT id, email, name, role FROM users WHERE id = :id
 
 -- name: insert_patient_profile
+-- A field the request left out keeps its value; one given (null included) replaces it.
 INSERT INTO patients_profiles (user_id, phone, date_of_birth)
 VALUES (:user_id, :phone, :date_of_birth)
 ON CONFLICT (user_id) DO UPDATE
-    SET phone = EXCLUDED.phone, date_of_birth = EXCLUDED.date_of_birth
+    SET phone = CASE WHEN CAST(:set_phone AS boolean) THEN EXCLUDED.phone ELSE patients_profiles.phone END,
+        date_of_birth = CASE WHEN CAST(:set_date_of_birth AS boolean) THEN EXCLUDED.date_of_birth
+                             ELSE patients_profiles.date_of_birth END
 RETURNING user_id, phone, date_of_birth, (xmax = 0) AS created
 
 -- name: select_patient

@@ -291,6 +291,22 @@ CASES = [
         params={"from": day(1), "to": day(40)},
     ),
     Case(
+        "slots over 31 days by one ('to' is included)",
+        "GET",
+        "/doctors/{doctor}/slots",
+        422,
+        content_type=None,
+        params={"from": day(1), "to": day(32)},
+    ),
+    Case(
+        "appointments to the day before from",
+        "GET",
+        "/appointments",
+        422,
+        content_type=None,
+        params={"from": day(2), "to": day(1)},
+    ),
+    Case(
         "slots in year 9999",
         "GET",
         "/doctors/{doctor}/slots",

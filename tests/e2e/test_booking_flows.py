@@ -267,9 +267,16 @@ def test_register_a_patient_then_update(api: Api) -> None:
     updated = patient.post("/patients", {"phone": "+1 (212) 555-0100"})
     assert updated.status_code == 200, updated.text
     assert updated.json()["phone"] == "+1 (212) 555-0100"
-    assert updated.json()["date_of_birth"] is None  # a registration replaces the profile
+    assert updated.json()["date_of_birth"] == "1980-02-29"  # left out: kept
     again = patient.post("/patients", {"phone": "+1 (212) 555-0100"})
     assert (again.status_code, again.json()) == (200, updated.json())
+    cleared = patient.post("/patients", {"date_of_birth": None})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["phone"], cleared.json()["date_of_birth"]) == ("+1 (212) 555-0100", None)
+    assert patient.post("/patients", {}).json() == cleared.json()
+    # Name and email come from the sign-in, not from here.
+    assert_problem(patient.post("/patients", {"name": "Someone Else"}), 422)
+    assert_problem(patient.post("/patients", {"email": "else@example.com"}), 422)
 
 
 def test_an_admin_registers_a_patient(api: Api) -> None:
@@ -280,6 +287,7 @@ def test_an_admin_registers_a_patient(api: Api) -> None:
     assert created.status_code == 201, created.text
     assert created.json()["email"] == f"new-{user_id[:8]}@example.com"
     assert admin.post("/patients", {**body, "phone": "12345"}).status_code == 200
+    assert_problem(admin.post("/patients", {**body, "email": "other@example.com"}), 409)
     assert_problem(admin.post("/patients", {}), 422)
     assert_problem(admin.post("/patients", {"user_id": new_id(), "name": "No Email"}), 422)
 

@@ -255,3 +255,43 @@ def test_a_backend_that_is_down_is_a_503_with_retry_after(tmp_path: Path) -> Non
     assert reply.status == 503
     assert ("Retry-After", "2") in reply.headers
     assert json.loads(reply.data)["status"] == 503
+
+
+def test_a_reply_to_head_has_no_body_and_the_connection_goes_on(gateway: int) -> None:
+    with socket.create_connection(("127.0.0.1", gateway), timeout=10) as conn:
+        conn.sendall(
+            b"HEAD /doctors HTTP/1.1\r\nHost: x\r\n\r\nGET /doctors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+    first, _, rest = received.partition(b"\r\n\r\n")
+    assert status_of(first) == 405
+    assert b"allow: get" in first.lower()  # what the route takes
+    assert b"content-length: 0" not in first.lower()  # the length a GET-like reply would have
+    # Straight after the head comes the next response, not a body.
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:80]
+
+
+def test_problems_carry_the_types_the_functions_use(gateway: int) -> None:
+    unauthenticated = raw(gateway, b"GET /appointments HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert problem_of(unauthenticated)["type"] == "/problems/unauthenticated"
+    missing = raw(gateway, b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert problem_of(missing)["type"] == "/problems/not-found"
+    wrong = raw(gateway, b"DELETE /doctors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert problem_of(wrong)["type"] == "/problems/method-not-allowed"
+    assert b"\r\nAllow: GET, POST\r\n" in wrong
+
+
+def test_heads_the_backends_would_refuse_are_refused_here_as_problems(gateway: int) -> None:
+    """gunicorn answers a header line over 8190 bytes, or over 100 fields, with an HTML page."""
+    many = b"".join(b"X-Field-%d: v\r\n" % n for n in range(97))
+    long_line = b"X-Long: " + b"v" * 8180 + b"\r\n"
+    for extra in (many, long_line):
+        response = raw(gateway, b"GET /doctors HTTP/1.1\r\nHost: x\r\n" + extra + b"Connection: close\r\n\r\n")
+        assert status_of(response) == 431
+        assert problem_of(response)["type"] == "/problems/header-fields-too-large"
+    assert Echo.seen == []
+    fits = b"".join(b"X-Field-%d: v\r\n" % n for n in range(90)) + b"X-Long: " + b"v" * 8000 + b"\r\n"
+    response = raw(gateway, b"GET /doctors HTTP/1.1\r\nHost: x\r\n" + fits + b"Connection: close\r\n\r\n")
+    assert status_of(response) == 200

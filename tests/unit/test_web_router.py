@@ -1,4 +1,4 @@
-"""In production the API functions take only requests that came through the load balancer."""
+"""The HTTP edge every function shares: the load balancer stamp, routing errors."""
 
 from __future__ import annotations
 
@@ -49,3 +49,11 @@ def test_with_an_edge_token_only_requests_carrying_it_are_served(edge_token: str
     # Refused before routing: an unknown path tells a caller who went round nothing.
     _, status, _ = router(EnvironBuilder(method="GET", path="/nowhere").get_request())
     assert status == 403
+
+
+def test_a_method_the_path_does_not_take_is_405_with_allow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_TOKEN", raising=False)
+    get_settings.cache_clear()
+    body, status, headers = router(EnvironBuilder(method="DELETE", path="/ping").get_request())
+    assert status == 405 and headers["Allow"] == "GET"
+    assert json.loads(body)["type"] == "/problems/method-not-allowed"
