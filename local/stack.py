@@ -146,6 +146,8 @@ class Stack:
                 "NOTIFY_URL": f"{self.url('notify')}/tasks/notify",
                 # Locally nothing mints OIDC tokens; production verifies them (see Terraform).
                 "VERIFY_OIDC": "false",
+                # A web client under development, on whatever port its dev server picks.
+                "CORS_ALLOWED_ORIGINS": os.environ.get("CORS_ALLOWED_ORIGINS", "*"),
                 "PYTHONUNBUFFERED": "1",
             }
         )

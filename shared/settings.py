@@ -49,6 +49,10 @@ class Settings(BaseModel):
     # through Cloud Armor). Unset locally and on notify.
     edge_token: str | None = None
 
+    # Browser origins (https://app.clinic.example) that may call slots, book and cancel,
+    # comma-separated; "*" for any (the API takes bearer tokens, never cookies).
+    cors_allowed_origins: tuple[str, ...] = ()
+
     # Cloud Tasks: TASKS_QUEUE is the full path projects/P/locations/L/queues/Q.
     tasks_queue: str | None = None
     tasks_emulator_host: str | None = None
@@ -90,7 +94,7 @@ class Settings(BaseModel):
     def _offsets(cls, value: object) -> object:
         return parse_offsets(value) if isinstance(value, str) else value
 
-    @field_validator("notify_invokers", mode="before")
+    @field_validator("notify_invokers", "cors_allowed_origins", mode="before")
     @classmethod
     def _invokers(cls, value: object) -> object:
         if isinstance(value, str):

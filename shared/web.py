@@ -31,6 +31,11 @@ from shared.settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
 EDGE_HEADER = "X-Clinic-Edge"
+# What a browser on an allowed origin may send; the real request is still routed and
+# answered 405 if its method does not fit the path.
+CORS_METHODS = "GET, POST, PATCH"
+CORS_REQUEST_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+CORS_EXPOSED_HEADERS = "Retry-After, Allow"
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 
@@ -145,9 +150,16 @@ class Router:
         return register
 
     def __call__(self, request: HttpRequest) -> Response:
+        body, status, headers = self._answer(request)
+        headers.update(_cors(request))
+        return body, status, headers
+
+    def _answer(self, request: HttpRequest) -> Response:
         logs.set_trace(request.headers.get("X-Cloud-Trace-Context") or request.headers.get("traceparent"))
         try:
             _require_edge(request)
+            if request.method == "OPTIONS" and get_settings().cors_allowed_origins:
+                return _preflight()
             handler, params = self._match(request.method, request.path)
             status, body = handler(ApiRequest(request, params))
             # pydantic serialises a model straight to JSON bytes, in Rust.
@@ -178,6 +190,32 @@ class Router:
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed on {path}", sorted(allowed))
         raise NotFound(f"no route for {method} {path}")
+
+
+def _preflight() -> Response:
+    headers = {
+        "Access-Control-Allow-Methods": CORS_METHODS,
+        "Access-Control-Allow-Headers": CORS_REQUEST_HEADERS,
+        "Access-Control-Max-Age": "600",
+    }
+    return b"", 204, headers
+
+
+def _cors(request: HttpRequest) -> dict[str, str]:
+    """The Access-Control headers for a request from an allowed browser origin."""
+    origin = request.headers.get("Origin")
+    allowed = get_settings().cors_allowed_origins
+    if not origin or not allowed:
+        return {}
+    if "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": CORS_EXPOSED_HEADERS}
+    if origin not in allowed:
+        return {"Vary": "Origin"}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": CORS_EXPOSED_HEADERS,
+        "Vary": "Origin",
+    }
 
 
 def _require_edge(request: HttpRequest) -> None:

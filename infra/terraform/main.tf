@@ -166,6 +166,7 @@ module "functions" {
 
   gateway_service_account_email = module.gateway.service_account_email
   edge_token                    = random_password.edge_token.result
+  cors_allowed_origins          = var.cors_allowed_origins
 
   depends_on = [google_project_service.enabled]
 }

@@ -349,6 +349,17 @@ variable "reminder_offsets" {
   }
 }
 
+variable "cors_allowed_origins" {
+  type        = list(string)
+  description = "Browser origins allowed to call the API (e.g. [\"https://app.clinic.example\"]), or [\"*\"] for any; empty for none (mobile apps need none)."
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.cors_allowed_origins : o == "*" || can(regex("^https?://[^/,\\s]+$", o))])
+    error_message = "Each origin is \"*\" or scheme://host[:port], without a path or comma."
+  }
+}
+
 variable "sweep_schedule" {
   type        = string
   description = "Cron schedule (UTC) of the outbox sweep."

@@ -390,3 +390,23 @@ def test_a_token_claiming_another_role_than_the_account_changes_nothing(api: Api
         assert sql.run("SELECT count(*) FROM patients_profiles WHERE user_id = :id", id=doctor.id) == [[0]]
         assert sql.run("SELECT count(*) FROM appointments WHERE patient_id = :id", id=doctor.id) == [[0]]
         assert sql.run("SELECT status FROM appointments WHERE slot_id = CAST(:s AS uuid)", s=slot) == [["BOOKED"]]
+
+
+def test_a_browser_on_another_origin_can_call_the_api(api: Api) -> None:
+    """The local stack allows any origin (CORS_ALLOWED_ORIGINS=*), as a web client under
+    development needs; production names its origins (Terraform cors_allowed_origins)."""
+    origin = {"Origin": "http://localhost:5173"}
+    asks = {**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    doctor = api.doctor()
+    slot = api.publish(doctor, date.today() + timedelta(days=11), "09:00", "09:30", 30)[0]["id"]
+    for path in ("/appointments", f"/appointments/{slot}", f"/doctors/{doctor.id}/slots"):
+        preflight = requests.options(api.base + path, timeout=30, headers=asks)
+        assert preflight.status_code == 204, preflight.text
+        assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+        assert "authorization" in preflight.headers["Access-Control-Allow-Headers"].lower()
+    patient = api.patient()
+    booked = patient.post("/appointments", {"slot_id": slot}, headers=origin)
+    assert booked.status_code == 201, booked.text
+    assert booked.headers["Access-Control-Allow-Origin"] == "*"
+    refused = patient.post("/appointments", {"slot_id": slot}, headers=origin)
+    assert refused.status_code == 409 and refused.headers["Access-Control-Allow-Origin"] == "*"

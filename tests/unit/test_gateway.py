@@ -131,7 +131,7 @@ def test_unknown_paths_are_404(gateway: Gateway, path: str) -> None:
         ("DELETE", f"/appointments/{SUB}"),
         ("POST", f"/appointments/{SUB}"),
         ("POST", f"/appointments/{SUB}/audit"),
-        ("OPTIONS", "/appointments"),
+        ("PUT", "/appointments"),
         ("PATCH", "/patients"),
         ("GET", "/patients"),
     ],
@@ -140,6 +140,12 @@ def test_unknown_methods_are_405(gateway: Gateway, method: str, path: str) -> No
     with pytest.raises(Problem) as caught:
         gateway.match(method, path)
     assert caught.value.status == 405
+
+
+def test_a_cors_preflight_goes_to_the_paths_backend_without_a_token(gateway: Gateway) -> None:
+    for path in ("/doctors", f"/appointments/{SUB}", f"/appointments/{SUB}/audit"):
+        operation = gateway.match("OPTIONS", path)
+        assert not operation.secured and operation.operation_id.startswith("preflight")
 
 
 # -- tokens ------------------------------------------------------------------------------

@@ -71,7 +71,27 @@ def spec() -> dict[str, Any]:
 
 
 def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(path, method.upper(), op) for path, item in spec["paths"].items() for method, op in item.items()]
+    """The API's operations; CORS preflights (OPTIONS) are checked on their own."""
+    return [
+        (path, method.upper(), op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method != "options"
+    ]
+
+
+def test_every_path_has_a_preflight_on_its_own_backend(spec: dict[str, Any], routers: dict[str, Router]) -> None:
+    for path, item in spec["paths"].items():
+        preflight = item["options"]
+        assert preflight["operationId"].startswith("preflight")
+        assert "security" not in preflight, "a browser sends no token with a preflight"
+        assert set(preflight["responses"]) == {"204"}
+        params = {p["name"] for p in preflight.get("parameters", []) if p["in"] == "path"}
+        assert params == {part[1:-1] for part in path.split("/") if part.startswith("{")}
+        function = backend_function(preflight)
+        # The backend answers the path's other methods, so its Router knows the path.
+        assert function in {backend_function(op) for method, op in item.items() if method != "options"}
+        assert any(template == path for _, template in routers[function].routes)
 
 
 # -- pydantic's view of a field, reduced to what Swagger 2.0 can say ---------------------------

@@ -393,6 +393,7 @@ def test_only_requests_through_the_load_balancer_reach_the_api_functions() -> No
     functions = resources(fn, "google_cloudfunctions2_function")
     api_env = one(functions["api"]["service_config"])["environment_variables"]
     assert "EDGE_TOKEN = var.edge_token" in api_env
+    assert 'CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)' in api_env
     assert "EDGE_TOKEN" not in str(one(functions["notify"]["service_config"])["environment_variables"])
     assert variables(fn)["edge_token"]["sensitive"] is True
     assert variables(module_dir("edge"))["edge_token"]["sensitive"] is True

@@ -57,3 +57,61 @@ def test_a_method_the_path_does_not_take_is_405_with_allow(monkeypatch: pytest.M
     body, status, headers = router(EnvironBuilder(method="DELETE", path="/ping").get_request())
     assert status == 405 and headers["Allow"] == "GET"
     assert json.loads(body)["type"] == "/problems/method-not-allowed"
+
+
+@pytest.fixture
+def origins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("EDGE_TOKEN", raising=False)
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://app.clinic.example, http://localhost:5173")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.delenv("CORS_ALLOWED_ORIGINS")
+    get_settings.cache_clear()
+
+
+def send(method: str, headers: dict[str, str]) -> tuple[bytes, int, dict[str, str]]:
+    return router(EnvironBuilder(method=method, path="/ping", headers=headers).get_request())
+
+
+def test_a_preflight_from_an_allowed_origin_is_answered(origins: None) -> None:
+    body, status, headers = send(
+        "OPTIONS", {"Origin": "https://app.clinic.example", "Access-Control-Request-Method": "PATCH"}
+    )
+    assert (body, status) == (b"", 204)
+    assert headers["Access-Control-Allow-Origin"] == "https://app.clinic.example"
+    assert "PATCH" in headers["Access-Control-Allow-Methods"]
+    assert {"Authorization", "Content-Type", "Idempotency-Key"} <= {
+        h.strip() for h in headers["Access-Control-Allow-Headers"].split(",")
+    }
+    assert headers["Vary"] == "Origin"
+
+
+def test_requests_from_allowed_origins_only_get_access_control_headers(origins: None) -> None:
+    _, status, headers = send("GET", {"Origin": "http://localhost:5173"})
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+    assert "Retry-After" in headers["Access-Control-Expose-Headers"]
+    for other in ({"Origin": "https://evil.example"}, {}):
+        _, status, headers = send("GET", other)
+        assert status == 200 and "Access-Control-Allow-Origin" not in headers
+    _, status, headers = send("OPTIONS", {"Origin": "https://evil.example"})
+    assert status == 204 and "Access-Control-Allow-Origin" not in headers  # the browser refuses
+
+
+def test_any_origin_with_a_star(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_TOKEN", raising=False)
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "*")
+    get_settings.cache_clear()
+    try:
+        _, status, headers = send("GET", {"Origin": "https://anywhere.example"})
+        assert status == 200 and headers["Access-Control-Allow-Origin"] == "*"
+    finally:
+        monkeypatch.delenv("CORS_ALLOWED_ORIGINS")
+        get_settings.cache_clear()
+
+
+def test_without_origins_options_is_just_a_method_the_path_does_not_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EDGE_TOKEN", raising=False)
+    monkeypatch.delenv("CORS_ALLOWED_ORIGINS", raising=False)
+    get_settings.cache_clear()
+    _, status, headers = send("OPTIONS", {"Origin": "https://app.clinic.example"})
+    assert status == 405 and "Access-Control-Allow-Origin" not in headers

@@ -300,7 +300,7 @@ resource "google_cloudfunctions2_function" "api" {
     environment_variables = merge(
       local.db_env[each.key],
       contains(local.dispatchers, each.key) ? local.dispatch_env : {},
-      { EDGE_TOKEN = var.edge_token },
+      { EDGE_TOKEN = var.edge_token, CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
     )
   }
 }

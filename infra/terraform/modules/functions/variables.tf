@@ -146,6 +146,11 @@ variable "reminder_offsets" {
   description = "REMINDER_OFFSETS, e.g. \"24h,2h\"."
 }
 
+variable "cors_allowed_origins" {
+  type        = list(string)
+  description = "Browser origins slots, book and cancel answer CORS requests from; [\"*\"] for any."
+}
+
 variable "gateway_service_account_email" {
   type        = string
   description = "The API Gateway's account: the only principal allowed to invoke slots, book and cancel."
