@@ -280,7 +280,7 @@ def test_problems_carry_the_types_the_functions_use(gateway: int) -> None:
     assert problem_of(missing)["type"] == "/problems/not-found"
     wrong = raw(gateway, b"DELETE /doctors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert problem_of(wrong)["type"] == "/problems/method-not-allowed"
-    assert b"\r\nAllow: GET, POST\r\n" in wrong
+    assert b"\r\nAllow: GET, OPTIONS, POST\r\n" in wrong
 
 
 def test_heads_the_backends_would_refuse_are_refused_here_as_problems(gateway: int) -> None:
