@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
-from shared.errors import DatabaseUnavailable
+from shared.errors import Busy, DatabaseUnavailable
 from shared.settings import Settings, get_settings
 
 Row = dict[str, Any]
@@ -81,6 +81,9 @@ class QueryError(Exception):
 _INTEGRITY_STATES = {"23505", "23P01", "23503", "23514", "23502"}
 # Connection lost, server shutting down or starting up, too many connections.
 _UNAVAILABLE_PREFIXES = ("08", "57P", "53")
+# lock_timeout, statement_timeout, a deadlock or serialization failure: the transaction
+# is rolled back whole, so trying again later is safe.
+_BUSY_STATES = {"55P03", "57014", "40P01", "40001"}
 
 
 def _translate(error: Exception) -> Exception:
@@ -94,6 +97,8 @@ def _translate(error: Exception) -> Exception:
             return IntegrityViolation(state, info.get("n"), message)
         if state.startswith(_UNAVAILABLE_PREFIXES):
             return DatabaseUnavailable(message)
+        if state in _BUSY_STATES:
+            return Busy(message)
         return QueryError(state, message)
     if isinstance(error, pg8000.exceptions.InterfaceError | OSError):
         return DatabaseUnavailable(str(error))

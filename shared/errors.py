@@ -84,3 +84,14 @@ class DatabaseUnavailable(DomainError):
     def public_detail(self) -> str:
         # Hosts, ports and driver messages go to the logs, not to callers.
         return "the database is unavailable; try again shortly"
+
+
+class Busy(DomainError):
+    """A lock or statement waited too long, or a deadlock was broken: nothing was
+    changed, and the same request may well succeed in a moment."""
+
+    status, title, type_ = 503, "Service unavailable", "/problems/busy"
+
+    @property
+    def public_detail(self) -> str:
+        return "this record is busy; try again shortly"

@@ -12,7 +12,7 @@ import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -188,7 +188,9 @@ def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> 
         raise MailRejected(f"the message cannot be written: {error}") from error
     message["Date"] = format_datetime(now)
     _, sender = parseaddr(settings.mail_from)
-    message["Message-ID"] = make_msgid(idstring=notice.message_key, domain=sender.partition("@")[2] or None)
+    # The same for every attempt at one message: should a message ever go out twice (the
+    # relay took it, then the database lost the commit), mail clients show it once.
+    message["Message-ID"] = f"<{notice.message_key}@{sender.partition('@')[2] or 'clinic.invalid'}>"
     # Ids only: lets support (and the tests) find a message without reading it.
     message["X-Clinic-Message-Key"] = notice.message_key
     message["X-Clinic-Appointment"] = notice.appointment_id
@@ -207,25 +209,52 @@ def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> 
     return message
 
 
-def send(message: EmailMessage, settings: Settings) -> None:
-    """Hands the message to the relay; raises MailUnavailable or MailRejected."""
-    try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if settings.smtp_username:
-                smtp.login(settings.smtp_username, settings.smtp_password or "")
-            smtp.send_message(message)
-    except smtplib.SMTPRecipientsRefused as error:
+class Relay:
+    """One SMTP session: connected and signed in when made, so that the slow part of
+    talking to a relay is over before the notify function locks anything."""
+
+    def __init__(self, settings: Settings) -> None:
+        try:
+            self._smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s)
+            try:
+                if settings.smtp_starttls:
+                    self._smtp.starttls(context=ssl.create_default_context())
+                if settings.smtp_username:
+                    self._smtp.login(settings.smtp_username, settings.smtp_password or "")
+            except BaseException:
+                self._smtp.close()
+                raise
+        except (smtplib.SMTPException, OSError) as error:
+            raise _classify(error) from error
+
+    def send(self, message: EmailMessage) -> None:
+        """Hands the message to the relay; raises MailUnavailable or MailRejected."""
+        try:
+            self._smtp.send_message(message)
+        except (smtplib.SMTPException, OSError) as error:
+            raise _classify(error) from error
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self._smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            self._smtp.close()
+
+
+def _classify(error: smtplib.SMTPException | OSError) -> Exception:
+    """MailRejected for a permanent refusal (5xx), MailUnavailable for the rest."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _ in error.recipients.values()]
         if codes and all(500 <= code < 600 for code in codes):
-            raise MailRejected(f"recipient refused ({codes[0]})") from error
-        raise MailUnavailable(f"recipient deferred ({codes[0] if codes else '?'})") from error
-    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
+            return MailRejected(f"recipient refused ({codes[0]})")
+        return MailUnavailable(f"recipient deferred ({codes[0] if codes else '?'})")
+    if isinstance(error, smtplib.SMTPSenderRefused | smtplib.SMTPDataError):
         if 500 <= error.smtp_code < 600:
-            raise MailRejected(f"message refused ({error.smtp_code})") from error
-        raise MailUnavailable(f"message deferred ({error.smtp_code})") from error
-    except (smtplib.SMTPException, OSError) as error:
-        # Connection refused, timeouts, TLS and login trouble: the relay or its
-        # configuration; a later attempt may succeed.
-        raise MailUnavailable(f"{type(error).__name__}: {error}") from error
+            return MailRejected(f"message refused ({error.smtp_code})")
+        return MailUnavailable(f"message deferred ({error.smtp_code})")
+    # Connection refused, timeouts, TLS and login trouble: the relay or its
+    # configuration; a later attempt may succeed.
+    return MailUnavailable(f"{type(error).__name__}: {error}")

@@ -24,11 +24,12 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import logs, mail
-from shared.db import IntegrityViolation, QueryError, Row, queries, transaction
+from shared.db import IntegrityViolation, Row, queries, transaction
 from shared.errors import DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
 
 SQL = queries("notify")
+APPOINTMENTS = queries("appointments")
 log = logs.get("clinic.notify")
 
 Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
@@ -240,8 +241,15 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     recipient = ""
     try:
         with transaction() as tx:
+            reason = stale_reason(message, tx.first(APPOINTMENTS.select_appointment, id=message.appointment_id))
+        if reason is not None:
+            log.info("nothing to send: %s", reason, extra={"fields": fields})
+            return Outcome("skipped", reason)
+        # Connected and signed in before the appointment is locked: a slow or unreachable
+        # relay must not hold up a patient's cancel or move.
+        with mail.Relay(settings) as relay, transaction() as tx:
             row = tx.first(SQL.lock_message_context, appointment_id=message.appointment_id)
-            reason = stale_reason(message, row)
+            reason = stale_reason(message, row)  # again, now that a change has to wait for us
             if reason is not None or row is None:
                 log.info("nothing to send: %s", reason, extra={"fields": fields})
                 return Outcome("skipped", reason or "no such appointment")
@@ -270,7 +278,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 sequence=int(changes["changes"]),
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
-            mail.send(mail.compose(notice, settings), settings)
+            relay.send(mail.compose(notice, settings))
     except mail.MailRejected as error:
         return _give_up(message, recipient, attempt, error, fields)
     except mail.MailUnavailable as error:
@@ -278,10 +286,6 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             return _give_up(message, recipient, attempt, error, fields)
         log.warning("mail relay unavailable; Cloud Tasks will retry", extra={"fields": {**fields, "error": str(error)}})
         raise Unavailable("the mail relay is unavailable; try again later") from error
-    except QueryError as error:
-        if error.sqlstate == "55P03":  # lock_timeout: a concurrent delivery or change holds the row
-            raise Unavailable("the appointment is busy; try again later") from error
-        raise
     log.info("sent", extra={"fields": fields})
     return Outcome("sent", f"{message.kind.lower()} sent")
 

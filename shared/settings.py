@@ -60,7 +60,9 @@ class Settings(BaseModel):
     tasks_service_account: str | None = None
     tasks_dispatch_deadline_s: int = Field(default=60, ge=15, le=1800)
     # Must equal the queue's retry_config.max_attempts (Terraform feeds both).
-    tasks_max_attempts: int = Field(default=8, ge=1)
+    # 30 attempts, 10 s doubling to 600 s apart, span about 4 hours: a mail relay outage
+    # shorter than that loses nothing.
+    tasks_max_attempts: int = Field(default=30, ge=1)
 
     # The notify function verifies the OIDC token Cloud Tasks and Cloud Scheduler send.
     verify_oidc: bool = True

@@ -311,8 +311,8 @@ variable "functions" {
 
 variable "tasks_max_attempts" {
   type        = number
-  description = "Attempts per notification task: the queue's retry_config.max_attempts AND notify's TASKS_MAX_ATTEMPTS (one variable feeds both)."
-  default     = 8
+  description = "Attempts per notification task: the queue's retry_config.max_attempts AND notify's TASKS_MAX_ATTEMPTS (one variable feeds both). A message still undelivered after the last is recorded FAILED, so the attempts should outlast a mail relay outage."
+  default     = 30
 
   validation {
     condition     = var.tasks_max_attempts >= 1 && var.tasks_max_attempts <= 100
@@ -328,7 +328,7 @@ variable "tasks_min_backoff" {
 
 variable "tasks_max_backoff" {
   type        = string
-  description = "Longest wait between retries of a notification (with 8 attempts, 10s doubling to 600s spans about 40 minutes)."
+  description = "Longest wait between retries of a notification (with 30 attempts, 10s doubling to 600s spans about 4 hours)."
   default     = "600s"
 }
 

@@ -17,8 +17,14 @@ RETURNING id
 
 -- name: drop_pending_tasks
 -- A cancelled or moved appointment's messages that never left are dropped with the change.
+-- Rows a sweep is sending right now (locked) are left to it, so a change never waits on
+-- Cloud Tasks: notify re-checks each message and skips what the change made untrue.
 DELETE FROM outbox
-WHERE appointment_id = :appointment_id AND target = 'TASK' AND dispatched_at IS NULL
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE appointment_id = :appointment_id AND target = 'TASK' AND dispatched_at IS NULL
+    FOR UPDATE SKIP LOCKED
+)
 RETURNING id
 
 -- name: select_outbox_ids

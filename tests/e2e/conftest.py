@@ -20,6 +20,8 @@ E2E_ENV = {
     # The outbox sweep every second (Cloud Scheduler: every minute), so a dispatch that
     # failed is retried within the test.
     "SWEEP_INTERVAL": "1",
+    # A notification's last attempt within the test (the default, 30, spans hours).
+    "TASKS_MAX_ATTEMPTS": "8",
 }
 
 

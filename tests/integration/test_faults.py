@@ -15,7 +15,7 @@ import pytest
 from shared import appointments
 from shared.auth import Caller
 from shared.db import IntegrityViolation, QueryError, transaction
-from shared.errors import DatabaseUnavailable
+from shared.errors import Busy, DatabaseUnavailable
 from shared.models import AppointmentChange, AppointmentCreate
 
 Conn = pg8000.native.Connection
@@ -264,3 +264,25 @@ def test_a_savepoint_does_not_undo_a_later_statement_sent_before_it(sql: Conn) -
         with pytest.raises(QueryError), tx.savepoint():
             tx.execute("SELECT 1 / 0")
     assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=user) == [[1]]
+
+
+def test_a_change_that_waits_too_long_for_a_lock_is_busy_and_changes_nothing(sql: Conn, world: World) -> None:
+    """A lock held elsewhere past lock_timeout: a 503 to try again, never a 500."""
+    from shared.web import problem
+
+    appointment_id = booked(world)
+    before = counts(sql)
+    sql.run("BEGIN")
+    sql.run("SELECT 1 FROM appointments WHERE id = :id FOR UPDATE", id=appointment_id)
+    try:
+        with pytest.raises(Busy) as raised, transaction() as tx:
+            appointments.change(tx, world.patient, appointment_id, AppointmentChange(status="CANCELLED"))
+    finally:
+        sql.run("ROLLBACK")
+    body, status, headers = problem(raised.value)
+    assert status == 503 and headers["Retry-After"] == "2"
+    assert b"/problems/busy" in body and b"lock" not in body  # the driver's words stay in the logs
+    assert counts(sql) == before
+    with transaction() as tx:  # the lock gone, the same change goes through
+        changed, _ = appointments.change(tx, world.patient, appointment_id, AppointmentChange(status="CANCELLED"))
+    assert changed.status == "CANCELLED"

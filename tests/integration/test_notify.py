@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import threading
 import time
 import uuid
@@ -216,6 +217,59 @@ def test_an_address_no_email_can_carry_is_recorded_as_failed_at_once(smtp: Path,
     [(kind, status, attempts, _, error)] = notifications(sql, appointment_id)
     assert (kind, status, attempts) == ("CONFIRMATION", "FAILED", 1) and "cannot be written" in error
     assert mails(smtp, appointment_id) == []
+
+
+def test_a_relay_that_never_answers_holds_up_no_cancel(smtp: Path, sql: pg8000.native.Connection) -> None:
+    """notify signs in to the relay before it locks the appointment: while it waits on a
+    relay that accepted the connection and then said nothing, a cancel goes through."""
+    doctor = data.doctor()
+    who = data.patient()
+    appointment_id, _ = data.book(who, data.slots(doctor, data.in_days(3))[0])
+    confirmation = message(sql, appointment_id, "CONFIRMATION")
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never greets
+        outcome: list[object] = []
+
+        def attempt() -> None:
+            try:
+                outcome.append(notify.deliver(confirmation))
+            except notify.Unavailable as error:
+                outcome.append(error)
+
+        with data.environment(SMTP_PORT=str(silent.getsockname()[1]), SMTP_TIMEOUT_S="8"):
+            sending = threading.Thread(target=attempt)
+            sending.start()
+            connected, _ = silent.accept()  # notify is now waiting for the greeting
+            with connected:
+                data.change(who, appointment_id, status="CANCELLED")
+                assert sending.is_alive(), "the cancel went through while notify still waited"
+                sending.join(30)
+    [failure] = outcome
+    assert isinstance(failure, notify.Unavailable)  # retried later by Cloud Tasks ...
+    assert notify.deliver(confirmation, retry=1).result == "skipped"  # ... when it is no longer true
+    assert notifications(sql, appointment_id) == [] and mails(smtp, appointment_id) == []
+
+
+def test_message_ids_are_the_same_on_every_attempt(smtp: Path, sql: pg8000.native.Connection) -> None:
+    """If a message ever goes out twice, mail clients show it once."""
+    from shared import mail
+    from shared.settings import get_settings
+
+    doctor = data.doctor()
+    appointment_id, _ = data.book(data.patient(), data.slots(doctor, data.in_days(3))[0])
+    key = message(sql, appointment_id, "CONFIRMATION").message_key
+    notice = mail.Notice(
+        kind="CONFIRMATION",
+        message_key=key,
+        appointment_id=str(appointment_id),
+        recipient="p@example.com",
+        patient_name="P",
+        doctor_name="D",
+        timezone="UTC",
+        start=datetime.now(UTC),
+        end=datetime.now(UTC) + timedelta(minutes=30),
+    )
+    first, second = (mail.compose(notice, get_settings())["Message-ID"] for _ in range(2))
+    assert first == second == f"<{key}@clinic.example>"
 
 
 # -- over HTTP, in process: the notify function's router -----------------------------------

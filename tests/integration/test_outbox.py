@@ -19,6 +19,7 @@ import pg8000.native
 import pytest
 
 from local import pubsub_emulator
+from local.postgres import connect_native
 from shared import dispatch
 from shared.settings import get_settings
 from tests.emulators import Recorder, cloud_tasks, free_port, needs_gcloud, pubsub
@@ -274,3 +275,24 @@ def test_concurrent_sweeps_send_each_row_once(queues: Recorder, sql: pg8000.nati
     delivered = queues.wait_for(len(slot_ids))
     keys = [r["body"]["message_key"] for r in delivered]
     assert len(keys) == len(slot_ids) == len(set(keys))
+
+
+def test_a_cancel_does_not_wait_for_a_sweep_that_is_sending(database_url: str, sql: pg8000.native.Connection) -> None:
+    """A row the sweep holds (its FOR UPDATE while it calls Cloud Tasks) is left to it;
+    the others are dropped with the change, and nothing waits."""
+    with data.environment(TASKS_QUEUE=None, PUBSUB_TOPIC=None):
+        who = data.patient()
+        appointment_id, _ = data.book(who, data.slots(data.doctor(), data.in_days(3))[0])
+        tasks = [r["id"] for r in rows(sql, appointment_id) if r["target"] == "TASK"]
+        assert len(tasks) == 2  # the confirmation and the 24h reminder
+        sweep = connect_native(database_url)
+        try:
+            sweep.run("BEGIN")
+            sweep.run("SET lock_timeout = '1s'")
+            sweep.run("SELECT id FROM outbox WHERE id = :id FOR UPDATE", id=tasks[0])
+            data.change(who, appointment_id, status="CANCELLED")  # would wait 5 s, then fail
+        finally:
+            sweep.run("ROLLBACK")
+            sweep.close()
+    left = {r["id"] for r in rows(sql, appointment_id) if r["target"] == "TASK" and r["dispatched_at"] is None}
+    assert tasks[0] in left and tasks[1] not in left  # the held one stays, for notify to skip
