@@ -44,6 +44,10 @@ SWEEP_BUDGET_S = 20.0
 SWEEP_BATCH = 200
 # How long the sweep leaves a row that was never tried to the request that wrote it.
 SETTLE = timedelta(seconds=10)
+# After a call to Cloud Tasks timed out, requests of this process leave their rows to
+# the sweep for this long instead of each waiting CREATE_TASK_TIMEOUT_S for a hung API.
+PAUSE_AFTER_TIMEOUT_S = 30.0
+_paused_until = 0.0
 
 
 @dataclass
@@ -61,7 +65,7 @@ class Counts:
 def after_commit(outbox_ids: list[int]) -> None:
     """Dispatches these rows now; whatever fails stays for the sweep. Never raises:
     the change has committed and its request must still succeed."""
-    if not outbox_ids:
+    if not outbox_ids or time.monotonic() < _paused_until:
         return
     try:
         settings = get_settings()
@@ -78,7 +82,9 @@ def after_commit(outbox_ids: list[int]) -> None:
             )
         if not rows:
             return
-        sent, failed = _send(settings, rows)
+        sent, failed, timed_out = _send(settings, rows)
+        if timed_out:
+            _pause_dispatch()
         if failed:
             # Rows skipped after a failure are handed to the sweep at once, like the
             # failed one, instead of waiting out SETTLE.
@@ -131,7 +137,7 @@ def _sweep_batch(now: datetime, limit: int, settle: timedelta) -> Counts:
         )
         if not rows:
             return Counts()
-        sent, failed = _send(settings, rows)
+        sent, failed, _ = _send(settings, rows)
         _mark(tx, sent, failed)
     targets = {row["id"]: row["target"] for row in rows}
     return Counts(
@@ -141,15 +147,18 @@ def _sweep_batch(now: datetime, limit: int, settle: timedelta) -> Counts:
     )
 
 
-def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str]]:
-    """Sends the rows; returns the ids sent and the error of each row that failed."""
+def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str], bool]:
+    """Sends the rows; returns the ids sent, the error of each row that failed, and
+    whether a call to Cloud Tasks waited out its whole timeout."""
     sent: list[int] = []
     failed: dict[int, str] = {}
+    timed_out = False
     for row in (r for r in rows if r["target"] == "TASK"):
         try:
             _create_task(settings, row)
         except Exception as error:
             failed[row["id"]] = _summary(error)
+            timed_out = timed_out or _timed_out(error)
             if _unreachable(error):
                 # The rest would fail the same way: they wait untouched for the next sweep.
                 break
@@ -165,7 +174,7 @@ def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str
             "outbox dispatch failed; left for the sweep",
             extra={"fields": {"outbox_ids": sorted(failed), "error": next(iter(failed.values()))}},
         )
-    return sent, failed
+    return sent, failed, timed_out
 
 
 def _mark(tx: Tx, sent: list[int], failed: dict[int, str]) -> None:
@@ -173,6 +182,18 @@ def _mark(tx: Tx, sent: list[int], failed: dict[int, str]) -> None:
         tx.execute(SQL.mark_dispatched, ids=sent)
     for row_id, error_text in failed.items():
         tx.execute(SQL.mark_failed, id=row_id, error=error_text)
+
+
+def _pause_dispatch() -> None:
+    global _paused_until
+    _paused_until = time.monotonic() + PAUSE_AFTER_TIMEOUT_S
+    log.warning("Cloud Tasks timed out: for %.0f s requests leave their rows to the sweep", PAUSE_AFTER_TIMEOUT_S)
+
+
+def _timed_out(error: BaseException) -> bool:
+    from google.api_core import exceptions
+
+    return isinstance(error, exceptions.DeadlineExceeded | TimeoutError)
 
 
 def _unreachable(error: BaseException) -> bool:

@@ -8,6 +8,7 @@ moved, not waited for); a second dispatch is harmless; events keep their order.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -296,3 +297,35 @@ def test_a_cancel_does_not_wait_for_a_sweep_that_is_sending(database_url: str, s
             sweep.close()
     left = {r["id"] for r in rows(sql, appointment_id) if r["target"] == "TASK" and r["dispatched_at"] is None}
     assert tasks[0] in left and tasks[1] not in left  # the held one stays, for notify to skip
+
+
+@pytest.fixture
+def unpaused() -> Iterator[None]:
+    yield
+    dispatch._paused_until = 0.0
+
+
+def test_after_cloud_tasks_timed_out_requests_leave_their_rows_to_the_sweep(
+    queues: Recorder, unpaused: None, sql: pg8000.native.Connection
+) -> None:
+    """A hung API (it takes the connection, then says nothing) costs one request its
+    timeout; the next ones do not wait for it, and the sweep sends everything later."""
+    doctor = data.doctor()
+    first_slot, second_slot = data.slots(doctor, data.in_days(3))[:2]
+    with (
+        socket.create_server(("127.0.0.1", 0)) as hung,
+        data.environment(TASKS_EMULATOR_HOST=f"127.0.0.1:{hung.getsockname()[1]}"),
+    ):
+        first, first_ids = data.book(data.patient(), first_slot)
+        dispatch.after_commit(first_ids)  # waits CREATE_TASK_TIMEOUT_S, then pauses
+        second, second_ids = data.book(data.patient(), second_slot)
+        dispatch.after_commit(second_ids)
+    tried = [r for r in rows(sql, first) if r["target"] == "TASK"]
+    assert all(r["attempts"] == 1 and r["dispatched_at"] is None for r in tried)
+    assert tried[0]["last_error"].startswith("DeadlineExceeded")
+    untried = [r for r in rows(sql, second) if r["target"] == "TASK"]
+    assert all(r["attempts"] == 0 and r["dispatched_at"] is None for r in untried)
+
+    counts = dispatch.sweep(settle=timedelta(0))  # the sweep is never paused
+    assert counts["tasks"] == 4 and counts["failed"] == 0
+    assert sorted(r["body"]["kind"] for r in queues.wait_for(2)) == ["CONFIRMATION", "CONFIRMATION"]
