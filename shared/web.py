@@ -182,14 +182,23 @@ class Router:
             if route_method != method:
                 allowed.append(route_method)
                 continue
-            try:
-                params = {k: uuid.UUID(v) for k, v in found.groupdict().items()}
-            except ValueError:
-                raise NotFound("no such resource (ids are uuids)") from None
+            params = {k: _path_id(v) for k, v in found.groupdict().items()}
             return handler, params
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed on {path}", sorted(allowed))
         raise NotFound(f"no route for {method} {path}")
+
+
+def _path_id(text: str) -> uuid.UUID:
+    """A uuid in its one written form (any case): `{...}`, `urn:uuid:` and unhyphenated
+    spellings of it would be other URLs of the same resource."""
+    try:
+        value = uuid.UUID(text)
+    except ValueError:
+        raise NotFound("no such resource (ids are uuids)") from None
+    if str(value) != text.lower():
+        raise NotFound("no such resource (ids are written 8-4-4-4-12)")
+    return value
 
 
 def _preflight() -> Response:

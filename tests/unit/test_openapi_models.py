@@ -308,6 +308,11 @@ def test_routes_match_requests_as_documented(routers: dict[str, Router]) -> None
     assert params == {"appointment_id": uuid.UUID("6b1f5c2e-0000-4000-8000-000000000000")}
     with pytest.raises(NotFound):
         book._match("GET", "/appointments/not-a-uuid")
+    canonical = "6b1f5c2e-0000-4000-8000-000000000000"
+    assert book._match("GET", f"/appointments/{canonical.upper()}")[1]["appointment_id"] == uuid.UUID(canonical)
+    for other_spelling in ("{" + canonical + "}", "urn:uuid:" + canonical, canonical.replace("-", "")):
+        with pytest.raises(NotFound):
+            book._match("GET", f"/appointments/{other_spelling}")
     with pytest.raises(MethodNotAllowed):
         book._match("DELETE", "/appointments")
     with pytest.raises(NotFound):
