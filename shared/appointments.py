@@ -184,17 +184,28 @@ def _load_visible(tx: Tx, caller: Caller, appointment_id: UUID, lock: bool = Fal
     return row
 
 
+def _check_reader(tx: Tx, caller: Caller) -> None:
+    """Reads create no user; an account that exists must have the token's role, or an
+    admin claim on a patient's account would read every appointment."""
+    stored = tx.first(USERS.select_user, id=caller.id)
+    if stored is not None:
+        check_stored_role(caller, stored)
+
+
 def get_appointment(tx: Tx, caller: Caller, appointment_id: UUID) -> Appointment:
+    _check_reader(tx, caller)
     return _public(_load_visible(tx, caller, appointment_id))
 
 
 def get_audit(tx: Tx, caller: Caller, appointment_id: UUID) -> AuditTrail:
+    _check_reader(tx, caller)
     _load_visible(tx, caller, appointment_id)
     rows = tx.all(SQL.list_audit, appointment_id=appointment_id)
     return AuditTrail(items=[AuditEntry(**row) for row in rows])
 
 
 def list_appointments(tx: Tx, caller: Caller, query: AppointmentQuery) -> AppointmentList:
+    _check_reader(tx, caller)
     after = paging.decode(query.page_token, {"start": paging.timestamp, "id": paging.uuid})
     rows = tx.all(
         SQL.list_appointments,
@@ -231,9 +242,10 @@ def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
             raise TransitionNotAllowed(f"{body.status} is allowed only once the slot has started")
     elif row["status"] != "BOOKED":
         raise TransitionNotAllowed(f"a {row['status']} appointment cannot be cancelled")
-    elif row["started"]:
-        # Once the visit has begun its outcome is COMPLETED or NO_SHOW, set by the doctor.
-        raise TransitionNotAllowed("the appointment has started: it can no longer be cancelled")
+    elif row["started"] and caller.role == "patient":
+        # Once the visit has begun the clinic records what became of it (COMPLETED,
+        # NO_SHOW, or CANCELLED when the clinic called it off); the patient no longer can.
+        raise TransitionNotAllowed("the appointment has started: only the clinic can cancel it now")
     updated = tx.one(SQL.update_status, id=appointment_id, status=body.status)
     outbox_ids = _audit(tx, updated, body.status, row["status"], caller, body.reason, {})
     return _public(updated), outbox_ids

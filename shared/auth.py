@@ -18,8 +18,10 @@ from shared.errors import Forbidden, Unauthenticated
 
 USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
 ROLES = ("patient", "doctor", "admin")
-# One address, no spaces or control characters, at most 320 characters (RFC 5321).
-_EMAIL = re.compile(r"(?=.{3,320}\Z)[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
+# One plain address (RFC 5322 dot-atoms, letters of any script), at most 320 characters:
+# nothing that an email header could read as a second recipient or a display name.
+_ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
+_EMAIL = re.compile(rf"(?=.{{3,320}}\Z){_ATOM}(?:\.{_ATOM})*@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Identity providers whose subjects are not uuids (Firebase uids) map to a stable uuid.
 _SUBJECT_NAMESPACE = uuid.UUID("7f1f9a52-3b4c-4d1e-9a4a-2f6f4c1d8e10")

@@ -44,8 +44,8 @@ SWEEP_BUDGET_S = 20.0
 SWEEP_BATCH = 200
 # How long the sweep leaves a row that was never tried to the request that wrote it.
 SETTLE = timedelta(seconds=10)
-# After a call to Cloud Tasks timed out, requests of this process leave their rows to
-# the sweep for this long instead of each waiting CREATE_TASK_TIMEOUT_S for a hung API.
+# After a call to Cloud Tasks timed out, requests of this process leave their task rows
+# to the sweep for this long instead of each waiting CREATE_TASK_TIMEOUT_S for a hung API.
 PAUSE_AFTER_TIMEOUT_S = 30.0
 _paused_until = 0.0
 
@@ -65,11 +65,13 @@ class Counts:
 def after_commit(outbox_ids: list[int]) -> None:
     """Dispatches these rows now; whatever fails stays for the sweep. Never raises:
     the change has committed and its request must still succeed."""
-    if not outbox_ids or time.monotonic() < _paused_until:
+    if not outbox_ids:
         return
     try:
         settings = get_settings()
-        tasks_on, events_on = _tasks_configured(settings), _events_configured(settings)
+        # While Cloud Tasks is paused its rows are the sweep's; events still go out now.
+        tasks_on = _tasks_configured(settings) and time.monotonic() >= _paused_until
+        events_on = _events_configured(settings)
         if not (tasks_on or events_on):
             return
         with transaction() as tx:

@@ -227,10 +227,11 @@ class Relay:
         except (smtplib.SMTPException, OSError) as error:
             raise _classify(error) from error
 
-    def send(self, message: EmailMessage) -> None:
-        """Hands the message to the relay; raises MailUnavailable or MailRejected."""
+    def send(self, message: EmailMessage, recipient: str) -> None:
+        """Hands the message to the relay for this one recipient (never for whatever the
+        To header might be read as); raises MailUnavailable or MailRejected."""
         try:
-            self._smtp.send_message(message)
+            self._smtp.send_message(message, to_addrs=[recipient])
         except (smtplib.SMTPException, OSError) as error:
             raise _classify(error) from error
 

@@ -29,7 +29,6 @@ from shared.errors import DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
 
 SQL = queries("notify")
-APPOINTMENTS = queries("appointments")
 log = logs.get("clinic.notify")
 
 Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
@@ -241,10 +240,17 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     recipient = ""
     try:
         with transaction() as tx:
-            reason = stale_reason(message, tx.first(APPOINTMENTS.select_appointment, id=message.appointment_id))
-        if reason is not None:
+            state = tx.first(
+                SQL.select_message_state, appointment_id=message.appointment_id, message_key=message.message_key
+            )
+        reason = stale_reason(message, state)
+        if reason is not None or state is None:
             log.info("nothing to send: %s", reason, extra={"fields": fields})
-            return Outcome("skipped", reason)
+            return Outcome("skipped", reason or "no such appointment")
+        if state["sent"]:
+            log.info("already sent; duplicate delivery ignored", extra={"fields": fields})
+            return Outcome("duplicate", "this message was already sent")
+        recipient = state["patient_email"]
         # Connected and signed in before the appointment is locked: a slow or unreachable
         # relay must not hold up a patient's cancel or move.
         with mail.Relay(settings) as relay, transaction() as tx:
@@ -278,7 +284,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 sequence=int(changes["changes"]),
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
-            relay.send(mail.compose(notice, settings))
+            relay.send(mail.compose(notice, settings), recipient)
     except mail.MailRejected as error:
         return _give_up(message, recipient, attempt, error, fields)
     except mail.MailUnavailable as error:

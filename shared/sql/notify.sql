@@ -1,3 +1,13 @@
+-- name: select_message_state
+-- Before the relay is called: whether the message is still true, whether it went out
+-- already, and to whom. Without a lock; deliver checks again under lock_message_context.
+SELECT a.slot_id, a.start_time, a.status, a.start_time <= now() AS started,
+       patient.email AS patient_email,
+       EXISTS (SELECT FROM notifications AS n WHERE n.message_key = :message_key AND n.status = 'SENT') AS sent
+FROM appointments AS a
+JOIN users AS patient ON patient.id = a.patient_id
+WHERE a.id = :appointment_id
+
 -- name: lock_message_context
 -- FOR SHARE: a cancel or move of this appointment waits until the message is sent
 -- (or not), so a reminder never goes out for a change that already committed.

@@ -382,6 +382,13 @@ def test_a_token_claiming_another_role_than_the_account_changes_nothing(api: Api
     as_admin = Caller(api, "admin", patient.id, patient.email, patient.name)
     assert_problem(as_admin.post("/doctors", new_doctor_body()), 403)
     assert_problem(as_admin.patch(f"/appointments/{booked.json()['id']}", {"status": "CANCELLED"}), 403)
+    # Nor does it read as an admin: not the others' appointments, not even its own.
+    other = api.patient()
+    theirs = other.post("/appointments", {"slot_id": api.publish(doctor, date.today() + timedelta(days=10))[0]["id"]})
+    assert theirs.status_code == 201, theirs.text
+    for path in ("/appointments", f"/appointments/{theirs.json()['id']}", f"/appointments/{theirs.json()['id']}/audit"):
+        assert_problem(as_admin.get(path), 403)
+    assert_problem(as_patient.get("/appointments"), 403)
     as_doctor = Caller(api, "doctor", patient.id, patient.email, patient.name)
     # No doctor profile stands behind a patient account: there is no such doctor.
     assert_problem(as_doctor.post(f"/doctors/{patient.id}/slots", window_body()), 404)

@@ -90,6 +90,9 @@ def test_header_that_is_not_an_object_is_401(claims: object) -> None:
         {"sub": SUB, "email": "a@b@example.com"},
         {"sub": SUB, "email": "a" * 400 + "@example.com"},
         {"sub": SUB, "email": "nobody@localhost"},
+        {"sub": SUB, "email": "a,victim@evil.example"},
+        {"sub": SUB, "email": '"Eve" <eve@evil.example>'},
+        {"sub": SUB, "email": "a;b@example.com"},
         {"sub": SUB, "email": ["a@example.com"]},
     ],
 )
