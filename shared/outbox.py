@@ -29,9 +29,17 @@ EVENT_TYPES = {
 }
 
 
-def task_name(appointment_id: object, kind: str, start: datetime, suffix: int) -> str:
-    """Deterministic: appointment, kind, slot start, and the audit id or reminder offset."""
-    return f"{appointment_id}-{kind.lower()}-{int(start.timestamp())}-{suffix}"
+def task_name(appointment_id: object, kind: str, start: datetime, audit_id: int) -> str:
+    """A notice's: deterministic, one per change (appointment, kind, slot start, audit id)."""
+    return f"{appointment_id}-{kind.lower()}-{int(start.timestamp())}-{audit_id}"
+
+
+def reminder_name(appointment_id: object, slot_id: object, offset_s: int) -> str:
+    """A reminder's: one per appointment, slot and offset. A reminder asserts its slot
+    (notify sends it only while the appointment is on that slot), so a move to another
+    doctor's slot at the same time needs a reminder of its own; a move away and back
+    again finds the first one still true, and sends it once."""
+    return f"{appointment_id}-reminder-{slot_id}-{offset_s}"
 
 
 _APPOINTMENT_KEYS = ("id", "slot_id", "doctor_id", "patient_id", "start_time", "end_time", "status", "reason")
@@ -70,7 +78,7 @@ def record_change(tx: Tx, appointment: Row, action: str, audit_id: int, occurred
             due = start - offset
             if due <= now:
                 continue  # an offset already past is skipped
-            name = task_name(appointment_id, "REMINDER", start, int(offset.total_seconds()))
+            name = reminder_name(appointment_id, view["slot_id"], int(offset.total_seconds()))
             rows.append(_row("TASK", name, _task_payload(view, "REMINDER", name), due))
     event = {
         "type": EVENT_TYPES[action],

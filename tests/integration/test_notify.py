@@ -190,6 +190,26 @@ def test_notices_follow_the_appointment(smtp: Path, sql: pg8000.native.Connectio
     assert f"UID:{appointment_id}@clinic" in ics
 
 
+def test_a_move_to_another_doctors_slot_at_the_same_time_keeps_its_reminder(
+    smtp: Path, sql: pg8000.native.Connection
+) -> None:
+    day = data.in_days(5)
+    here, there = data.slots(data.doctor("UTC"), day)[0], data.slots(data.doctor("UTC"), day)[0]
+    who = data.patient()
+    appointment_id, _ = data.book(who, here)
+    data.change(who, appointment_id, slot_id=there)  # the same start, another doctor
+    reminder = message(sql, appointment_id, "REMINDER")
+    assert reminder.slot_id == there
+    assert notify.deliver(reminder).result == "sent"
+    data.change(who, appointment_id, slot_id=here)  # and back: the first reminder is true again
+    first = message(sql, appointment_id, "REMINDER")
+    assert first.slot_id == here and first.message_key != reminder.message_key
+    assert notify.deliver(reminder, retry=1).result == "skipped"
+    assert notify.deliver(first).result == "sent"
+    kinds = [m["X-Clinic-Kind"] for m in mails(smtp, appointment_id)]
+    assert kinds == ["REMINDER", "REMINDER"]
+
+
 def test_smtp_down_is_retried_then_recorded_as_failed(smtp: Path, sql: pg8000.native.Connection) -> None:
     doctor = data.doctor()
     who = data.patient()

@@ -105,11 +105,18 @@ def test_ics_escapes_and_folds_long_text() -> None:
 
 
 def test_task_names_are_deterministic() -> None:
-    first = outbox.task_name(APPOINTMENT, "REMINDER", START, 86400)
-    assert first == outbox.task_name(APPOINTMENT, "REMINDER", START, 86400)
-    assert first == f"{APPOINTMENT}-reminder-1733212800-86400"
-    assert first != outbox.task_name(APPOINTMENT, "REMINDER", START + timedelta(minutes=30), 86400)
-    assert len(first) <= 500 and all(c.isalnum() or c in "-_" for c in first)
+    first = outbox.task_name(APPOINTMENT, "CONFIRMATION", START, 41)
+    assert first == outbox.task_name(APPOINTMENT, "CONFIRMATION", START, 41)
+    assert first == f"{APPOINTMENT}-confirmation-1733212800-41"
+    assert first != outbox.task_name(APPOINTMENT, "CONFIRMATION", START, 42)
+    slot, other_slot = "6b1f5c2e-0000-4000-8000-000000000001", "6b1f5c2e-0000-4000-8000-000000000002"
+    reminder = outbox.reminder_name(APPOINTMENT, slot, 86400)
+    assert reminder == outbox.reminder_name(APPOINTMENT, slot, 86400) == f"{APPOINTMENT}-reminder-{slot}-86400"
+    # Another slot (of another doctor, say) at the very same time is another reminder.
+    assert reminder != outbox.reminder_name(APPOINTMENT, other_slot, 86400)
+    assert reminder != outbox.reminder_name(APPOINTMENT, slot, 7200)
+    for name in (first, reminder):
+        assert len(name) <= 500 and all(c.isalnum() or c in "-_" for c in name)
 
 
 def test_task_request_carries_name_eta_deadline_and_oidc() -> None:
