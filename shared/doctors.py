@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from shared import paging
 from shared.auth import Caller, require_role
 from shared.db import IntegrityViolation, Tx, queries
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from shared.models import (
     AvailabilityWindow,
     Doctor,
@@ -81,12 +81,15 @@ def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityW
         raise Unprocessable("the window is in the past")
     if wanted[0][0] > now + MAX_PUBLISH_AHEAD:
         raise Unprocessable("availability can be published at most a year ahead")
-    wanted = [(start, end) for start, end in wanted if start > now]
+    # Slots that have started are not published; they count as skipped, as existing ones do.
+    future = [(start, end) for start, end in wanted if start > now]
+    if not future:
+        raise Unprocessable("every slot of the window has already started")
     rows = tx.all(
         SQL.insert_slots,
         doctor_id=doctor_id,
-        starts=[start for start, _ in wanted],
-        ends=[end for _, end in wanted],
+        starts=[start for start, _ in future],
+        ends=[end for _, end in future],
     )
     return [Slot(**row) for row in rows], len(wanted) - len(rows)
 
@@ -97,7 +100,9 @@ def list_free_slots(tx: Tx, doctor_id: UUID, query: SlotQuery) -> SlotList:
     # Dates are the doctor's calendar days: from 00:00 of `from` to the end of `to`.
     range_start = datetime.combine(query.from_, time(0), tzinfo=zone)
     range_end = datetime.combine(query.to + timedelta(days=1), time(0), tzinfo=zone)
-    after = paging.decode(query.page_token, {"after": paging.timestamp})
+    after = paging.decode(query.page_token, {"doctor": paging.uuid, "after": paging.timestamp})
+    if after is not None and after["doctor"] != doctor_id:
+        raise BadRequest("page_token belongs to another doctor's listing")
     rows = tx.all(
         SQL.list_free_slots,
         doctor_id=doctor_id,
@@ -109,5 +114,5 @@ def list_free_slots(tx: Tx, doctor_id: UUID, query: SlotQuery) -> SlotList:
     items = [Slot(**row) for row in rows[: query.page_size]]
     token = None
     if len(rows) > query.page_size:
-        token = paging.encode({"after": items[-1].start_time.isoformat()})
+        token = paging.encode({"doctor": str(doctor_id), "after": items[-1].start_time.isoformat()})
     return SlotList(items=items, next_page_token=token)

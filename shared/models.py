@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from importlib.resources import files
 from typing import Annotated, Literal
@@ -12,10 +13,12 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
     StringConstraints,
+    field_validator,
     model_validator,
 )
 
@@ -26,13 +29,20 @@ Status = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
 _PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_PRINTABLE)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_PRINTABLE)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=_PRINTABLE)]
+def _blank_is_none(value: str) -> str | None:
+    return value or None  # a reason of only spaces is no reason, as a missing one
+
+
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=1000, pattern=_PRINTABLE), AfterValidator(_blank_is_none)
+]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()\-]{5,30}$")]
 PageSize = Annotated[int, Field(ge=1, le=100)]
 
 
 def _known_zone(name: str) -> str:
-    if name not in _zones():
+    # "Factory" is tzdata's placeholder for "not set yet" (it reads as -00): no clinic's zone.
+    if name not in _zones() or name == "Factory":
         raise ValueError(f"unknown IANA time zone {name!r}")
     try:
         ZoneInfo(name)
@@ -66,8 +76,31 @@ def _sane_instant(value: datetime | date) -> datetime | date:
     return value
 
 
-SaneDate = Annotated[date, AfterValidator(_sane_date)]
-Instant = Annotated[AwareDatetime | date, AfterValidator(_sane_instant)]
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+_TIMESTAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _date_text(value: object) -> object:
+    """A date is written YYYY-MM-DD: not a number of seconds, not a timestamp."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TEXT.fullmatch(value):
+        raise ValueError("give a date as YYYY-MM-DD")
+    return value
+
+
+def _date_or_timestamp_text(value: object) -> object:
+    """YYYY-MM-DD or an RFC 3339 timestamp with its offset; pydantic alone would also
+    read a number as seconds since 1970."""
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not (_DATE_TEXT.fullmatch(value) or _TIMESTAMP_TEXT.fullmatch(value)):
+        raise ValueError("give a date (YYYY-MM-DD) or an RFC 3339 timestamp with its offset")
+    return value
+
+
+SaneDate = Annotated[date, BeforeValidator(_date_text), AfterValidator(_sane_date)]
+Instant = Annotated[AwareDatetime | date, BeforeValidator(_date_or_timestamp_text), AfterValidator(_sane_instant)]
 
 TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone)]
 
@@ -93,6 +126,13 @@ class DoctorCreate(Strict):
     specialty: ShortText
     timezone: TimeZoneName
 
+    @field_validator("id")
+    @classmethod
+    def _not_nil(cls, value: UUID | None) -> UUID | None:
+        if value is not None and value.int == 0:
+            raise ValueError("the nil uuid is nobody's id")
+        return value
+
 
 class Doctor(BaseModel):
     id: UUID
@@ -116,6 +156,8 @@ class AvailabilityWindow(Strict):
     def _ordered(self) -> AvailabilityWindow:
         if self.start.tzinfo is not None or self.end.tzinfo is not None:
             raise ValueError("start and end are local times in the doctor's time zone, without offset")
+        if any(t.second or t.microsecond for t in (self.start, self.end)):
+            raise ValueError("start and end are whole minutes (HH:MM)")
         return self
 
 
@@ -216,7 +258,9 @@ class AppointmentQuery(Strict):
 
 
 def range_bound(value: datetime | date | None, end: bool = False) -> datetime | None:
-    """A bound of a listed range; a date `to` includes that whole (UTC) day, as on slots."""
+    """A bound of a listed range; a date is a UTC day, and `to` includes it whole. (Free
+    slots read dates as the doctor's own days instead: one doctor has one zone, a list
+    of appointments may span many.)"""
     if value is None or isinstance(value, datetime):
         return value
     return datetime.combine(value + timedelta(days=1) if end else value, time(0), tzinfo=UTC)

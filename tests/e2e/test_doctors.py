@@ -1,6 +1,10 @@
-"""GET /doctors through the gateway returns the seeded doctors."""
+"""Doctors and their slots through the gateway."""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from local.seed import DOCTORS_SEED
 from tests.e2e.client import Api
@@ -30,3 +34,37 @@ def test_one_doctor_and_unknown_doctor(api: Api) -> None:
     assert missing.status_code == 404
     assert missing.headers["Content-Type"] == "application/problem+json"
     assert api.get("/doctors/not-a-uuid").status_code == 404
+
+
+def test_a_slot_page_token_belongs_to_its_doctor(api: Api) -> None:
+    first, second = api.doctor(), api.doctor()
+    day = date.today() + timedelta(days=12)
+    for doctor in (first, second):
+        api.publish(doctor, day, "09:00", "10:00", 30)
+    params = {"from": day.isoformat(), "to": day.isoformat(), "page_size": 1}
+    page = api.get(f"/doctors/{first.id}/slots", params=params).json()
+    assert page["next_page_token"]
+    following = {**params, "page_token": page["next_page_token"]}
+    assert api.get(f"/doctors/{first.id}/slots", params=following).status_code == 200
+    other = api.get(f"/doctors/{second.id}/slots", params=following)
+    assert other.status_code == 400 and other.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_slots_that_have_started_are_not_published_and_count_as_skipped(api: Api) -> None:
+    # A zone whose local time is well inside a day, so the window does not cross midnight.
+    now = datetime.now(UTC)
+    zone = next(z for z in ("UTC", "Asia/Tokyo", "America/New_York") if 1 <= now.astimezone(ZoneInfo(z)).hour <= 21)
+    doctor = api.doctor(timezone=zone)
+    local = now.astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    window = {"date": local.date().isoformat(), "start": local.strftime("%H:%M"), "slot_minutes": 30}
+
+    def publish(minutes: int) -> Any:
+        end = (local + timedelta(minutes=minutes)).strftime("%H:%M")
+        return doctor.post(f"/doctors/{doctor.id}/slots", {**window, "end": end})
+
+    partly = publish(60)
+    assert partly.status_code == 201, partly.text
+    assert (len(partly.json()["items"]), partly.json()["skipped"]) == (1, 1)  # the first slot has started
+    wholly = publish(30)
+    assert wholly.status_code == 422, wholly.text
+    assert "started" in wholly.json()["detail"]
