@@ -29,6 +29,8 @@ Status = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
 _PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_PRINTABLE)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_PRINTABLE)]
+
+
 def _blank_is_none(value: str) -> str | None:
     return value or None  # a reason of only spaces is no reason, as a missing one
 
