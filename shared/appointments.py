@@ -280,11 +280,16 @@ def _move(
     except IntegrityViolation as error:
         _raise_conflict(error)
         raise
+    # Enough to tell the whole move from the trail alone, across doctors too.
     details = {
         "from_slot_id": str(row["slot_id"]),
         "to_slot_id": str(slot_id),
+        "from_doctor_id": str(row["doctor_id"]),
+        "to_doctor_id": str(target["doctor_id"]),
         "from_start_time": row["start_time"].isoformat(),
         "to_start_time": target["start_time"].isoformat(),
+        "from_end_time": row["end_time"].isoformat(),
+        "to_end_time": target["end_time"].isoformat(),
     }
     outbox_ids = _audit(tx, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
     return _public(updated), outbox_ids

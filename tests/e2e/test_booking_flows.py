@@ -107,6 +107,10 @@ def test_moving_to_another_doctors_slot(api: Api) -> None:
     assert (moved.json()["doctor_id"], moved.json()["start_time"]) == (str(second_doctor.id), theirs["start_time"])
     assert second_doctor.get(f"/appointments/{booked['id']}").status_code == 200
     assert_problem(first_doctor.get(f"/appointments/{booked['id']}"), 404)
+    details = patient.get(f"/appointments/{booked['id']}/audit").json()["items"][-1]["details"]
+    assert (details["from_doctor_id"], details["to_doctor_id"]) == (str(first_doctor.id), str(second_doctor.id))
+    assert (details["from_slot_id"], details["to_slot_id"]) == (mine["id"], theirs["id"])
+    assert datetime.fromisoformat(details["to_end_time"]) == datetime.fromisoformat(theirs["end_time"])
 
 
 def test_moving_into_a_taken_unknown_or_past_slot(api: Api, stack: Stack) -> None:
