@@ -407,14 +407,23 @@ def connect(settings: Settings | None = None) -> Connection:
     try:
         conn.execute_simple(
             f"SET statement_timeout = {int(settings.db_statement_timeout_ms)};"
-            " SET lock_timeout = '5s'; SET TIME ZONE 'UTC'"
+            f" SET lock_timeout = '{LOCK_TIMEOUT_S}s'; SET TIME ZONE 'UTC'"
         )
     except Exception as error:
         raise _translate(error) from error
+    # pg8000 keeps the connect timeout for every read after it. The server's own timeouts
+    # must answer first (a lock wait is then Busy, with the connection still good), so
+    # the socket waits out the statement timeout and a margin.
+    socket = getattr(conn, "_usock", None)
+    if socket is not None:
+        socket.settimeout(settings.db_statement_timeout_ms / 1000 + SOCKET_MARGIN_S)
     return conn
 
 
 _TIMESTAMPTZ_OID = 1184
+# A row lock waited for longer than this is Busy (503), not a hang.
+LOCK_TIMEOUT_S = 5
+SOCKET_MARGIN_S = 5.0
 
 
 def _timestamptz_in(text: str) -> Any:
