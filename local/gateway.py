@@ -31,6 +31,14 @@ import jwt
 import yaml
 
 from local.paths import OPENAPI
+from shared.errors import (
+    BadRequest,
+    DatabaseUnavailable,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+)
 
 log = logging.getLogger("clinic.gateway")
 
@@ -74,18 +82,15 @@ class Problem(Exception):
         self.headers = headers or []
 
 
-# The same problem types the functions use (shared/errors.py), so a client can rely on
-# `type` whichever of the two answered.
+# The problem types the functions use, so a client can rely on `type` whichever of the
+# two answered; 414, 431 and 500 only the gateway answers itself.
 PROBLEM_TYPES = {
-    400: "/problems/bad-request",
-    401: "/problems/unauthenticated",
-    404: "/problems/not-found",
-    405: "/problems/method-not-allowed",
-    413: "/problems/payload-too-large",
+    error.status: error.type_
+    for error in (BadRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge, DatabaseUnavailable)
+} | {
     414: "/problems/uri-too-long",
     431: "/problems/header-fields-too-large",
     500: "/problems/internal",
-    503: "/problems/unavailable",
 }
 
 

@@ -34,7 +34,7 @@ from shared.models import (
     AuditTrail,
     range_bound,
 )
-from shared.users import check_stored_role, ensure_user
+from shared.users import check_account, check_reader, ensure_user
 
 SQL = queries("appointments")
 USERS = queries("users")
@@ -162,7 +162,7 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         _raise_conflict(error)
         raise
     if row is None:
-        check_stored_role(caller, tx.first(USERS.select_user, id=caller.id))
+        check_account(tx, caller)
         slot = tx.first(SQL.select_slot, id=body.slot_id)
         # (A slot published between the two statements was not there to book: 404.)
         if slot is None or not slot["started"]:
@@ -184,28 +184,20 @@ def _load_visible(tx: Tx, caller: Caller, appointment_id: UUID, lock: bool = Fal
     return row
 
 
-def _check_reader(tx: Tx, caller: Caller) -> None:
-    """Reads create no user; an account that exists must have the token's role, or an
-    admin claim on a patient's account would read every appointment."""
-    stored = tx.first(USERS.select_user, id=caller.id)
-    if stored is not None:
-        check_stored_role(caller, stored)
-
-
 def get_appointment(tx: Tx, caller: Caller, appointment_id: UUID) -> Appointment:
-    _check_reader(tx, caller)
+    check_reader(tx, caller)
     return _public(_load_visible(tx, caller, appointment_id))
 
 
 def get_audit(tx: Tx, caller: Caller, appointment_id: UUID) -> AuditTrail:
-    _check_reader(tx, caller)
+    check_reader(tx, caller)
     _load_visible(tx, caller, appointment_id)
     rows = tx.all(SQL.list_audit, appointment_id=appointment_id)
     return AuditTrail(items=[AuditEntry(**row) for row in rows])
 
 
 def list_appointments(tx: Tx, caller: Caller, query: AppointmentQuery) -> AppointmentList:
-    _check_reader(tx, caller)
+    check_reader(tx, caller)
     after = paging.decode(query.page_token, {"start": paging.timestamp, "id": paging.uuid})
     rows = tx.all(
         SQL.list_appointments,

@@ -245,11 +245,9 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             )
         reason = stale_reason(message, state)
         if reason is not None or state is None:
-            log.info("nothing to send: %s", reason, extra={"fields": fields})
-            return Outcome("skipped", reason or "no such appointment")
+            return _skipped(reason, fields)
         if state["sent"]:
-            log.info("already sent; duplicate delivery ignored", extra={"fields": fields})
-            return Outcome("duplicate", "this message was already sent")
+            return _duplicate(fields)
         recipient = state["patient_email"]
         # Connected and signed in before the appointment is locked: a slow or unreachable
         # relay must not hold up a patient's cancel or move.
@@ -257,8 +255,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             row = tx.first(SQL.lock_message_context, appointment_id=message.appointment_id)
             reason = stale_reason(message, row)  # again, now that a change has to wait for us
             if reason is not None or row is None:
-                log.info("nothing to send: %s", reason, extra={"fields": fields})
-                return Outcome("skipped", reason or "no such appointment")
+                return _skipped(reason, fields)
             recipient = row["patient_email"]
             try:
                 with tx.savepoint():
@@ -266,8 +263,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             except IntegrityViolation as error:
                 if error.constraint != "notifications_one_sent_per_message":
                     raise
-                log.info("already sent; duplicate delivery ignored", extra={"fields": fields})
-                return Outcome("duplicate", "this message was already sent")
+                return _duplicate(fields)
             changes = tx.one(
                 SQL.count_calendar_changes, appointment_id=message.appointment_id, audit_id=message.audit_id
             )
@@ -294,6 +290,16 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
         raise Unavailable("the mail relay is unavailable; try again later") from error
     log.info("sent", extra={"fields": fields})
     return Outcome("sent", f"{message.kind.lower()} sent")
+
+
+def _skipped(reason: str | None, fields: dict[str, Any]) -> Outcome:
+    log.info("nothing to send: %s", reason, extra={"fields": fields})
+    return Outcome("skipped", reason or "no such appointment")
+
+
+def _duplicate(fields: dict[str, Any]) -> Outcome:
+    log.info("already sent; duplicate delivery ignored", extra={"fields": fields})
+    return Outcome("duplicate", "this message was already sent")
 
 
 def _record(tx: Any, message: TaskMessage, recipient: str, status: str, attempt: int, error: str | None) -> None:

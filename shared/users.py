@@ -12,10 +12,23 @@ SQL = queries("users")
 def ensure_user(tx: Tx, caller: Caller) -> None:
     created = tx.first(SQL.upsert_user, id=caller.id, email=caller.email, name=caller.name, role=caller.role)
     if created is None:
-        check_stored_role(caller, tx.first(SQL.select_user, id=caller.id))
+        check_account(tx, caller)
 
 
-def check_stored_role(caller: Caller, stored: Row | None) -> None:
+def check_account(tx: Tx, caller: Caller) -> None:
+    """The caller's users row exists, and says what the token says the caller is."""
+    _check_stored_role(caller, tx.first(SQL.select_user, id=caller.id))
+
+
+def check_reader(tx: Tx, caller: Caller) -> None:
+    """Reads create no user; an account that exists must have the token's role, or an
+    admin claim on a patient's account would read every appointment."""
+    stored = tx.first(SQL.select_user, id=caller.id)
+    if stored is not None:
+        _check_stored_role(caller, stored)
+
+
+def _check_stored_role(caller: Caller, stored: Row | None) -> None:
     """The users row, not the token, says what an account is: a token that claims
     another role (or none, which reads as patient) acts as nobody."""
     if stored is None:
