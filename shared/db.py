@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import queue
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,19 +38,14 @@ class Connection(Protocol):
 
     def prepare_statement(self, statement: str, oids: Any = ...) -> tuple[bytes, Any, Any]: ...
 
-    def execute_named(
-        self, statement_name_bin: bytes, params: Any, columns: Any, input_funcs: Any, statement: str
-    ) -> Any: ...
-
-    def send_BIND(self, statement_name_bin: bytes, params: Any) -> None: ...
-
-    def send_EXECUTE(self) -> None: ...
+    def _send_message(self, code: bytes, data: bytes) -> None: ...
 
     def send_QUERY(self, sql: str) -> None: ...
 
     def handle_messages(self, context: Any) -> None: ...
 
     _sock: Any  # the buffered socket file
+    _client_encoding: str
 
     @property
     def py_types(self) -> Any: ...
@@ -58,6 +54,9 @@ class Connection(Protocol):
 
 
 _SQL_DIR = Path(__file__).parent / "sql"
+# The protocol's Int16 and Int32, as pg8000 packs them.
+_H_PACK = struct.Struct("!H").pack
+_I_PACK = struct.Struct("!i").pack
 
 
 class IntegrityViolation(Exception):
@@ -291,14 +290,46 @@ def _execute(conn: Connection, statement: str, vals: tuple[Any, ...], begin: boo
         if begin:
             conn.execute_simple("BEGIN")
         return conn.execute_unnamed(statement, vals=vals)
-    from pg8000.converters import make_params
+    from pg8000.core import SYNC_MSG, Context, _flush, _write
 
     name, columns, input_funcs = _prepare(conn, statement)
-    params = make_params(conn.py_types, vals)
     if begin:
-        conn.send_BIND(_prepare(conn, "BEGIN")[0], ())
-        conn.send_EXECUTE()
-    return conn.execute_named(name, params, columns, input_funcs, statement)
+        _send_bind_execute(conn, _prepare(conn, "BEGIN")[0], ())
+    _send_bind_execute(conn, name, vals)
+    _write(conn._sock, SYNC_MSG)
+    _flush(conn._sock)
+    context = Context(statement, columns=columns, input_funcs=input_funcs)
+    conn.handle_messages(context)
+    return context
+
+
+def _send_bind_execute(conn: Connection, name: bytes, vals: tuple[Any, ...]) -> None:
+    """Bind and Execute of a prepared statement, buffered until the caller's Sync.
+
+    pg8000's own send_BIND and send_EXECUTE each add a Flush message, which makes the
+    server send every reply (BindComplete, the rows, CommandComplete) in a packet of
+    its own, and the client wake up for each: three sends and three wake-ups per
+    statement where one does, on both sides, at every statement of every request.
+    Without Flush the server answers the whole batch at the Sync, as pgbench's
+    extended protocol does.
+    """
+    from pg8000.converters import make_params
+    from pg8000.core import BIND, EXECUTE_MSG, NULL_BYTE, _write
+
+    encoding = conn._client_encoding
+    message = bytearray(NULL_BYTE + name + _H_PACK(0))  # unnamed portal; every parameter as text
+    params = make_params(conn.py_types, vals)
+    message += _H_PACK(len(params))
+    for value in params:
+        if value is None:
+            message += _I_PACK(-1)
+        else:
+            data = value.encode(encoding)
+            message += _I_PACK(len(data))
+            message += data
+    message += _H_PACK(0)  # every result column as text
+    conn._send_message(BIND, bytes(message))
+    _write(conn._sock, EXECUTE_MSG)
 
 
 @dataclass
@@ -323,18 +354,16 @@ def _execute_batch(conn: Connection, statements: list[tuple[str, tuple[Any, ...]
     (COMMIT included, which then rolls back) do nothing. Every response is read
     before the first error is raised, so the connection stays in step.
     """
-    from pg8000.converters import make_params
-    from pg8000.core import SYNC_MSG, Context
+    from pg8000.core import SYNC_MSG, Context, _flush, _write
 
     entries = [_prepare(conn, statement) for statement, _ in statements]
-    sock = conn._sock  # pg8000 has no public call that sends without waiting for the answer
+    # pg8000 has no public call that sends without waiting for the answer.
     for (_, vals), (name, _, _) in zip(statements, entries, strict=True):
-        conn.send_BIND(name, make_params(conn.py_types, vals))
-        conn.send_EXECUTE()
-        sock.write(SYNC_MSG)
+        _send_bind_execute(conn, name, vals)
+        _write(conn._sock, SYNC_MSG)
     if commit:
         conn.send_QUERY("COMMIT")
-    sock.flush()
+    _flush(conn._sock)
     contexts: list[Any] = []
     first_error: Exception | None = None
     replies = [

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pg8000.native
 import pytest
 
 from shared import appointments
 from shared.auth import Caller
-from shared.db import IntegrityViolation, QueryError, transaction
+from shared.db import IntegrityViolation, QueryError, get_pool, transaction
 from shared.errors import Busy, DatabaseUnavailable
 from shared.models import AppointmentChange, AppointmentCreate
 
@@ -286,3 +287,52 @@ def test_a_change_that_waits_too_long_for_a_lock_is_busy_and_changes_nothing(sql
     with transaction() as tx:  # the lock gone, the same change goes through
         changed, _ = appointments.change(tx, world.patient, appointment_id, AppointmentChange(status="CANCELLED"))
     assert changed.status == "CANCELLED"
+
+
+# -- what goes over the wire ---------------------------------------------------------------------
+
+
+class _Recording:
+    """A connection's socket file that keeps a copy of what is written to it."""
+
+    def __init__(self, file: Any) -> None:
+        self.file, self.sent = file, bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.sent += data
+        return int(self.file.write(data))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+
+def _message_types(stream: bytes) -> str:
+    """The type byte of each frontend message in a stream (a type, then an Int32 length)."""
+    types, at = [], 0
+    while at < len(stream):
+        types.append(chr(stream[at]))
+        at += 1 + int.from_bytes(stream[at + 1 : at + 5], "big")
+    return "".join(types)
+
+
+def test_a_round_trip_asks_the_server_for_one_reply(sql: Conn) -> None:
+    """No Flush between Bind, Execute and Sync: the server answers a round trip in one
+    send, not one per message (pg8000's own calls add a Flush after Bind and Execute)."""
+
+    def run() -> None:
+        with transaction() as tx:
+            tx.execute("SELECT 1")
+            tx.later(INSERT_USER, lambda rows: None, id=uuid.uuid4(), email=f"{uuid.uuid4()}@example.com")
+
+    run()  # prepares the statements on the pooled connection
+    pool = get_pool()
+    conn = pool.acquire()
+    recording = _Recording(conn._sock)
+    conn._sock = recording
+    pool.release(conn)  # LIFO: the next transaction takes this connection
+    try:
+        run()
+    finally:
+        conn._sock = recording.file
+    # BEGIN and SELECT 1 in one round trip; then the later INSERT with its Sync, and COMMIT.
+    assert _message_types(bytes(recording.sent)) == "BEBES" + "BES" + "Q"
