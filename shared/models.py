@@ -148,10 +148,18 @@ class DoctorList(BaseModel):
     next_page_token: str | None
 
 
+def _end_of_day(value: object) -> object:
+    """ISO 8601's 24:00, the midnight that ends the day, is read as 00:00, which as a
+    window's end means the same (a window cannot end at the midnight that starts it)."""
+    if isinstance(value, str) and value in ("24:00", "24:00:00"):
+        return "00:00"
+    return value
+
+
 class AvailabilityWindow(Strict):
     date: SaneDate
     start: time
-    end: time
+    end: Annotated[time, BeforeValidator(_end_of_day)]
     slot_minutes: int = Field(ge=5, le=480)
 
     @model_validator(mode="after")

@@ -68,3 +68,20 @@ def test_slots_that_have_started_are_not_published_and_count_as_skipped(api: Api
     wholly = publish(30)
     assert wholly.status_code == 422, wholly.text
     assert "started" in wholly.json()["detail"]
+
+
+def test_an_evening_until_midnight_ends_at_the_midnight_that_ends_its_day(api: Api) -> None:
+    doctor = api.doctor(timezone="Europe/Berlin")
+    day = date.today() + timedelta(days=20)
+    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo("Europe/Berlin"))
+    for end, doctor_ in (("24:00", doctor), ("00:00", api.doctor(timezone="Europe/Berlin"))):
+        window = {"date": day.isoformat(), "start": "22:00", "end": end, "slot_minutes": 30}
+        made = doctor_.post(f"/doctors/{doctor_.id}/slots", window)
+        assert made.status_code == 201, made.text
+        ends = [datetime.fromisoformat(slot["end_time"]) for slot in made.json()["items"]]
+        assert len(ends) == 4 and ends[-1] == midnight
+    # A night across midnight is two windows: an end before the start is refused, not read as tomorrow.
+    night = doctor.post(
+        f"/doctors/{doctor.id}/slots", {"date": day.isoformat(), "start": "22:00", "end": "02:00", "slot_minutes": 30}
+    )
+    assert night.status_code == 422 and "two windows" in night.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from uuid import uuid4
 
 import pytest
@@ -21,6 +22,17 @@ def test_window_times_are_whole_minutes(start: str) -> None:
     with pytest.raises(ValidationError, match="whole minutes"):
         AvailabilityWindow.model_validate({"date": "2027-03-01", "start": start, "end": "10:00", "slot_minutes": 30})
     AvailabilityWindow.model_validate({"date": "2027-03-01", "start": "09:00:00", "end": "10:00", "slot_minutes": 30})
+
+
+def test_a_window_may_end_at_24_00_the_midnight_that_ends_its_day() -> None:
+    window = {"date": "2027-03-01", "start": "18:00", "slot_minutes": 30}
+    assert AvailabilityWindow.model_validate({**window, "end": "24:00"}).end == time(0)
+    assert AvailabilityWindow.model_validate({**window, "end": "24:00:00"}).end == time(0)
+    for wrong in ("24:30", "25:00"):
+        with pytest.raises(ValidationError):
+            AvailabilityWindow.model_validate({**window, "end": wrong})
+    with pytest.raises(ValidationError):  # a window starts at 00:00, not at the end of its day
+        AvailabilityWindow.model_validate({**window, "start": "24:00", "end": "24:00"})
 
 
 @pytest.mark.parametrize("written", ["20270301", "1798761600", "2027-03-01T00:00:00", "2027-03-01T00:00:00Z"])

@@ -119,10 +119,27 @@ def test_a_window_within_the_repeated_hour() -> None:
     ]
 
 
+def test_an_end_at_midnight_is_the_midnight_that_ends_the_day() -> None:
+    evening = cut_window(date(2027, 6, 1), time(18), time(0), 60, BERLIN)
+    assert starts(evening) == [utc(2027, 6, 1, h) for h in range(16, 22)]
+    assert evening[-1][1] == utc(2027, 6, 1, 22)  # 00:00 CEST on 2 June
+    # 00:00-00:00 is the whole day, in real time: 25 hours on New York's fall-back day.
+    whole = cut_window(date(2027, 11, 7), time(0), time(0), 60, NEW_YORK)
+    assert len(whole) == 25 and whole[-1][1] == utc(2027, 11, 8, 5)
+    assert_contiguous(whole, 60)
+
+
+def test_a_midnight_that_does_not_exist_is_refused() -> None:
+    # Havana springs forward at midnight: 2027-03-14 00:00 never happens there.
+    with pytest.raises(Unprocessable, match="does not exist"):
+        cut_window(date(2027, 3, 13), time(20), time(0), 30, ZoneInfo("America/Havana"))
+
+
 @pytest.mark.parametrize(
     ("start", "end", "minutes"),
     [
-        (time(12), time(9), 30),  # ends before it starts
+        (time(12), time(9), 30),  # ends before it starts (not read as the next morning)
+        (time(22), time(2), 30),  # across midnight: two windows
         (time(9), time(9), 30),  # empty
         (time(9), time(9, 20), 30),  # shorter than one slot
     ],
