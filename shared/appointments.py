@@ -34,6 +34,7 @@ from shared.models import (
     AuditTrail,
     range_bound,
 )
+from shared.retention import IDEMPOTENCY_TTL
 from shared.users import check_account, check_reader, ensure_user
 
 SQL = queries("appointments")
@@ -91,8 +92,12 @@ def _audit(
 # -- booking ----------------------------------------------------------------------------
 
 
-def request_fingerprint(body: AppointmentCreate) -> str:
+def request_fingerprint(body: AppointmentCreate | AppointmentChange, appointment_id: UUID | None = None) -> str:
+    """What a retry with the same Idempotency-Key must repeat: the body, and for a change
+    the appointment it is made to (a booking's stays the body alone, as keys were stored)."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
+    if appointment_id is not None:
+        canonical = f"PATCH /appointments/{appointment_id} {canonical}"
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -103,7 +108,10 @@ def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, dic
     commits (then it gets the stored response) or rolls back (then it proceeds).
     """
     ensure_user(tx, caller)
-    if tx.first(SQL.claim_idempotency_key, caller_id=caller.id, key=key, request_hash=fingerprint):
+    claimed = tx.first(
+        SQL.claim_idempotency_key, caller_id=caller.id, key=key, request_hash=fingerprint, ttl=IDEMPOTENCY_TTL
+    )
+    if claimed:
         return None
     stored = tx.one(SQL.select_idempotency_key, caller_id=caller.id, key=key)
     if stored["request_hash"] != fingerprint:

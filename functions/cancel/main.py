@@ -12,9 +12,17 @@ router = Router("cancel")
 
 @router.route("PATCH", "/appointments/{appointment_id}")
 def change_appointment(req: ApiRequest) -> Reply:
-    caller, body = req.caller, req.body(AppointmentChange)
+    caller, body, appointment_id = req.caller, req.body(AppointmentChange), req.params["appointment_id"]
+    # A phone that lost the answer to a cancel or a move sends it again: with the same
+    # key it gets the first answer, not a 409 about its own change.
+    key = appointments.idempotency_key(req.header("Idempotency-Key"))
     with transaction() as tx:
-        appointment, outbox_ids = appointments.change(tx, caller, req.params["appointment_id"], body)
+        fingerprint = appointments.request_fingerprint(body, appointment_id)
+        if key and (stored := appointments.replay(tx, caller, key, fingerprint)):
+            return stored
+        appointment, outbox_ids = appointments.change(tx, caller, appointment_id, body)
+        if key:
+            appointments.remember(tx, caller, key, 200, appointment.model_dump(mode="json"))
     dispatch.after_commit(outbox_ids)
     return 200, appointment
 

@@ -1,8 +1,9 @@
-"""Called only by Cloud Tasks and Cloud Scheduler: POST /tasks/notify, POST /tasks/sweep."""
+"""Called only by Cloud Tasks and Cloud Scheduler: POST /tasks/notify, POST /tasks/sweep
+(the outbox sweep, and the pruning of what is kept only for a while)."""
 
 import functions_framework
 
-from shared import dispatch
+from shared import dispatch, retention
 from shared import notify as rules
 from shared.web import ApiRequest, Reply, Router
 
@@ -20,7 +21,9 @@ def notify_task(req: ApiRequest) -> Reply:
 @router.route("POST", "/tasks/sweep")
 def sweep_outbox(req: ApiRequest) -> Reply:
     rules.verify_caller(req.headers)
-    return 200, dispatch.sweep()
+    result = dispatch.sweep()
+    result.update(retention.prune())
+    return 200, result
 
 
 @functions_framework.http

@@ -126,10 +126,13 @@ WHERE appointment_id = :appointment_id
 ORDER BY id
 
 -- name: claim_idempotency_key
--- A concurrent request with the same key waits here until the first commits.
+-- A concurrent request with the same key waits here until the first commits. A key
+-- older than its time to live is the caller's to use afresh (shared/retention.py).
 INSERT INTO idempotency_keys (caller_id, key, request_hash)
 VALUES (:caller_id, :key, :request_hash)
-ON CONFLICT (caller_id, key) DO NOTHING
+ON CONFLICT (caller_id, key) DO UPDATE
+SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, created_at = now()
+WHERE idempotency_keys.created_at < now() - CAST(:ttl AS interval)
 RETURNING caller_id
 
 -- name: select_idempotency_key

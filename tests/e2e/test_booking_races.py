@@ -184,3 +184,45 @@ def test_concurrent_different_bodies_with_one_key(api: Api, stack: Stack) -> Non
     assert statuses == {201: 1, 422: 9}, statuses
     with database(stack.database_url or "") as conn:
         assert conn.run("SELECT count(*) FROM appointments WHERE patient_id = :p", p=patient.id) == [[1]]
+
+
+def test_20_retries_of_a_move_with_one_idempotency_key(api: Api, stack: Stack) -> None:
+    """A phone that lost the answer to a move sends it again: the first answer, one move."""
+    doctor = api.doctor()
+    day = date.today() + timedelta(days=10)
+    slots = [s["id"] for s in api.publish(doctor, day, "09:00", "11:00", 30)]
+    patient = api.patient()
+    appointment = book(patient, slots[0])
+    key = f"move-{uuid.uuid4()}"
+    clients = [fresh_session(api.caller("patient", patient.id)) for _ in range(20)]
+    path = f"/appointments/{appointment['id']}"
+
+    responses = race(
+        [(lambda c=c: c.patch(path, {"slot_id": slots[1]}, headers={"Idempotency-Key": key})) for c in clients]
+    )
+
+    no_server_errors(responses)
+    assert [r.status_code for r in responses] == [200] * 20, [(r.status_code, r.text) for r in responses]
+    assert all(r.json() == responses[0].json() for r in responses)
+    assert responses[0].json()["slot_id"] == slots[1]
+    audit = clients[0].get(f"{path}/audit").json()["items"]
+    assert [entry["action"] for entry in audit] == ["BOOKED", "RESCHEDULED"]
+
+    # Retried later, the cancel is answered as the first time, not 409 "already cancelled".
+    cancel_key = f"cancel-{uuid.uuid4()}"
+    first = patient.patch(path, {"status": "CANCELLED"}, headers={"Idempotency-Key": cancel_key})
+    again = patient.patch(path, {"status": "CANCELLED"}, headers={"Idempotency-Key": cancel_key})
+    assert (first.status_code, again.status_code) == (200, 200) and again.json() == first.json()
+    assert_problem(patient.patch(path, {"status": "CANCELLED"}), 409)  # without the key: a new request
+    # A key answers only its own request: another body, another appointment, or a booking is 422.
+    assert_problem(
+        patient.patch(path, {"status": "CANCELLED", "reason": "x"}, headers={"Idempotency-Key": cancel_key}), 422
+    )
+    other = book(patient, slots[2])
+    assert_problem(
+        patient.patch(f"/appointments/{other['id']}", {"status": "CANCELLED"}, headers={"Idempotency-Key": cancel_key}),
+        422,
+    )
+    assert_problem(patient.post("/appointments", {"slot_id": slots[3]}, headers={"Idempotency-Key": cancel_key}), 422)
+    audit = patient.get(f"{path}/audit").json()["items"]
+    assert [entry["action"] for entry in audit] == ["BOOKED", "RESCHEDULED", "CANCELLED"]

@@ -341,6 +341,7 @@ def test_payloads_are_validated_never_a_500(smtp: Path, sql: pg8000.native.Conne
     assert call("/tasks/notify", good, {"X-CloudTasks-TaskRetryCount": "x"})[1]["result"] == "sent"
     status, counts = call("/tasks/sweep")
     assert status == 200 and {"tasks", "events", "failed", "pending_tasks", "pending_events"} <= set(counts)
+    assert {"pruned_idempotency_keys", "pruned_outbox"} <= set(counts)  # the sweep also prunes
 
 
 class Google:
