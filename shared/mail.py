@@ -43,6 +43,16 @@ class MailRejected(Exception):
 
 
 @dataclass(frozen=True)
+class Previous:
+    """Where a moved appointment was: its old time, in its old doctor's zone."""
+
+    start: datetime
+    end: datetime
+    doctor_name: str
+    timezone: str
+
+
+@dataclass(frozen=True)
 class Notice:
     kind: Kind
     message_key: str
@@ -55,6 +65,8 @@ class Notice:
     end: datetime
     # The calendar entry's revision: 0 when booked, +1 for each move or cancellation.
     sequence: int = 0
+    # A move's notice says where the appointment was, so the patient sees what changed.
+    previous: Previous | None = None
 
 
 def local_time(instant: datetime, zone_name: str) -> datetime:
@@ -65,10 +77,14 @@ def local_time(instant: datetime, zone_name: str) -> datetime:
     return instant.astimezone(zone)
 
 
-def when(notice: Notice) -> str:
+def when(notice: Notice | Previous) -> str:
     """`Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)`."""
     start, end = local_time(notice.start, notice.timezone), local_time(notice.end, notice.timezone)
     return f"{start:%A}, {start.day} {start:%B %Y}, {start:%H:%M}-{end:%H:%M} ({notice.timezone}, {start.tzname()})"
+
+
+def _was(previous: Previous) -> str:
+    return f"{when(previous)}, with {previous.doctor_name}"
 
 
 def subject(notice: Notice) -> str:
@@ -84,6 +100,7 @@ def text_body(notice: Notice) -> str:
         "",
         f"  Doctor: {notice.doctor_name}",
         f"  When:   {when(notice)}",
+        *([f"  Was:    {_was(notice.previous)}"] if notice.previous else []),
         f"  Reference: {notice.appointment_id}",
         "",
     ]
@@ -98,6 +115,7 @@ def text_body(notice: Notice) -> str:
 def html_body(notice: Notice) -> str:
     e = html.escape
     lead = _LEAD[notice.kind]
+    was = f'<tr><th align="left">Was</th><td>{e(_was(notice.previous))}</td></tr>' if notice.previous else ""
     return (
         '<!doctype html><html><body style="font-family:sans-serif">'
         f"<p>Hello {e(notice.patient_name)},</p>"
@@ -105,6 +123,7 @@ def html_body(notice: Notice) -> str:
         "<table>"
         f'<tr><th align="left">Doctor</th><td>{e(notice.doctor_name)}</td></tr>'
         f'<tr><th align="left">When</th><td>{e(when(notice))}</td></tr>'
+        f"{was}"
         f'<tr><th align="left">Reference</th><td>{e(notice.appointment_id)}</td></tr>'
         "</table>"
         "<p>Your clinic</p></body></html>"

@@ -264,8 +264,8 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 if error.constraint != "notifications_one_sent_per_message":
                     raise
                 return _duplicate(fields)
-            changes = tx.one(
-                SQL.count_calendar_changes, appointment_id=message.appointment_id, audit_id=message.audit_id
+            calendar = tx.one(
+                SQL.select_calendar_context, appointment_id=message.appointment_id, audit_id=message.audit_id
             )
             notice = mail.Notice(
                 kind=message.kind,
@@ -277,7 +277,8 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 timezone=row["doctor_timezone"],
                 start=row["start_time"],
                 end=row["end_time"],
-                sequence=int(changes["changes"]),
+                sequence=int(calendar["changes"]),
+                previous=_previous(calendar, row),
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
             relay.send(mail.compose(notice, settings), recipient)
@@ -290,6 +291,19 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
         raise Unavailable("the mail relay is unavailable; try again later") from error
     log.info("sent", extra={"fields": fields})
     return Outcome("sent", f"{message.kind.lower()} sent")
+
+
+def _previous(calendar: Row, row: Row) -> mail.Previous | None:
+    """Where a moved appointment was, from its audit row (None for anything but a move)."""
+    if calendar["from_start_time"] is None or calendar["from_end_time"] is None:
+        return None
+    return mail.Previous(
+        start=calendar["from_start_time"],
+        end=calendar["from_end_time"],
+        # A move recorded before the trail named both doctors was to the same doctor.
+        doctor_name=calendar["from_doctor_name"] or row["doctor_name"],
+        timezone=calendar["from_doctor_timezone"] or row["doctor_timezone"],
+    )
 
 
 def _skipped(reason: str | None, fields: dict[str, Any]) -> Outcome:

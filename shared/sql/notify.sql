@@ -21,13 +21,26 @@ JOIN doctors_profiles AS profile ON profile.user_id = a.doctor_id
 WHERE a.id = :appointment_id
 FOR SHARE OF a
 
--- name: count_calendar_changes
--- The .ics SEQUENCE: moves and cancellations up to the change the message is about.
-SELECT count(*) AS changes
-FROM audit_appointment
-WHERE appointment_id = :appointment_id
-  AND action IN ('RESCHEDULED', 'CANCELLED')
-  AND (CAST(:audit_id AS bigint) IS NULL OR id <= :audit_id)
+-- name: select_calendar_context
+-- The .ics SEQUENCE (moves and cancellations up to the change the message is about) and,
+-- for a move, the time and doctor it moved from, as its audit row recorded them.
+SELECT (SELECT count(*)
+        FROM audit_appointment
+        WHERE appointment_id = :appointment_id
+          AND action IN ('RESCHEDULED', 'CANCELLED')
+          AND (CAST(:audit_id AS bigint) IS NULL OR id <= :audit_id)) AS changes,
+       moved.from_start_time, moved.from_end_time,
+       from_doctor.name AS from_doctor_name, from_profile.timezone AS from_doctor_timezone
+FROM (SELECT) AS one
+LEFT JOIN LATERAL (
+    SELECT CAST(details->>'from_start_time' AS timestamptz) AS from_start_time,
+           CAST(details->>'from_end_time' AS timestamptz) AS from_end_time,
+           CAST(details->>'from_doctor_id' AS uuid) AS from_doctor_id
+    FROM audit_appointment
+    WHERE id = :audit_id AND appointment_id = :appointment_id AND action = 'RESCHEDULED'
+) AS moved ON true
+LEFT JOIN users AS from_doctor ON from_doctor.id = moved.from_doctor_id
+LEFT JOIN doctors_profiles AS from_profile ON from_profile.user_id = moved.from_doctor_id
 
 -- name: insert_notification
 -- A second SENT row for one message_key is refused by notifications_one_sent_per_message;

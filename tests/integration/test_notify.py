@@ -33,7 +33,7 @@ from werkzeug.test import EnvironBuilder
 
 from local.mailsink import read_all
 from local.paths import ROOT
-from shared import notify
+from shared import mail, notify
 from shared.notify import TaskMessage
 from tests.emulators import free_port, mail_sink
 from tests.helpers import state_dir
@@ -183,11 +183,32 @@ def test_notices_follow_the_appointment(smtp: Path, sql: pg8000.native.Connectio
 
     move_mail, cancel_mail = mails(smtp, appointment_id)
     assert move_mail["X-Clinic-Kind"] == "RESCHEDULED" and "09:30" in move_mail["Subject"]
+    text = move_mail.get_body(("plain",)).get_content()
+    assert f"Was:    {mail.when(_old_time(sql, first))}, with {doctor.name}" in text
     assert "METHOD:REQUEST" in calendar(move_mail) and "SEQUENCE:1" in calendar(move_mail)
     assert cancel_mail["X-Clinic-Kind"] == "CANCELLATION"
     ics = calendar(cancel_mail)
     assert "METHOD:CANCEL" in ics and "STATUS:CANCELLED" in ics and "SEQUENCE:2" in ics
     assert f"UID:{appointment_id}@clinic" in ics
+
+
+def _old_time(sql: pg8000.native.Connection, slot_id: object) -> mail.Previous:
+    start, end = sql.run("SELECT start_time, end_time FROM slots WHERE id = :id", id=slot_id)[0]
+    return mail.Previous(start=start, end=end, doctor_name="", timezone="Asia/Tokyo")
+
+
+def test_a_move_to_another_doctor_names_the_doctor_and_time_it_left(smtp: Path, sql: pg8000.native.Connection) -> None:
+    day = data.in_days(7)
+    here_doctor, there_doctor = data.doctor("Asia/Tokyo"), data.doctor("Europe/Berlin")
+    here, there = data.slots(here_doctor, day)[0], data.slots(there_doctor, day)[3]
+    who = data.patient()
+    appointment_id, _ = data.book(who, here)
+    data.change(who, appointment_id, slot_id=there)
+    assert notify.deliver(message(sql, appointment_id, "RESCHEDULED")).result == "sent"
+    [moved] = mails(smtp, appointment_id)
+    text = moved.get_body(("plain",)).get_content()
+    assert f"Doctor: {there_doctor.name}" in text
+    assert f"Was:    {mail.when(_old_time(sql, here))}, with {here_doctor.name}" in text  # in Tokyo time
 
 
 def test_a_move_to_another_doctors_slot_at_the_same_time_keeps_its_reminder(

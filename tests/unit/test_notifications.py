@@ -69,6 +69,26 @@ def test_confirmation_is_text_html_and_a_request_invitation() -> None:
     assert attachment.get_param("method") == "REQUEST" and attachment.get_filename() == "appointment.ics"
 
 
+def test_a_move_notice_says_where_the_appointment_was() -> None:
+    was = mail.Previous(
+        start=START - timedelta(days=1),
+        end=START - timedelta(days=1, minutes=-30),
+        doctor_name="Dr. <Old>",
+        timezone="Asia/Tokyo",
+    )
+    message = mail.compose(notice("RESCHEDULED", previous=was), SETTINGS)
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    assert "Was:    Monday, 2 December 2024, 17:00-17:30 (Asia/Tokyo, JST), with Dr. <Old>" in text.get_content()
+    assert (
+        '<th align="left">Was</th><td>Monday, 2 December 2024, 17:00-17:30 (Asia/Tokyo, JST), with Dr. &lt;Old&gt;'
+        in html.get_content()
+    )
+    plain = mail.compose(notice("RESCHEDULED"), SETTINGS).get_body(("plain",))
+    assert plain is not None and "Was:" not in plain.get_content()  # a move without its old time says nothing wrong
+
+
 def test_a_reminder_has_no_calendar_entry() -> None:
     message = mail.compose(notice("REMINDER"), SETTINGS)
     assert "text/calendar" not in [p.get_content_type() for p in message.walk()]
