@@ -8,6 +8,7 @@ import signal
 import sys
 import time
 import warnings
+from datetime import UTC, datetime
 from uuid import UUID
 
 warnings.filterwarnings("ignore", module="platformdirs")
@@ -131,6 +132,31 @@ def _banner(stack: object) -> str:
     return "\n".join(lines)
 
 
+def cmd_resend_failed(args: argparse.Namespace) -> None:
+    from shared import outbox
+    from shared.db import transaction
+
+    _with_database()
+    with transaction() as tx:
+        failed = outbox.failed_messages(tx, args.since)
+        for message in failed:
+            failed_at, error = f"{message['failed_at']:%Y-%m-%d %H:%M}", message["error"] or ""
+            print(f"{failed_at}  {message['kind']:<12} {message['message_key']}  {error}")
+        if args.dry_run or not failed:
+            print(f"{len(failed)} failed message(s)" + (" (dry run: nothing queued)" if failed else ""))
+            return
+        queued = outbox.requeue(tx, failed)
+    print(f"{len(queued)} message(s) queued again; the outbox sweep sends them within a minute")
+
+
+def _since(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("give a date (YYYY-MM-DD) or an ISO 8601 time with its offset") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def cmd_events(args: argparse.Namespace) -> None:
     from local import events
 
@@ -152,6 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--name")
     token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid")
     token.set_defaults(func=cmd_token)
+    resend = commands.add_parser(
+        "resend-failed", help="queue again the notifications that FAILED for good since a time (after a mail outage)"
+    )
+    resend.add_argument("--since", required=True, type=_since, help="YYYY-MM-DD (UTC) or an ISO 8601 time")
+    resend.add_argument("--dry-run", action="store_true", help="list them, queue nothing")
+    resend.set_defaults(func=cmd_resend_failed)
     tail = commands.add_parser("events", help="print the domain events arriving on the local Pub/Sub emulator")
     tail.add_argument("--host", help="the emulator (default PUBSUB_EMULATOR_HOST or 127.0.0.1:8085)")
     tail.add_argument("--subscription", help="full subscription path (default the stack's)")

@@ -113,3 +113,25 @@ def _task_payload(view: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
         "slot_id": view["slot_id"],
         "start_time": view["start_time"],
     }
+
+
+# -- sending again what failed ---------------------------------------------------------
+
+
+def failed_messages(tx: Tx, since: datetime) -> list[Row]:
+    """Messages recorded FAILED since `since` (the relay was down longer than the retry
+    budget, say) that have not been sent since."""
+    return tx.all(SQL.select_failed_messages, since=since)
+
+
+def requeue(tx: Tx, failed: list[Row]) -> list[int]:
+    """Queues each message again as a new task row; the sweep dispatches them. Notify
+    checks each against the database as ever: one that is no longer true is skipped."""
+    ids: list[int] = []
+    for message in failed:
+        row = tx.first(
+            SQL.requeue_message, message_key=message["message_key"], notification_id=message["notification_id"]
+        )
+        if row is not None:  # None: already queued again for this failure
+            ids.append(int(row["id"]))
+    return ids

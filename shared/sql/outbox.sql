@@ -77,3 +77,24 @@ SELECT count(*) FILTER (WHERE target = 'TASK') AS tasks,
        count(*) FILTER (WHERE target = 'EVENT') AS events
 FROM outbox
 WHERE dispatched_at IS NULL
+
+-- name: select_failed_messages
+-- Messages that FAILED for good since :since and have not gone out since, whose task
+-- row is still kept (shared/retention.py): what an operator may send again.
+SELECT DISTINCT ON (n.message_key)
+       n.id AS notification_id, n.message_key, n.kind, n.appointment_id, n.error, n.sent_at AS failed_at
+FROM notifications AS n
+JOIN outbox AS o ON o.target = 'TASK' AND o.name = n.message_key
+WHERE n.status = 'FAILED' AND n.sent_at >= :since
+  AND NOT EXISTS (SELECT FROM notifications AS s WHERE s.message_key = n.message_key AND s.status = 'SENT')
+ORDER BY n.message_key, n.id DESC
+
+-- name: requeue_message
+-- The same message in a task of a new name (Cloud Tasks refuses a name it saw in the
+-- last days): notify still sends it at most once, and only while it is true.
+INSERT INTO outbox (appointment_id, target, name, payload)
+SELECT o.appointment_id, o.target, o.name || '-resend-' || CAST(:notification_id AS text), o.payload
+FROM outbox AS o
+WHERE o.target = 'TASK' AND o.name = :message_key
+ON CONFLICT (target, name) DO NOTHING
+RETURNING id

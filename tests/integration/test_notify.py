@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from werkzeug.test import EnvironBuilder
 
+from local import cli
 from local.mailsink import read_all
 from local.paths import ROOT
 from shared import mail, notify
@@ -248,6 +249,43 @@ def test_smtp_down_is_retried_then_recorded_as_failed(smtp: Path, sql: pg8000.na
     [(kind, status, attempts, recipient, error)] = notifications(sql, appointment_id)
     assert (kind, status, attempts, recipient) == ("CONFIRMATION", "FAILED", 8, who.email) and "Connection" in error
     assert mails(smtp, appointment_id) == []
+
+
+def test_an_operator_sends_again_what_failed_during_an_outage(
+    smtp: Path, sql: pg8000.native.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doctor = data.doctor()
+    who, moved_away = data.patient(), data.patient()
+    appointment_id, _ = data.book(who, data.slots(doctor, data.in_days(3))[0])
+    stale_id, _ = data.book(moved_away, data.slots(doctor, data.in_days(4))[0])
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    sql.run("UPDATE outbox SET dispatched_at = now()")  # the tasks went to Cloud Tasks
+    with data.environment(SMTP_PORT=str(free_port())):  # the relay is down past the retry budget
+        for appointment in (appointment_id, stale_id):
+            assert notify.deliver(message(sql, appointment, "CONFIRMATION"), retry=7).result == "failed"
+    data.change(moved_away, stale_id, status="CANCELLED")  # its confirmation is no longer true
+
+    cli.main(["resend-failed", "--since", before.isoformat(), "--dry-run"])
+    assert "2 failed message(s) (dry run: nothing queued)" in capsys.readouterr().out
+    assert sql.run("SELECT count(*) FROM outbox WHERE name LIKE '%-resend-%'") == [[0]]
+    cli.main(["resend-failed", "--since", before.isoformat()])
+    assert "2 message(s) queued again" in capsys.readouterr().out
+    cli.main(["resend-failed", "--since", before.isoformat()])  # twice queues nothing more
+    assert "0 message(s) queued again" in capsys.readouterr().out
+
+    # What the sweep would send: the same message under a new task name.
+    resent = {
+        row[0]: TaskMessage.model_validate(row[1])
+        for row in sql.run("SELECT appointment_id, payload FROM outbox WHERE name LIKE '%-resend-%'")
+    }
+    assert resent[appointment_id] == message(sql, appointment_id, "CONFIRMATION")
+    assert notify.deliver(resent[appointment_id]).result == "sent"
+    assert notify.deliver(resent[stale_id]).result == "skipped"  # checked against the database as ever
+    [mail_] = mails(smtp, appointment_id)
+    assert mail_["X-Clinic-Kind"] == "CONFIRMATION"
+    assert mails(smtp, stale_id) == []
+    cli.main(["resend-failed", "--since", before.isoformat(), "--dry-run"])  # sent now: nothing left to send
+    assert "1 failed message(s)" in capsys.readouterr().out  # only the stale one, which stays FAILED
 
 
 def test_an_address_no_email_can_carry_is_recorded_as_failed_at_once(smtp: Path, sql: pg8000.native.Connection) -> None:
