@@ -2,8 +2,12 @@
 
 A file that builds indexes CONCURRENTLY cannot run inside a transaction, so it is
 applied statement by statement in autocommit (its statements use IF NOT EXISTS so
-a re-run after a failure is safe). Every other file runs in one transaction with
-its bookkeeping row. An advisory lock keeps two runners from racing.
+a re-run after a failure is safe). A concurrent build that fails (a lock timeout,
+a duplicate under a unique index) leaves an INVALID index behind, which IF NOT
+EXISTS would then skip for good: the runner drops such an index before building
+it again, and records the file only once every index it builds is valid. Every
+other file runs in one transaction with its bookkeeping row. An advisory lock keeps
+two runners from racing.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from shared.db import Connection, connect
 from shared.settings import Settings
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_CONCURRENT_INDEX = re.compile(
+    r"^CREATE\s+(?:UNIQUE\s+)?INDEX\s+CONCURRENTLY\s+IF\s+NOT\s+EXISTS\s+([a-z_][a-z0-9_]*)\s", re.IGNORECASE
+)
+_INDEX_VALID = """
+SELECT i.indisvalid
+FROM pg_index AS i
+JOIN pg_class AS c ON c.oid = i.indexrelid
+WHERE c.relname = :name AND c.relnamespace = CAST('public' AS regnamespace)
+"""
 _LOCK_KEY = 72_500_001  # any constant, the same for every runner
 
 _BOOKKEEPING = """
@@ -93,7 +106,7 @@ def migrate(settings: Settings | None = None, folder: Path = MIGRATIONS) -> list
                 continue
             if migration.concurrent:
                 for statement in _statements(migration.sql):
-                    conn.execute_simple(statement)
+                    _run_concurrent(conn, statement)
                 _record(conn, migration)
             else:
                 conn.execute_simple("BEGIN")
@@ -109,6 +122,20 @@ def migrate(settings: Settings | None = None, folder: Path = MIGRATIONS) -> list
     finally:
         conn.close()
     return applied_now
+
+
+def _run_concurrent(conn: Connection, statement: str) -> None:
+    """One statement of a concurrent file; an index it builds must end up valid."""
+    match = _CONCURRENT_INDEX.match(statement)
+    if match is None:
+        conn.execute_simple(statement)
+        return
+    name = match.group(1).lower()
+    if _scalar(conn, _INDEX_VALID, name=name) == [[False]]:  # left by a build that failed
+        conn.execute_simple(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+    conn.execute_simple(statement)
+    if _scalar(conn, _INDEX_VALID, name=name) != [[True]]:
+        raise RuntimeError(f"index {name} is not valid after it was built")
 
 
 def _record(conn: Connection, migration: Migration) -> None:

@@ -356,3 +356,27 @@ def test_a_failing_file_leaves_nothing_behind(sql: Conn, database_url: str, tmp_
         migrate(Settings(database_url=database_url), folder=folder)
     assert sql.run("SELECT to_regclass('half_done')") == [[None]]
     assert sql.run("SELECT count(*) FROM schema_migrations WHERE version = '9998'") == [[0]]
+
+
+def test_an_index_left_invalid_by_a_failed_build_is_built_again(sql: Conn, database_url: str, tmp_path: Path) -> None:
+    """CREATE INDEX CONCURRENTLY that fails leaves an INVALID index; IF NOT EXISTS alone
+    would skip it on the re-run and record the file as done."""
+    folder = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, folder)
+    settings = Settings(database_url=database_url)
+    (folder / "9996_probe_table.sql").write_text("CREATE TABLE probe_dupes (x int NOT NULL);\n")
+    assert migrate(settings, folder=folder) == ["9996_probe_table.sql"]
+    sql.run("INSERT INTO probe_dupes (x) VALUES (1), (1)")
+    (folder / "9997_probe_index.sql").write_text(
+        "SET lock_timeout = '5s';\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS probe_dupes_x ON probe_dupes (x);\n"
+    )
+    with pytest.raises(pg8000.exceptions.DatabaseError):  # the duplicate fails the build
+        migrate(settings, folder=folder)
+    valid = (
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = 'probe_dupes_x'"
+    )
+    assert sql.run(valid) == [[False]]
+    assert sql.run("SELECT count(*) FROM schema_migrations WHERE version = '9997'") == [[0]]
+    sql.run("DELETE FROM probe_dupes")
+    assert migrate(settings, folder=folder) == ["9997_probe_index.sql"]
+    assert sql.run(valid) == [[True]]
