@@ -14,7 +14,7 @@ SQL = queries("retention")
 
 # How long a retry with the same Idempotency-Key gets the first answer.
 IDEMPOTENCY_TTL = timedelta(hours=24)
-# How long a dispatched outbox row stays for an operator to look at.
+# How long a dispatched outbox row stays, once due, for an operator to look at (or resend).
 OUTBOX_KEPT = timedelta(days=30)
 PRUNE_BATCH = 1000
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 
 import pg8000.native
 import pytest
 
+from local.postgres import connect_native
 from shared import appointments, retention
 from shared.auth import Caller
 from shared.db import transaction
@@ -31,12 +34,13 @@ def key(sql: Conn, who: Caller, name: str, age: str) -> None:
     )
 
 
-def outbox_row(sql: Conn, name: str, dispatched: str | None) -> None:
+def outbox_row(sql: Conn, name: str, dispatched: str | None, due: str = "40 days") -> None:
     sql.run(
-        "INSERT INTO outbox (target, name, payload, dispatched_at)"
-        " VALUES ('EVENT', :n, '{}', now() - CAST(:age AS interval))",
+        "INSERT INTO outbox (target, name, payload, dispatched_at, deliver_at)"
+        " VALUES ('TASK', :n, '{}', now() - CAST(:age AS interval), now() - CAST(:due AS interval))",
         n=name,
         age=dispatched,
+        due=due,
     )
 
 
@@ -51,11 +55,12 @@ def test_prune_deletes_only_what_has_expired(sql: Conn) -> None:
     outbox_row(sql, "dispatched-long-ago", "31 days")
     outbox_row(sql, "dispatched-lately", "29 days")
     outbox_row(sql, "waiting", None)  # never pruned, however old
+    outbox_row(sql, "reminder-due-lately", "40 days", due="1 day")  # sent to Cloud Tasks long before it was due
     sql.run("UPDATE outbox SET created_at = now() - interval '400 days' WHERE name = 'waiting'")
 
     assert retention.prune() == {"pruned_idempotency_keys": 1, "pruned_outbox": 1}
     assert names(sql, "SELECT key FROM idempotency_keys") == {"young"}
-    assert names(sql, "SELECT name FROM outbox") == {"dispatched-lately", "waiting"}
+    assert names(sql, "SELECT name FROM outbox") == {"dispatched-lately", "waiting", "reminder-due-lately"}
     assert retention.prune() == {"pruned_idempotency_keys": 0, "pruned_outbox": 0}
 
 
@@ -80,3 +85,38 @@ def test_an_expired_key_is_the_callers_to_use_again(sql: Conn) -> None:
         appointments.replay(tx, who, "live", "another-request")
     with transaction() as tx:  # ... and answers its own
         assert appointments.replay(tx, who, "live", "hash") == (201, {})
+
+
+def test_prune_spares_a_key_reclaimed_while_it_waited(sql: Conn, database_url: str) -> None:
+    """The sweep's delete picks an expired key, then waits for a request that has just
+    reclaimed it: once that commits, the key is young again and must stay."""
+    who = caller(sql)
+    key(sql, who, "reclaimed", "25 hours")
+    request = connect_native(database_url)
+    try:
+        request.run("BEGIN")
+        request.run(
+            "UPDATE idempotency_keys SET created_at = now(), request_hash = 'new'"
+            " WHERE caller_id = :c AND key = 'reclaimed'",
+            c=who.id,
+        )
+        pruned: list[dict[str, int]] = []
+        sweep = threading.Thread(target=lambda: pruned.append(retention.prune()))
+        sweep.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_on_a_lock(sql) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _waiting_on_a_lock(sql)
+        request.run("COMMIT")
+        sweep.join(timeout=10)
+    finally:
+        request.close()
+    assert pruned == [{"pruned_idempotency_keys": 0, "pruned_outbox": 0}]
+    assert names(sql, "SELECT request_hash FROM idempotency_keys WHERE key = 'reclaimed'") == {"new"}
+
+
+def _waiting_on_a_lock(sql: Conn) -> bool:
+    rows = sql.run(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    return bool(rows[0][0])
