@@ -101,7 +101,7 @@ def request_fingerprint(body: AppointmentCreate | AppointmentChange, appointment
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, dict[str, Any]] | None:
+def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, Appointment] | None:
     """Claims an Idempotency-Key, or returns the response stored under it.
 
     A concurrent request with the same key blocks on the claim until the first
@@ -116,7 +116,9 @@ def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, dic
     stored = tx.one(SQL.select_idempotency_key, caller_id=caller.id, key=key)
     if stored["request_hash"] != fingerprint:
         raise Unprocessable("this Idempotency-Key was used for a different request")
-    return int(stored["status_code"]), stored["response"]
+    # As the model, not the stored JSON: the replay is then the first answer byte for byte
+    # (jsonb keeps neither the key order nor the spacing).
+    return int(stored["status_code"]), Appointment.model_validate(stored["response"])
 
 
 def remember(tx: Tx, caller: Caller, key: str, status: int, response: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pg8000.native
 import pytest
@@ -14,6 +15,7 @@ from shared import appointments, retention
 from shared.auth import Caller
 from shared.db import transaction
 from shared.errors import Unprocessable
+from shared.models import Appointment
 
 Conn = pg8000.native.Connection
 
@@ -24,12 +26,27 @@ def caller(sql: Conn) -> Caller:
     return who
 
 
+STORED = Appointment(
+    id=uuid.uuid4(),
+    slot_id=uuid.uuid4(),
+    doctor_id=uuid.uuid4(),
+    patient_id=uuid.uuid4(),
+    start_time=datetime(2027, 1, 4, 9, tzinfo=UTC),
+    end_time=datetime(2027, 1, 4, 9, 30, tzinfo=UTC),
+    status="BOOKED",
+    reason=None,
+    created_at=datetime(2027, 1, 1, tzinfo=UTC),
+    updated_at=datetime(2027, 1, 1, tzinfo=UTC),
+)
+
+
 def key(sql: Conn, who: Caller, name: str, age: str) -> None:
     sql.run(
         "INSERT INTO idempotency_keys (caller_id, key, request_hash, status_code, response, created_at)"
-        " VALUES (:c, :k, 'hash', 201, '{}', now() - CAST(:age AS interval))",
+        " VALUES (:c, :k, 'hash', 201, CAST(:response AS jsonb), now() - CAST(:age AS interval))",
         c=who.id,
         k=name,
+        response=STORED.model_dump_json(),
         age=age,
     )
 
@@ -84,7 +101,7 @@ def test_an_expired_key_is_the_callers_to_use_again(sql: Conn) -> None:
     with pytest.raises(Unprocessable), transaction() as tx:  # a live key still refuses another request
         appointments.replay(tx, who, "live", "another-request")
     with transaction() as tx:  # ... and answers its own
-        assert appointments.replay(tx, who, "live", "hash") == (201, {})
+        assert appointments.replay(tx, who, "live", "hash") == (201, STORED)
 
 
 def test_prune_spares_a_key_reclaimed_while_it_waited(sql: Conn, database_url: str) -> None:
