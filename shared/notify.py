@@ -24,7 +24,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import logs, mail
-from shared.db import IntegrityViolation, Row, queries, transaction
+from shared.db import IntegrityViolation, Row, Tx, queries, transaction
 from shared.errors import DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
 
@@ -55,11 +55,16 @@ class TaskMessage(BaseModel):
 
     @property
     def audit_id(self) -> int | None:
-        """The change a notice is about (the key's last part); reminders have none."""
-        if self.kind == "REMINDER":
-            return None
-        suffix = self.message_key.rsplit("-", 1)[-1]
-        return int(suffix) if suffix.isdigit() and len(suffix) <= 18 else None
+        return audit_id_of(self.kind, self.message_key)
+
+
+def audit_id_of(kind: str, message_key: str) -> int | None:
+    """The change a notice is about (its key's last part: shared.outbox.task_name);
+    reminders have none."""
+    if kind == "REMINDER":
+        return None
+    suffix = message_key.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() and len(suffix) <= 18 else None
 
 
 @dataclass(frozen=True)
@@ -265,7 +270,10 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                     raise
                 return _duplicate(fields)
             calendar = tx.one(
-                SQL.select_calendar_context, appointment_id=message.appointment_id, audit_id=message.audit_id
+                SQL.select_calendar_context,
+                appointment_id=message.appointment_id,
+                audit_id=message.audit_id,
+                told_audit_id=_last_told(tx, message),
             )
             notice = mail.Notice(
                 kind=message.kind,
@@ -278,7 +286,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 start=row["start_time"],
                 end=row["end_time"],
                 sequence=int(calendar["changes"]),
-                previous=_previous(calendar, row),
+                previous=_previous(calendar, row) if message.kind == "RESCHEDULED" else None,
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
             relay.send(mail.compose(notice, settings), recipient)
@@ -293,16 +301,32 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     return Outcome("sent", f"{message.kind.lower()} sent")
 
 
-def _previous(calendar: Row, row: Row) -> mail.Previous | None:
-    """Where a moved appointment was, from its audit row (None for anything but a move)."""
-    if calendar["from_start_time"] is None or calendar["from_end_time"] is None:
+def _last_told(tx: Tx, message: TaskMessage) -> int | None:
+    """The change behind the newest confirmation or move notice sent before this one."""
+    if message.kind != "RESCHEDULED" or message.audit_id is None:
         return None
+    sent = tx.all(SQL.select_told_notices, appointment_id=message.appointment_id)
+    earlier = [
+        audit_id
+        for notice in sent
+        if (audit_id := audit_id_of(notice["kind"], notice["message_key"])) is not None and audit_id < message.audit_id
+    ]
+    return max(earlier, default=None)
+
+
+def _previous(calendar: Row, row: Row) -> mail.Previous | None:
+    """Where the patient last knew the appointment to be, if not where it is now."""
+    if calendar["was_start_time"] is None or calendar["was_end_time"] is None:
+        return None
+    # A move recorded before the trail named both doctors was to the same doctor.
+    doctor_id = calendar["was_doctor_id"] or row["doctor_id"]
+    if calendar["was_start_time"] == row["start_time"] and doctor_id == row["doctor_id"]:
+        return None  # moved away and back: nothing changed for them
     return mail.Previous(
-        start=calendar["from_start_time"],
-        end=calendar["from_end_time"],
-        # A move recorded before the trail named both doctors was to the same doctor.
-        doctor_name=calendar["from_doctor_name"] or row["doctor_name"],
-        timezone=calendar["from_doctor_timezone"] or row["doctor_timezone"],
+        start=calendar["was_start_time"],
+        end=calendar["was_end_time"],
+        doctor_name=calendar["was_doctor_name"] or row["doctor_name"],
+        timezone=calendar["was_doctor_timezone"] or row["doctor_timezone"],
     )
 
 

@@ -11,7 +11,7 @@ WHERE a.id = :appointment_id
 -- name: lock_message_context
 -- FOR SHARE: a cancel or move of this appointment waits until the message is sent
 -- (or not), so a reminder never goes out for a change that already committed.
-SELECT a.id, a.slot_id, a.start_time, a.end_time, a.status, a.start_time <= now() AS started,
+SELECT a.id, a.slot_id, a.doctor_id, a.start_time, a.end_time, a.status, a.start_time <= now() AS started,
        patient.email AS patient_email, patient.name AS patient_name,
        doctor.name AS doctor_name, profile.timezone AS doctor_timezone
 FROM appointments AS a
@@ -21,26 +21,43 @@ JOIN doctors_profiles AS profile ON profile.user_id = a.doctor_id
 WHERE a.id = :appointment_id
 FOR SHARE OF a
 
+-- name: select_told_notices
+-- The confirmation and move notices this appointment's patient was sent: what they know.
+SELECT message_key, kind
+FROM notifications
+WHERE appointment_id = :appointment_id AND status = 'SENT' AND kind IN ('CONFIRMATION', 'RESCHEDULED')
+
 -- name: select_calendar_context
 -- The .ics SEQUENCE (moves and cancellations up to the change the message is about) and,
--- for a move, the time and doctor it moved from, as its audit row recorded them.
+-- for a move, the time and doctor the patient last heard of: what the newest move notice
+-- they were sent announced (:told_audit_id, its audit row's to_*), or else what they
+-- booked (the first move's from_*). Not simply this move's from_*: a move notice skipped
+-- because the appointment moved again at once named a time the patient never saw.
 SELECT (SELECT count(*)
         FROM audit_appointment
         WHERE appointment_id = :appointment_id
           AND action IN ('RESCHEDULED', 'CANCELLED')
           AND (CAST(:audit_id AS bigint) IS NULL OR id <= :audit_id)) AS changes,
-       moved.from_start_time, moved.from_end_time,
-       from_doctor.name AS from_doctor_name, from_profile.timezone AS from_doctor_timezone
+       CAST(CASE WHEN told.id IS NULL THEN first_move.details->>'from_start_time'
+                 ELSE told.details->>'to_start_time' END AS timestamptz) AS was_start_time,
+       CAST(CASE WHEN told.id IS NULL THEN first_move.details->>'from_end_time'
+                 ELSE told.details->>'to_end_time' END AS timestamptz) AS was_end_time,
+       was_doctor.id AS was_doctor_id, was_doctor.name AS was_doctor_name,
+       was_profile.timezone AS was_doctor_timezone
 FROM (SELECT) AS one
+LEFT JOIN audit_appointment AS told
+       ON told.id = :told_audit_id AND told.appointment_id = :appointment_id AND told.action = 'RESCHEDULED'
 LEFT JOIN LATERAL (
-    SELECT CAST(details->>'from_start_time' AS timestamptz) AS from_start_time,
-           CAST(details->>'from_end_time' AS timestamptz) AS from_end_time,
-           CAST(details->>'from_doctor_id' AS uuid) AS from_doctor_id
+    SELECT details
     FROM audit_appointment
-    WHERE id = :audit_id AND appointment_id = :appointment_id AND action = 'RESCHEDULED'
-) AS moved ON true
-LEFT JOIN users AS from_doctor ON from_doctor.id = moved.from_doctor_id
-LEFT JOIN doctors_profiles AS from_profile ON from_profile.user_id = moved.from_doctor_id
+    WHERE appointment_id = :appointment_id AND action = 'RESCHEDULED'
+    ORDER BY id
+    LIMIT 1
+) AS first_move ON true
+LEFT JOIN users AS was_doctor
+       ON was_doctor.id = CAST(CASE WHEN told.id IS NULL THEN first_move.details->>'from_doctor_id'
+                                    ELSE told.details->>'to_doctor_id' END AS uuid)
+LEFT JOIN doctors_profiles AS was_profile ON was_profile.user_id = was_doctor.id
 
 -- name: insert_notification
 -- A second SENT row for one message_key is refused by notifications_one_sent_per_message;

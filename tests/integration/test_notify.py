@@ -212,6 +212,40 @@ def test_a_move_to_another_doctor_names_the_doctor_and_time_it_left(smtp: Path, 
     assert f"Was:    {mail.when(_old_time(sql, here))}, with {here_doctor.name}" in text  # in Tokyo time
 
 
+def test_a_move_notice_names_the_time_the_patient_last_heard_of(smtp: Path, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor("Europe/Berlin")
+    booked, hop, landed, last = data.slots(doctor, data.in_days(8))[:4]
+    who = data.patient()
+    appointment_id, _ = data.book(who, booked)
+    assert notify.deliver(message(sql, appointment_id, "CONFIRMATION")).result == "sent"
+    data.change(who, appointment_id, slot_id=hop)
+    hop_notice = message(sql, appointment_id, "RESCHEDULED")
+    data.change(who, appointment_id, slot_id=landed)  # at once: the first move's notice is never sent
+    assert notify.deliver(hop_notice).result == "skipped"
+    assert notify.deliver(message(sql, appointment_id, "RESCHEDULED")).result == "sent"
+    [_, moved] = mails(smtp, appointment_id)
+    was_booked = mail.Previous(*_slot_time(sql, booked), doctor_name="", timezone="Europe/Berlin")
+    assert f"Was:    {mail.when(was_booked)}, with {doctor.name}" in moved.get_body(("plain",)).get_content()
+
+    # Once a move notice went out, the next one names the time it announced.
+    data.change(who, appointment_id, slot_id=last)
+    assert notify.deliver(message(sql, appointment_id, "RESCHEDULED")).result == "sent"
+    was_landed = mail.Previous(*_slot_time(sql, landed), doctor_name="", timezone="Europe/Berlin")
+    text = mails(smtp, appointment_id)[-1].get_body(("plain",)).get_content()
+    assert f"Was:    {mail.when(was_landed)}, with {doctor.name}" in text
+
+    # Moved away and straight back: the patient's time has not changed, so no "Was".
+    data.change(who, appointment_id, slot_id=hop)
+    data.change(who, appointment_id, slot_id=last)
+    assert notify.deliver(message(sql, appointment_id, "RESCHEDULED")).result == "sent"
+    assert "Was:" not in mails(smtp, appointment_id)[-1].get_body(("plain",)).get_content()
+
+
+def _slot_time(sql: pg8000.native.Connection, slot_id: object) -> tuple[datetime, datetime]:
+    start, end = sql.run("SELECT start_time, end_time FROM slots WHERE id = :id", id=slot_id)[0]
+    return start, end
+
+
 def test_a_move_to_another_doctors_slot_at_the_same_time_keeps_its_reminder(
     smtp: Path, sql: pg8000.native.Connection
 ) -> None:
