@@ -8,39 +8,51 @@ import signal
 import sys
 import time
 import warnings
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
 
-def _with_database() -> None:
-    """Points DATABASE_URL at the embedded server when nothing else is configured."""
+@contextmanager
+def _with_database() -> Iterator[None]:
+    """Points DATABASE_URL at the embedded server when nothing else is configured; a
+    server this command had to start is stopped again when it is done (one that
+    `make run` started is left running)."""
     if os.environ.get("DATABASE_URL") or os.environ.get("INSTANCE_CONNECTION_NAME"):
+        yield
         return
     from local.paths import STATE
     from local.postgres import EmbeddedPostgres
     from local.stack import Stack
 
     stack = Stack()
-    stack.postgres = EmbeddedPostgres(STATE / "pgdata")
-    stack.postgres.start()
+    postgres = stack.postgres = EmbeddedPostgres(STATE / "pgdata")
+    started_here = not postgres.running()
+    postgres.start()
     os.environ["DATABASE_URL"] = stack.start_database()
+    try:
+        yield
+    finally:
+        if started_here:
+            postgres.stop()
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
     from local.migrate import migrate
 
-    _with_database()
-    applied = migrate()
+    with _with_database():
+        applied = migrate()
     print("applied: " + ", ".join(applied) if applied else "the database is up to date")
 
 
 def cmd_seed(_: argparse.Namespace) -> None:
     from local.seed import seed
 
-    _with_database()
-    print(seed())
+    with _with_database():
+        print(seed())
 
 
 def cmd_token(args: argparse.Namespace) -> None:
@@ -136,8 +148,7 @@ def cmd_resend_failed(args: argparse.Namespace) -> None:
     from shared import outbox
     from shared.db import transaction
 
-    _with_database()
-    with transaction() as tx:
+    with _with_database(), transaction() as tx:
         failed = outbox.failed_messages(tx, args.since)
         for message in failed:
             failed_at, error = f"{message['failed_at']:%Y-%m-%d %H:%M}", message["error"] or ""
@@ -150,11 +161,19 @@ def cmd_resend_failed(args: argparse.Namespace) -> None:
 
 
 def _since(text: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 time with its offset, in years a clinic uses."""
     try:
-        value = datetime.fromisoformat(text)
+        if len(text) == 10:
+            value = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+        else:
+            value = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("give a date (YYYY-MM-DD) or an ISO 8601 time with its offset") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+        value = None
+    if value is None or value.tzinfo is None or not 1900 <= value.year <= 2200:
+        raise argparse.ArgumentTypeError(
+            "give a date (YYYY-MM-DD, read in UTC) or a time with its offset (2026-11-24T08:00+01:00), after 1900"
+        )
+    return value
 
 
 def cmd_events(args: argparse.Namespace) -> None:
@@ -190,7 +209,12 @@ def main(argv: list[str] | None = None) -> None:
     tail.add_argument("--wait", type=float, help="stop after this many seconds without an event")
     tail.set_defaults(func=cmd_events)
     args = parser.parse_args(argv)
-    args.func(args)
+    from shared.errors import DatabaseUnavailable
+
+    try:
+        args.func(args)
+    except DatabaseUnavailable as error:  # a clear line, not a traceback
+        parser.exit(1, f"clinic: the database is unavailable: {error}\n")
 
 
 if __name__ == "__main__":

@@ -80,14 +80,24 @@ WHERE dispatched_at IS NULL
 
 -- name: select_failed_messages
 -- Messages that FAILED for good since :since and have not gone out since, whose task
--- row is still kept (shared/retention.py): what an operator may send again.
-SELECT DISTINCT ON (n.message_key)
-       n.id AS notification_id, n.message_key, n.kind, n.appointment_id, n.error, n.sent_at AS failed_at
-FROM notifications AS n
-JOIN outbox AS o ON o.target = 'TASK' AND o.name = n.message_key
-WHERE n.status = 'FAILED' AND n.sent_at >= :since
-  AND NOT EXISTS (SELECT FROM notifications AS s WHERE s.message_key = n.message_key AND s.status = 'SENT')
-ORDER BY n.message_key, n.id DESC
+-- row is still kept (shared/retention.py): what an operator may send again. A failure
+-- already queued again (requeue_message) is not listed; if that try fails too, its own
+-- FAILED row is.
+SELECT *
+FROM (
+    SELECT DISTINCT ON (n.message_key)
+           n.id AS notification_id, n.message_key, n.kind, n.appointment_id, n.error, n.sent_at AS failed_at
+    FROM notifications AS n
+    JOIN outbox AS o ON o.target = 'TASK' AND o.name = n.message_key
+    WHERE n.status = 'FAILED' AND n.sent_at >= :since
+      AND NOT EXISTS (SELECT FROM notifications AS s WHERE s.message_key = n.message_key AND s.status = 'SENT')
+    ORDER BY n.message_key, n.id DESC
+) AS newest
+WHERE NOT EXISTS (
+    SELECT FROM outbox AS again
+    WHERE again.target = 'TASK' AND again.name = newest.message_key || '-resend-' || newest.notification_id
+)
+ORDER BY failed_at, notification_id
 
 -- name: requeue_message
 -- The same message in a task of a new name (Cloud Tasks refuses a name it saw in the

@@ -35,6 +35,7 @@ from local import cli
 from local.mailsink import read_all
 from local.paths import ROOT
 from shared import mail, notify
+from shared.db import reset_pool
 from shared.notify import TaskMessage
 from tests.emulators import free_port, mail_sink
 from tests.helpers import state_dir
@@ -304,8 +305,8 @@ def test_an_operator_sends_again_what_failed_during_an_outage(
     assert sql.run("SELECT count(*) FROM outbox WHERE name LIKE '%-resend-%'") == [[0]]
     cli.main(["resend-failed", "--since", before.isoformat()])
     assert "2 message(s) queued again" in capsys.readouterr().out
-    cli.main(["resend-failed", "--since", before.isoformat()])  # twice queues nothing more
-    assert "0 message(s) queued again" in capsys.readouterr().out
+    cli.main(["resend-failed", "--since", before.isoformat()])  # what is queued again is not listed again
+    assert capsys.readouterr().out == "0 failed message(s)\n"
 
     # What the sweep would send: the same message under a new task name.
     resent = {
@@ -318,8 +319,39 @@ def test_an_operator_sends_again_what_failed_during_an_outage(
     [mail_] = mails(smtp, appointment_id)
     assert mail_["X-Clinic-Kind"] == "CONFIRMATION"
     assert mails(smtp, stale_id) == []
-    cli.main(["resend-failed", "--since", before.isoformat(), "--dry-run"])  # sent now: nothing left to send
-    assert "1 failed message(s)" in capsys.readouterr().out  # only the stale one, which stays FAILED
+    with data.environment(SMTP_PORT=str(free_port())):  # the resent one fails for good again
+        third = data.patient()
+        third_id, _ = data.book(third, data.slots(doctor, data.in_days(5))[0])
+        sql.run("UPDATE outbox SET dispatched_at = now() WHERE appointment_id = :a", a=third_id)
+        assert notify.deliver(message(sql, third_id, "CONFIRMATION"), retry=7).result == "failed"
+        cli.main(["resend-failed", "--since", before.isoformat()])
+        assert "1 message(s) queued again" in capsys.readouterr().out
+        assert notify.deliver(message(sql, third_id, "CONFIRMATION"), retry=7).result == "failed"
+    cli.main(["resend-failed", "--since", before.isoformat(), "--dry-run"])  # its new failure is listed
+    listed = capsys.readouterr().out
+    assert listed.count("CONFIRMATION") == 1 and str(third_id) in listed and "1 failed message(s)" in listed
+
+
+@pytest.mark.parametrize(
+    "since", ["yesterday", "2026-11-24 08:00", "0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00", "2026-13-01"]
+)
+def test_resend_failed_refuses_a_time_it_cannot_read(since: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["resend-failed", "--since", since, "--dry-run"])
+    assert exited.value.code == 2 and "give a date (YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_resend_failed_without_a_database_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    with data.environment(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/clinic"):
+        reset_pool()
+        try:
+            with pytest.raises(SystemExit) as exited:
+                cli.main(["resend-failed", "--since", "2026-11-24", "--dry-run"])
+        finally:
+            reset_pool()
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("clinic: the database is unavailable") and "Traceback" not in err
 
 
 def test_an_address_no_email_can_carry_is_recorded_as_failed_at_once(smtp: Path, sql: pg8000.native.Connection) -> None:
