@@ -148,24 +148,35 @@ class DoctorList(BaseModel):
     next_page_token: str | None
 
 
-def _end_of_day(value: object) -> object:
-    """ISO 8601's 24:00, the midnight that ends the day, is read as 00:00, which as a
-    window's end means the same (a window cannot end at the midnight that starts it)."""
-    if isinstance(value, str) and value in ("24:00", "24:00:00"):
-        return "00:00"
+_CLOCK_TEXT = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?")
+_END_OF_DAY = re.compile(r"24:00(:00(\.0{1,6})?)?")
+
+
+def _clock_text(value: object) -> object:
+    """A window time is written HH:MM: not a number of seconds, not with an offset (it
+    is the doctor's local time)."""
+    if not isinstance(value, str) or not _CLOCK_TEXT.fullmatch(value):
+        raise ValueError("give a local time in the doctor's zone as HH:MM, without offset")
     return value
+
+
+def _end_clock_text(value: object) -> object:
+    """As _clock_text; and ISO 8601's 24:00, the midnight that ends the day, is read as
+    00:00, which as a window's end means the same (a window cannot end at the midnight
+    that starts it)."""
+    if isinstance(value, str) and _END_OF_DAY.fullmatch(value):
+        return "00:00"
+    return _clock_text(value)
 
 
 class AvailabilityWindow(Strict):
     date: SaneDate
-    start: time
-    end: Annotated[time, BeforeValidator(_end_of_day)]
+    start: Annotated[time, BeforeValidator(_clock_text)]
+    end: Annotated[time, BeforeValidator(_end_clock_text)]
     slot_minutes: int = Field(ge=5, le=480)
 
     @model_validator(mode="after")
     def _ordered(self) -> AvailabilityWindow:
-        if self.start.tzinfo is not None or self.end.tzinfo is not None:
-            raise ValueError("start and end are local times in the doctor's time zone, without offset")
         if any(t.second or t.microsecond for t in (self.start, self.end)):
             raise ValueError("start and end are whole minutes (HH:MM)")
         return self

@@ -28,11 +28,20 @@ def test_a_window_may_end_at_24_00_the_midnight_that_ends_its_day() -> None:
     window = {"date": "2027-03-01", "start": "18:00", "slot_minutes": 30}
     assert AvailabilityWindow.model_validate({**window, "end": "24:00"}).end == time(0)
     assert AvailabilityWindow.model_validate({**window, "end": "24:00:00"}).end == time(0)
-    for wrong in ("24:30", "25:00"):
+    assert AvailabilityWindow.model_validate({**window, "end": "24:00:00.000"}).end == time(0)
+    for wrong in ("24:30", "25:00", "24:00:01", "24:00 "):
         with pytest.raises(ValidationError):
             AvailabilityWindow.model_validate({**window, "end": wrong})
     with pytest.raises(ValidationError):  # a window starts at 00:00, not at the end of its day
         AvailabilityWindow.model_validate({**window, "start": "24:00", "end": "24:00"})
+
+
+@pytest.mark.parametrize("written", [82800, 0, "9", "9:00", "09:00+01:00", "09:00Z", "T09:00", " 09:00", "09h00"])
+def test_a_window_time_is_written_hh_mm_without_offset(written: object) -> None:
+    for field in ("start", "end"):
+        body = {"date": "2027-03-01", "start": "08:00", "end": "10:00", "slot_minutes": 30, field: written}
+        with pytest.raises(ValidationError, match="HH:MM, without offset"):
+            AvailabilityWindow.model_validate(body)
 
 
 @pytest.mark.parametrize("written", ["20270301", "1798761600", "2027-03-01T00:00:00", "2027-03-01T00:00:00Z"])
