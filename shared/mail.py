@@ -6,6 +6,7 @@ entry carries UTC instants, which every calendar shows in the reader's own zone.
 
 from __future__ import annotations
 
+import email.policy
 import html
 import smtplib
 import ssl
@@ -196,9 +197,15 @@ def ics(notice: Notice, organizer: str, stamp: datetime | None = None) -> str:
 # -- the message and its delivery -------------------------------------------------------
 
 
+# Header lines up to RFC 5322's 998 characters are left whole: Python's folding of a long
+# non-ASCII header (a doctor's name) splits it into encoded words and drops the space
+# between two of them, so "Dr. Zoë Ünal" would read "ZoëÜnal".
+_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> EmailMessage:
     now = now or datetime.now(UTC)
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["From"] = settings.mail_from
     try:
         message["To"] = notice.recipient

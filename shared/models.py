@@ -155,6 +155,8 @@ _END_OF_DAY = re.compile(r"24:00(:00(\.0{1,6})?)?")
 def _clock_text(value: object) -> object:
     """A window time is written HH:MM: not a number of seconds, not with an offset (it
     is the doctor's local time)."""
+    if isinstance(value, time) and value.tzinfo is None:  # built in Python, not read from JSON
+        return value
     if not isinstance(value, str) or not _CLOCK_TEXT.fullmatch(value):
         raise ValueError("give a local time in the doctor's zone as HH:MM, without offset")
     return value

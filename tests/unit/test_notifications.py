@@ -89,6 +89,14 @@ def test_a_move_notice_says_where_the_appointment_was() -> None:
     assert plain is not None and "Was:" not in plain.get_content()  # a move without its old time says nothing wrong
 
 
+@pytest.mark.parametrize("doctor", ["Dr. Zoë Ünal", "Dr. " + "Ünal Zoë " * 20 + "Ende"])
+def test_a_subject_with_non_ascii_words_reads_back_as_written(doctor: str) -> None:
+    written = mail.compose(notice(doctor_name=doctor), SETTINGS).as_bytes()
+    read = message_from_bytes(written, policy=policy.default)
+    assert read["Subject"] == mail.subject(notice(doctor_name=doctor))
+    assert all(len(line) <= 998 for line in written.split(b"\n"))
+
+
 def test_a_reminder_has_no_calendar_entry() -> None:
     message = mail.compose(notice("REMINDER"), SETTINGS)
     assert "text/calendar" not in [p.get_content_type() for p in message.walk()]
