@@ -16,11 +16,12 @@ from shared.models import (
     DoctorCreate,
     DoctorList,
     DoctorQuery,
+    PublishedSlots,
     Slot,
     SlotList,
     SlotQuery,
 )
-from shared.timeslots import cut_window
+from shared.timeslots import cut_window, window_bounds
 from shared.users import ensure_user
 
 SQL = queries("doctors")
@@ -65,17 +66,19 @@ def create_doctor(tx: Tx, caller: Caller, body: DoctorCreate) -> Doctor:
     return Doctor(id=doctor_id, name=body.name, specialty=body.specialty, timezone=body.timezone)
 
 
-def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityWindow) -> tuple[list[Slot], int]:
+def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityWindow) -> PublishedSlots:
     """Creates the window's slots; those that exist or overlap existing ones are skipped.
 
-    Returns the created slots and how many were skipped, so re-publishing a window
-    is harmless and fills only what is missing.
+    Says how many were skipped, so re-publishing a window is harmless and fills only
+    what is missing, and how many minutes at the end were too short for a slot.
     """
     if not caller.is_admin() and not (caller.role == "doctor" and caller.id == doctor_id):
         raise Forbidden("only this doctor or an admin publishes this doctor's availability")
     doctor = get_doctor(tx, doctor_id)
     ensure_user(tx, caller)
-    wanted = cut_window(window.date, window.start, window.end, window.slot_minutes, ZoneInfo(doctor.timezone))
+    zone = ZoneInfo(doctor.timezone)
+    wanted = cut_window(window.date, window.start, window.end, window.slot_minutes, zone)
+    unused = window_bounds(window.date, window.start, window.end, zone)[1] - wanted[-1][1]
     now = datetime.now(UTC)
     if wanted[-1][1] <= now:
         raise Unprocessable("the window is in the past")
@@ -91,7 +94,12 @@ def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityW
         starts=[start for start, _ in future],
         ends=[end for _, end in future],
     )
-    return [Slot(**row) for row in rows], len(wanted) - len(rows)
+    return PublishedSlots(
+        items=[Slot(**row) for row in rows],
+        next_page_token=None,
+        skipped=len(wanted) - len(rows),
+        unused_minutes=int(unused.total_seconds() // 60),
+    )
 
 
 def list_free_slots(tx: Tx, doctor_id: UUID, query: SlotQuery) -> SlotList:

@@ -212,9 +212,11 @@ class SlotList(BaseModel):
 
 
 class PublishedSlots(SlotList):
-    """The slots a window created; `skipped` counts those that existed or overlapped."""
+    """The slots a window created; `skipped` counts those that existed, overlapped or had
+    started, `unused_minutes` what was left at the end too short for another slot."""
 
     skipped: int
+    unused_minutes: int
 
 
 # -- patients ---------------------------------------------------------------------------

@@ -18,13 +18,8 @@ def local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
     return instant
 
 
-def cut_window(day: date, start: time, end: time, slot_minutes: int, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
-    """[(start, end)] in UTC. Ambiguous fall-back times take their first occurrence.
-
-    An end at 00:00 is the midnight that ends the day (an evening until midnight). A
-    window never runs past it: an end before the start is refused rather than read as
-    the next morning, which a swapped start and end would turn into a night of slots.
-    """
+def window_bounds(day: date, start: time, end: time, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The window's first and last instant in UTC; an end at 00:00 is the midnight that ends the day."""
     first = local_to_utc(day, start, zone)
     last = local_to_utc(day + timedelta(days=1) if end == time(0) else day, end, zone)
     if last <= first:
@@ -32,6 +27,17 @@ def cut_window(day: date, start: time, end: time, slot_minutes: int, zone: ZoneI
             "the window must end after it starts, on its own day (an end of 00:00 or 24:00 is"
             " midnight); publish a night across midnight as two windows"
         )
+    return first, last
+
+
+def cut_window(day: date, start: time, end: time, slot_minutes: int, zone: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """[(start, end)] in UTC. Ambiguous fall-back times take their first occurrence.
+
+    An end at 00:00 is the midnight that ends the day (an evening until midnight). A
+    window never runs past it: an end before the start is refused rather than read as
+    the next morning, which a swapped start and end would turn into a night of slots.
+    """
+    first, last = window_bounds(day, start, end, zone)
     step = timedelta(minutes=slot_minutes)
     slots = []
     cursor = first

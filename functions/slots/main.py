@@ -4,7 +4,7 @@ import functions_framework
 
 from shared import doctors
 from shared.db import transaction
-from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, PublishedSlots, SlotQuery
+from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, SlotQuery
 from shared.web import ApiRequest, Reply, Router
 
 router = Router("slots")
@@ -41,8 +41,8 @@ def list_slots(req: ApiRequest) -> Reply:
 def publish_slots(req: ApiRequest) -> Reply:
     caller, window = req.caller, req.body(AvailabilityWindow)
     with transaction() as tx:
-        created, skipped = doctors.publish_slots(tx, caller, req.params["doctor_id"], window)
-    return 201, PublishedSlots(items=created, next_page_token=None, skipped=skipped)
+        published = doctors.publish_slots(tx, caller, req.params["doctor_id"], window)
+    return 201, published
 
 
 @functions_framework.http

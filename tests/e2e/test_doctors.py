@@ -85,3 +85,17 @@ def test_an_evening_until_midnight_ends_at_the_midnight_that_ends_its_day(api: A
         f"/doctors/{doctor.id}/slots", {"date": day.isoformat(), "start": "22:00", "end": "02:00", "slot_minutes": 30}
     )
     assert night.status_code == 422 and "two windows" in night.json()["detail"]
+
+
+def test_publishing_says_how_many_minutes_at_the_end_were_too_short_for_a_slot(api: Api) -> None:
+    doctor = api.doctor(timezone="America/New_York")
+    day = (date.today() + timedelta(days=25)).isoformat()
+    made = doctor.post(
+        f"/doctors/{doctor.id}/slots", {"date": day, "start": "09:00", "end": "10:45", "slot_minutes": 30}
+    )
+    assert made.status_code == 201, made.text
+    assert (len(made.json()["items"]), made.json()["unused_minutes"]) == (3, 15)
+    whole = doctor.post(
+        f"/doctors/{doctor.id}/slots", {"date": day, "start": "13:00", "end": "14:00", "slot_minutes": 20}
+    )
+    assert (len(whole.json()["items"]), whole.json()["unused_minutes"]) == (3, 0)

@@ -42,7 +42,7 @@ def slots(owner: Caller, day: date, start: str = "09:00", end: str = "12:00", mi
         date=day, start=time.fromisoformat(start), end=time.fromisoformat(end), slot_minutes=minutes
     )
     with transaction() as tx:
-        created, _ = doctors.publish_slots(tx, owner, owner.id, window)
+        created = doctors.publish_slots(tx, owner, owner.id, window).items
     return [slot.id for slot in created]
 
 
