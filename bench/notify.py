@@ -80,7 +80,7 @@ def _make_slots(count: int, first_day: int) -> list[str]:
                     end=clock(19, 0),
                     slot_minutes=5,
                 )
-                created, _ = doctors.publish_slots(tx, admin, doctor_id, window)
+                created = doctors.publish_slots(tx, admin, doctor_id, window).items
                 slot_ids += [str(s.id) for s in created]
         day += 2
     return slot_ids[:count]
