@@ -36,6 +36,10 @@ def run(names: list[str], extra: list[str]) -> int:
             result = module.main(extra) if takes_args else module.main()
         except KeyboardInterrupt:
             raise
+        except SystemExit as exited:  # argparse's --help, or a usage error (already printed)
+            if exited.code not in (0, None):
+                failed.append(name)
+            continue
         except BaseException:  # one failing benchmark must not hide the others' figures
             traceback.print_exc()
             failed.append(name)
