@@ -21,7 +21,7 @@ from shared.models import (
     SlotList,
     SlotQuery,
 )
-from shared.timeslots import cut_window, window_bounds
+from shared.timeslots import cut_between, window_bounds
 from shared.users import ensure_user
 
 SQL = queries("doctors")
@@ -77,8 +77,9 @@ def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityW
     doctor = get_doctor(tx, doctor_id)
     ensure_user(tx, caller)
     zone = ZoneInfo(doctor.timezone)
-    wanted = cut_window(window.date, window.start, window.end, window.slot_minutes, zone)
-    unused = window_bounds(window.date, window.start, window.end, zone)[1] - wanted[-1][1]
+    first, last = window_bounds(window.date, window.start, window.end, zone)
+    wanted = cut_between(first, last, window.slot_minutes)
+    unused = last - wanted[-1][1]
     now = datetime.now(UTC)
     if wanted[-1][1] <= now:
         raise Unprocessable("the window is in the past")

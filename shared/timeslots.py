@@ -37,7 +37,11 @@ def cut_window(day: date, start: time, end: time, slot_minutes: int, zone: ZoneI
     window never runs past it: an end before the start is refused rather than read as
     the next morning, which a swapped start and end would turn into a night of slots.
     """
-    first, last = window_bounds(day, start, end, zone)
+    return cut_between(*window_bounds(day, start, end, zone), slot_minutes)
+
+
+def cut_between(first: datetime, last: datetime, slot_minutes: int) -> list[tuple[datetime, datetime]]:
+    """[(start, end)] of whole slots from `first`, ending at or before `last`."""
     step = timedelta(minutes=slot_minutes)
     slots = []
     cursor = first
