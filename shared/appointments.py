@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -119,6 +120,26 @@ def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, App
     # As the model, not the stored JSON: the replay is then the first answer byte for byte
     # (jsonb keeps neither the key order nor the spacing).
     return int(stored["status_code"]), Appointment.model_validate(stored["response"])
+
+
+def once(
+    tx: Tx,
+    caller: Caller,
+    key: str | None,
+    body: AppointmentCreate | AppointmentChange,
+    appointment_id: UUID | None,
+    status: int,
+    change: Callable[[], tuple[Appointment, list[int]]],
+) -> tuple[int, Appointment, list[int]]:
+    """Runs `change` (a booking, or a change to `appointment_id`) once per Idempotency-Key:
+    a retry with the key gets the first answer and no outbox rows to dispatch. Returns
+    the status, the appointment and the outbox ids."""
+    if key and (stored := replay(tx, caller, key, request_fingerprint(body, appointment_id))):
+        return stored[0], stored[1], []
+    appointment, outbox_ids = change()
+    if key:
+        remember(tx, caller, key, status, appointment.model_dump(mode="json"))
+    return status, appointment, outbox_ids
 
 
 def remember(tx: Tx, caller: Caller, key: str, status: int, response: dict[str, Any]) -> None:

@@ -23,13 +23,11 @@ def book_appointment(req: ApiRequest) -> Reply:
     caller, body = req.caller, req.body(AppointmentCreate)
     key = appointments.idempotency_key(req.header("Idempotency-Key"))
     with transaction() as tx:
-        if key and (stored := appointments.replay(tx, caller, key, appointments.request_fingerprint(body))):
-            return stored
-        appointment, outbox_ids = appointments.book(tx, caller, body)
-        if key:
-            appointments.remember(tx, caller, key, 201, appointment.model_dump(mode="json"))
+        status, appointment, outbox_ids = appointments.once(
+            tx, caller, key, body, None, 201, lambda: appointments.book(tx, caller, body)
+        )
     dispatch.after_commit(outbox_ids)
-    return 201, appointment
+    return status, appointment
 
 
 @router.route("GET", "/appointments")

@@ -17,14 +17,11 @@ def change_appointment(req: ApiRequest) -> Reply:
     # key it gets the first answer, not a 409 about its own change.
     key = appointments.idempotency_key(req.header("Idempotency-Key"))
     with transaction() as tx:
-        fingerprint = appointments.request_fingerprint(body, appointment_id)
-        if key and (stored := appointments.replay(tx, caller, key, fingerprint)):
-            return stored
-        appointment, outbox_ids = appointments.change(tx, caller, appointment_id, body)
-        if key:
-            appointments.remember(tx, caller, key, 200, appointment.model_dump(mode="json"))
+        status, appointment, outbox_ids = appointments.once(
+            tx, caller, key, body, appointment_id, 200, lambda: appointments.change(tx, caller, appointment_id, body)
+        )
     dispatch.after_commit(outbox_ids)
-    return 200, appointment
+    return status, appointment
 
 
 @functions_framework.http
