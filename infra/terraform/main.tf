@@ -201,6 +201,8 @@ module "edge" {
   rate_limit_requests_per_minute = var.rate_limit_requests_per_minute
   rate_limit_ban_seconds         = var.rate_limit_ban_seconds
   edge_token                     = random_password.edge_token.result
+  problem_error_responses        = var.problem_error_responses
+  problems_location              = var.region
 
   depends_on = [google_project_service.enabled]
 }

@@ -100,6 +100,12 @@ variable "rate_limit_ban_seconds" {
   }
 }
 
+variable "problem_error_responses" {
+  type        = bool
+  description = "Have the load balancer answer API Gateway's and Cloud Armor's own 401, 429, 500, 502 and 504 with problem+json bodies (and a CORS header) from a small public bucket. Needs load_balancing_scheme EXTERNAL_MANAGED; turn off where an organization policy forbids public buckets."
+  default     = true
+}
+
 # ---------------------------------------------------------------------------
 # Identity provider (API Gateway's JWT check)
 # ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ wiring between modules and its contract with the code are checked on the tree.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -220,10 +221,19 @@ def test_references_point_at_declared_things(module: str | None) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_no_public_principal_anywhere() -> None:
+def test_no_public_principal_anywhere_but_on_the_error_bodies() -> None:
+    # The one exception: the load balancer reads its backend bucket of static problem+json
+    # bodies anonymously (see test_the_load_balancer_answers_its_own_errors_as_problems).
+    public = resources(module_dir("edge"), "google_storage_bucket_iam_member")["problems_public"]
+    assert public["member"] == "allUsers" and public["role"] == "roles/storage.objectViewer"
+    assert public["bucket"] == "${google_storage_bucket.problems[0].name}"
     for path in all_tf_files():
         for text in strings(parse(path)):
+            if text == "allUsers" and path == module_dir("edge") / "main.tf":
+                continue
             assert "allUsers" not in text and "allAuthenticatedUsers" not in text, path
+    edge_text = (module_dir("edge") / "main.tf").read_text()
+    assert edge_text.count("allUsers") == 1
 
 
 def test_every_function_has_its_own_service_account() -> None:
@@ -374,7 +384,8 @@ def test_no_bucket_or_database_can_be_destroyed_with_its_data() -> None:
     for module in MODULES:
         for name, bucket in resources(module_dir(module), "google_storage_bucket").items():
             assert bucket.get("force_destroy") in (None, False), name
-            assert bucket["public_access_prevention"] == "enforced", name
+            public = (module, name) == ("edge", "problems")  # static error bodies, read anonymously
+            assert bucket["public_access_prevention"] == ("inherited" if public else "enforced"), name
             assert bucket["uniform_bucket_level_access"] is True, name
 
 
@@ -460,6 +471,50 @@ def test_load_balancer_terminates_https_and_redirects_http() -> None:
     assert redirect["https_redirect"] is True
     ports = {r["port_range"] for r in resources(edge, "google_compute_global_forwarding_rule").values()}
     assert ports == {"443", "80"}
+
+
+def test_the_load_balancer_answers_its_own_errors_as_problems() -> None:
+    edge = module_dir("edge")
+    files = sorted((edge / "problems").glob("*.json"))
+    codes = {int(f.stem) for f in files}
+    assert codes == {401, 429, 500, 502, 504}
+    for path in files:
+        body = json.loads(path.read_text())
+        assert set(body) == {"type", "title", "status", "detail"}, path
+        assert body["status"] == int(path.stem) and body["type"].startswith("/problems/"), path
+
+    # Replacing a body must hide nothing our functions say: they answer none of these
+    # codes except 401 (a token without 'sub' or 'email', which the generic body names)
+    # and 500 (a generic body too). 503 keeps their Retry-After.
+    from shared import errors
+
+    ours = {cls.status for cls in vars(errors).values() if isinstance(cls, type) and issubclass(cls, errors.DomainError)}
+    assert codes & ours == {401}
+    assert 503 in ours and 503 not in codes
+
+    url_map = resources(edge, "google_compute_url_map")["https"]
+    policy = one(url_map["dynamic"])["default_custom_error_response_policy"]
+    assert policy["for_each"] == "${google_compute_backend_bucket.problems}"
+    content = one(policy["content"])
+    assert content["error_service"] == "${default_custom_error_response_policy.value.id}"
+    rule = one(content["dynamic"])["error_response_rule"]
+    assert rule["for_each"] == "${local.problem_codes}"
+    rule = one(rule["content"])
+    assert rule["match_response_codes"] == ["${error_response_rule.value}"]
+    assert rule["override_response_code"] == "${tonumber(error_response_rule.value)}"
+    assert rule["path"] == "/${local.problem_prefix}${error_response_rule.value}.json"
+
+    names = locals_(edge)
+    assert 'fileset("${path.module}/problems", "*.json")' in names["problem_files"]
+    assert 'var.load_balancing_scheme == "EXTERNAL_MANAGED"' in names["problem_files"]
+    objects = resources(edge, "google_storage_bucket_object")["problem"]
+    assert objects["name"] == "${local.problem_prefix}${each.value}"
+    assert objects["content_type"] == "application/problem+json"
+    backend = resources(edge, "google_compute_backend_bucket")["problems"]
+    assert backend["bucket_name"] == "${google_storage_bucket.problems[0].name}"
+    assert backend["custom_response_headers"] == ["Access-Control-Allow-Origin: *"]
+    assert module_calls()["edge"]["problem_error_responses"] == "${var.problem_error_responses}"
+    assert variables(TF)["problem_error_responses"]["default"] is True
 
 
 # ---------------------------------------------------------------------------

@@ -240,6 +240,86 @@ resource "google_compute_url_map" "https" {
   name            = "${var.name_prefix}-https"
   project         = var.project_id
   default_service = google_compute_backend_service.gateway.id
+
+  dynamic "default_custom_error_response_policy" {
+    for_each = google_compute_backend_bucket.problems
+    content {
+      error_service = default_custom_error_response_policy.value.id
+
+      dynamic "error_response_rule" {
+        for_each = local.problem_codes
+        content {
+          match_response_codes   = [error_response_rule.value]
+          path                   = "/${local.problem_prefix}${error_response_rule.value}.json"
+          override_response_code = tonumber(error_response_rule.value)
+        }
+      }
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Errors answered before our code runs
+# API Gateway answers a missing or expired JWT (401) and its own failures (500,
+# 502, 504), Cloud Armor its rate limit (429), each in its own format and with no
+# CORS headers, so a browser app would see a network error. The load balancer
+# replaces those bodies with the problem+json documents in problems/, served
+# from a backend bucket that adds a CORS header. Only codes whose answers from
+# slots, book and cancel say nothing more specific are replaced: their 400, 403,
+# 404, 409, 413, 415, 422 and 503 (with Retry-After) pass through untouched. Their
+# own 401 (a token without 'sub' or 'email') becomes the generic 401, which names
+# both claims. Global external Application Load Balancers only (EXTERNAL_MANAGED).
+# ---------------------------------------------------------------------------
+
+locals {
+  problem_prefix = "problems/"
+  problem_files  = var.problem_error_responses && var.load_balancing_scheme == "EXTERNAL_MANAGED" ? fileset("${path.module}/problems", "*.json") : toset([])
+  problem_codes  = sort([for f in local.problem_files : trimsuffix(f, ".json")])
+}
+
+resource "google_storage_bucket" "problems" {
+  # checkov:skip=CKV_GCP_62:Holds five static error bodies that anyone may read; an access log of them records nothing worth keeping.
+  # checkov:skip=CKV_GCP_78:Terraform writes every object from the repository; a lost version is restored by the next apply.
+  # checkov:skip=CKV_GCP_114:A backend bucket is read anonymously by the load balancer, so this bucket cannot enforce public access prevention; it holds only the static error bodies below.
+  count = length(local.problem_files) > 0 ? 1 : 0
+
+  name     = "${var.project_id}-${var.name_prefix}-problems"
+  project  = var.project_id
+  location = var.problems_location
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "inherited"
+}
+
+resource "google_storage_bucket_iam_member" "problems_public" {
+  # checkov:skip=CKV_GCP_28:Public on purpose: the load balancer reads a backend bucket anonymously. The bucket holds only the static problem+json bodies in problems/.
+  count = length(google_storage_bucket.problems)
+
+  bucket = google_storage_bucket.problems[0].name
+  role   = "roles/storage.objectViewer"
+  member = "allUsers"
+}
+
+resource "google_storage_bucket_object" "problem" {
+  for_each = local.problem_files
+
+  bucket        = google_storage_bucket.problems[0].name
+  name          = "${local.problem_prefix}${each.value}"
+  source        = "${path.module}/problems/${each.value}"
+  content_type  = "application/problem+json"
+  cache_control = "no-store"
+}
+
+resource "google_compute_backend_bucket" "problems" {
+  count = length(google_storage_bucket.problems)
+
+  name        = "${var.name_prefix}-problems"
+  project     = var.project_id
+  bucket_name = google_storage_bucket.problems[0].name
+  enable_cdn  = false
+
+  # Any origin may read these: a static error body says nothing about anyone.
+  custom_response_headers = ["Access-Control-Allow-Origin: *"]
 }
 
 resource "google_compute_target_https_proxy" "api" {

@@ -17,3 +17,8 @@ output "backend_service" {
   description = "Name of the backend service (its request logs are in Cloud Logging)."
   value       = google_compute_backend_service.gateway.name
 }
+
+output "problem_codes" {
+  description = "Status codes the load balancer answers with its own problem+json body (empty when turned off or on the classic load balancer)."
+  value       = local.problem_codes
+}

@@ -73,3 +73,14 @@ variable "edge_token" {
   description = "Value of the X-Clinic-Edge header the load balancer adds to every request; the API functions refuse requests without it."
   sensitive   = true
 }
+
+variable "problem_error_responses" {
+  type        = bool
+  description = "Serve the load balancer's, API Gateway's and Cloud Armor's own 401, 429, 500, 502 and 504 as problem+json from a public bucket (EXTERNAL_MANAGED only). Turn off where an organization policy forbids public buckets."
+  default     = true
+}
+
+variable "problems_location" {
+  type        = string
+  description = "Location of the bucket holding those problem+json bodies."
+}
