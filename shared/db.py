@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlparse
 
-from shared.errors import Busy, DatabaseUnavailable
+from shared.errors import Busy, DatabaseUnavailable, Deadlock
 from shared.settings import Settings, get_settings
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 class Connection(Protocol):
@@ -80,9 +81,12 @@ class QueryError(Exception):
 _INTEGRITY_STATES = {"23505", "23P01", "23503", "23514", "23502"}
 # Connection lost, server shutting down or starting up, too many connections.
 _UNAVAILABLE_PREFIXES = ("08", "57P", "53")
-# lock_timeout, statement_timeout, a deadlock or serialization failure: the transaction
-# is rolled back whole, so trying again later is safe.
-_BUSY_STATES = {"55P03", "57014", "40P01", "40001"}
+# lock_timeout, statement_timeout: the transaction is rolled back whole, so trying
+# again later is safe.
+_BUSY_STATES = {"55P03", "57014"}
+# A deadlock broken or a serialization failure: rolled back whole too, and worth
+# running again at once (in_transaction does).
+_DEADLOCK_STATES = {"40P01", "40001"}
 
 
 def _translate(error: Exception) -> Exception:
@@ -98,6 +102,8 @@ def _translate(error: Exception) -> Exception:
             return DatabaseUnavailable(message)
         if state in _BUSY_STATES:
             return Busy(message)
+        if state in _DEADLOCK_STATES:
+            return Deadlock(message)
         return QueryError(state, message)
     if isinstance(error, pg8000.exceptions.InterfaceError | OSError):
         return DatabaseUnavailable(str(error))
@@ -586,6 +592,30 @@ def reset_pool() -> None:
         if _pool is not None:
             _pool.close()
         _pool = None
+
+
+# A transaction that deadlocked this many times in a row is answered 503.
+DEADLOCK_ATTEMPTS = 3
+
+
+def in_transaction(work: Callable[[Tx], T]) -> T:
+    """Runs `work` in a transaction, and runs it again if the database broke a deadlock
+    by rolling it back.
+
+    Concurrent writes checked by one exclusion constraint can deadlock each other:
+    two bookings of one patient at the same time by different doctors each wait for
+    the other's uncommitted row. PostgreSQL rolls one back; run again, it meets the
+    other's committed row, and the caller gets the 409 the rule means, not a 503.
+    """
+    attempt = 1
+    while True:
+        try:
+            with transaction() as tx:
+                return work(tx)
+        except Deadlock:
+            if attempt == DEADLOCK_ATTEMPTS:
+                raise
+            attempt += 1
 
 
 @contextmanager

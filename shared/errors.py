@@ -95,3 +95,9 @@ class Busy(DomainError):
     @property
     def public_detail(self) -> str:
         return "this record is busy; try again shortly"
+
+
+class Deadlock(Busy):
+    """The database broke a deadlock (or a serialization failure) by rolling this
+    transaction back whole. Running it again is safe, and usually succeeds at once:
+    shared.db.in_transaction does so before this reaches a caller."""

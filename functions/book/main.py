@@ -3,7 +3,7 @@
 import functions_framework
 
 from shared import appointments, dispatch, patients
-from shared.db import transaction
+from shared.db import in_transaction, transaction
 from shared.models import AppointmentCreate, AppointmentQuery, PatientCreate
 from shared.web import ApiRequest, Reply, Router
 
@@ -22,10 +22,9 @@ def register_patient(req: ApiRequest) -> Reply:
 def book_appointment(req: ApiRequest) -> Reply:
     caller, body = req.caller, req.body(AppointmentCreate)
     key = appointments.idempotency_key(req.header("Idempotency-Key"))
-    with transaction() as tx:
-        status, appointment, outbox_ids = appointments.once(
-            tx, caller, key, body, None, 201, lambda: appointments.book(tx, caller, body)
-        )
+    status, appointment, outbox_ids = in_transaction(
+        lambda tx: appointments.once(tx, caller, key, body, None, 201, lambda: appointments.book(tx, caller, body))
+    )
     dispatch.after_commit(outbox_ids)
     return status, appointment
 

@@ -3,7 +3,7 @@
 import functions_framework
 
 from shared import appointments, dispatch
-from shared.db import transaction
+from shared.db import in_transaction
 from shared.models import AppointmentChange
 from shared.web import ApiRequest, Reply, Router
 
@@ -16,10 +16,11 @@ def change_appointment(req: ApiRequest) -> Reply:
     # A phone that lost the answer to a cancel or a move sends it again: with the same
     # key it gets the first answer, not a 409 about its own change.
     key = appointments.idempotency_key(req.header("Idempotency-Key"))
-    with transaction() as tx:
-        status, appointment, outbox_ids = appointments.once(
+    status, appointment, outbox_ids = in_transaction(
+        lambda tx: appointments.once(
             tx, caller, key, body, appointment_id, 200, lambda: appointments.change(tx, caller, appointment_id, body)
         )
+    )
     dispatch.after_commit(outbox_ids)
     return status, appointment
 

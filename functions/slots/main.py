@@ -3,7 +3,7 @@
 import functions_framework
 
 from shared import doctors
-from shared.db import transaction
+from shared.db import in_transaction, transaction
 from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, SlotQuery
 from shared.web import ApiRequest, Reply, Router
 
@@ -40,8 +40,8 @@ def list_slots(req: ApiRequest) -> Reply:
 @router.route("POST", "/doctors/{doctor_id}/slots")
 def publish_slots(req: ApiRequest) -> Reply:
     caller, window = req.caller, req.body(AvailabilityWindow)
-    with transaction() as tx:
-        published = doctors.publish_slots(tx, caller, req.params["doctor_id"], window)
+    # Overlapping windows published at once may deadlock on the slots' exclusion constraint.
+    published = in_transaction(lambda tx: doctors.publish_slots(tx, caller, req.params["doctor_id"], window))
     return 201, published
 
 

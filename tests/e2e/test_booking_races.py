@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from local.stack import Stack
-from tests.e2e.booking_support import assert_problem, book, database, free_slot_ids
+from tests.e2e.booking_support import assert_problem, book, database, free_slot_ids, register
 from tests.e2e.client import Api, Caller
 
 
@@ -226,3 +226,40 @@ def test_20_retries_of_a_move_with_one_idempotency_key(api: Api, stack: Stack) -
     assert_problem(patient.post("/appointments", {"slot_id": slots[3]}, headers={"Idempotency-Key": cancel_key}), 422)
     audit = patient.get(f"{path}/audit").json()["items"]
     assert [entry["action"] for entry in audit] == ["BOOKED", "RESCHEDULED", "CANCELLED"]
+
+
+def test_one_patient_books_eight_doctors_at_the_same_time_at_once(api: Api, stack: Stack) -> None:
+    """Eight bookings of one patient at one time, with eight doctors, all in flight at
+    once: one 201 and seven 409s every time, never a 503. (Their exclusion-constraint
+    checks can deadlock each other under load; the victim runs again and gets its 409:
+    tests/integration/test_deadlocks.py builds that cycle every time.)"""
+    day = date.today() + timedelta(days=11)
+    doctors = [api.doctor(timezone="UTC") for _ in range(8)]
+    slots = [[s["id"] for s in api.publish(d, day, "06:00", "12:00", 30)] for d in doctors]
+    assert all(len(column) == 12 for column in slots)
+    outcomes: Counter[int] = Counter()
+    for k in range(12):
+        patient = api.patient()
+        if k % 2:
+            register(patient)  # half of them known before, half made by their first booking
+        clients = [fresh_session(api.caller("patient", patient.id)) for _ in doctors]
+        responses = race(
+            [
+                (lambda c=c, s=column[k]: c.post("/appointments", {"slot_id": s}))
+                for c, column in zip(clients, slots, strict=True)
+            ]
+        )
+        no_server_errors(responses)
+        outcomes.update(r.status_code for r in responses)
+        assert sorted(r.status_code for r in responses) == [201] + [409] * 7, [r.text for r in responses]
+        for response in responses:
+            if response.status_code == 409:
+                assert assert_problem(response, 409)["type"] == "/problems/overlapping-appointment"
+        with database(stack.database_url or "") as conn:
+            assert conn.run("SELECT count(*) FROM appointments WHERE patient_id = :p", p=patient.id) == [[1]]
+            assert conn.run(
+                """SELECT count(*) FROM audit_appointment AS a JOIN appointments AS p
+                   ON p.id = a.appointment_id WHERE p.patient_id = :p""",
+                p=patient.id,
+            ) == [[1]]
+    assert outcomes == {201: 12, 409: 84}

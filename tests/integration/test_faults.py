@@ -15,7 +15,7 @@ import pytest
 
 from shared import appointments
 from shared.auth import Caller
-from shared.db import IntegrityViolation, QueryError, get_pool, transaction
+from shared.db import IntegrityViolation, QueryError, get_pool, in_transaction, transaction
 from shared.errors import Busy, DatabaseUnavailable
 from shared.models import AppointmentChange, AppointmentCreate
 
@@ -73,12 +73,11 @@ def world(sql: Conn) -> World:
 def book_like_the_function(world: World, key: str | None = "retry-1") -> None:
     """functions/book/main.py's POST /appointments, without HTTP."""
     body = AppointmentCreate(slot_id=world.slots[0], reason="checkup")
-    with transaction() as tx:
-        if key:
-            assert appointments.replay(tx, world.patient, key, appointments.request_fingerprint(body)) is None
-        appointment, _ = appointments.book(tx, world.patient, body)
-        if key:
-            appointments.remember(tx, world.patient, key, 201, appointment.model_dump(mode="json"))
+    in_transaction(
+        lambda tx: appointments.once(
+            tx, world.patient, key, body, None, 201, lambda: appointments.book(tx, world.patient, body)
+        )
+    )
 
 
 @pytest.mark.parametrize(
