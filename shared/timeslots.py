@@ -18,10 +18,20 @@ def local_to_utc(day: date, clock: time, zone: ZoneInfo) -> datetime:
     return instant
 
 
+def start_of_day(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant `day` begins in `zone`: its midnight, or where a spring-forward
+    skips midnight (Havana, Santiago), the moment of the jump, when the day begins at
+    01:00. Read with fold=0, a skipped 00:00 takes the offset from before the jump,
+    which is exactly that moment."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
 def window_bounds(day: date, start: time, end: time, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The window's first and last instant in UTC; an end at 00:00 is the midnight that ends the day."""
-    first = local_to_utc(day, start, zone)
-    last = local_to_utc(day + timedelta(days=1) if end == time(0) else day, end, zone)
+    """The window's first and last instant in UTC. A start at 00:00 is the beginning of
+    the day and an end at 00:00 the midnight that ends it, even where the clock skips
+    that midnight; any other time the clock skips is 422."""
+    first = start_of_day(day, zone) if start == time(0) else local_to_utc(day, start, zone)
+    last = start_of_day(day + timedelta(days=1), zone) if end == time(0) else local_to_utc(day, end, zone)
     if last <= first:
         raise Unprocessable(
             "the window must end after it starts, on its own day (an end of 00:00 or 24:00 is"

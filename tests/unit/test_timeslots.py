@@ -129,10 +129,26 @@ def test_an_end_at_midnight_is_the_midnight_that_ends_the_day() -> None:
     assert_contiguous(whole, 60)
 
 
-def test_a_midnight_that_does_not_exist_is_refused() -> None:
-    # Havana springs forward at midnight: 2027-03-14 00:00 never happens there.
+@pytest.mark.parametrize(
+    ("zone", "eve", "jump"),
+    [
+        # Clocks go from 00:00 straight to 01:00: that midnight never shows on a clock,
+        # but the day still ends (and the next begins) at the moment of the jump.
+        ("America/Havana", date(2027, 3, 13), utc(2027, 3, 14, 5)),  # -05:00 to -04:00
+        ("America/Santiago", date(2027, 9, 4), utc(2027, 9, 5, 4)),  # -04:00 to -03:00
+    ],
+)
+def test_a_midnight_the_clock_skips_still_ends_and_begins_a_day(zone: str, eve: date, jump: datetime) -> None:
+    tz = ZoneInfo(zone)
+    evening = cut_window(eve, time(20), time(0), 60, tz)
+    assert len(evening) == 4 and evening[-1][1] == jump
+    assert_contiguous(evening, 60)
+    # The next day's 00:00 is its beginning, the same instant: 00:00-03:00 is two hours.
+    morning = cut_window(eve + timedelta(days=1), time(0), time(3), 60, tz)
+    assert starts(morning) == [jump, jump + timedelta(hours=1)]
+    # Any other time the clock skips is still refused, and so is the skipped 00:30.
     with pytest.raises(Unprocessable, match="does not exist"):
-        cut_window(date(2027, 3, 13), time(20), time(0), 30, ZoneInfo("America/Havana"))
+        cut_window(eve + timedelta(days=1), time(0, 30), time(3), 30, tz)
 
 
 @pytest.mark.parametrize(
