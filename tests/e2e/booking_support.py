@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pg8000.native
 import requests
+import yaml
 
 from local.postgres import connect_native
 from tests.e2e.client import Api, Caller
@@ -17,9 +22,41 @@ from tests.e2e.client import Api, Caller
 PROBLEM = "application/problem+json"
 
 
+OPENAPI = Path(__file__).resolve().parents[2] / "infra" / "terraform" / "openapi.yaml"
+# A URI or headers too long for the gateway: its own limits, for any request, before any
+# operation is chosen (README, "The API"); openapi.yaml describes operations.
+GATEWAY_LIMITS = frozenset({414, 431})
+
+
+@cache
+def _operations() -> list[tuple[str, re.Pattern[str], frozenset[int]]]:
+    """(method, path pattern, documented statuses) of every operation in openapi.yaml."""
+    spec = yaml.safe_load(OPENAPI.read_text())
+    found = []
+    for template, operations in spec["paths"].items():
+        pattern = re.compile("^" + re.sub(r"\{[^}/]+\}", "[^/]+", template) + "/?$")
+        for method, operation in operations.items():
+            if isinstance(operation, dict) and "responses" in operation:
+                found.append((method.upper(), pattern, frozenset(int(code) for code in operation["responses"])))
+    return found
+
+
+def documented_statuses(method: str, path: str) -> frozenset[int] | None:
+    """What openapi.yaml says this request may answer; None for a request it does not describe."""
+    for op_method, pattern, statuses in _operations():
+        if op_method == method and pattern.match(path):
+            return statuses
+    return None
+
+
 def assert_problem(response: requests.Response, status: int) -> dict[str, Any]:
-    """An RFC 9457 problem with this status; returns its body."""
+    """An RFC 9457 problem with this status, which openapi.yaml lists for the operation
+    (when the request is one it describes); returns its body."""
     assert response.status_code == status, (response.status_code, response.text[:500])
+    method, path = response.request.method or "", urlsplit(response.request.url or "").path
+    documented = documented_statuses(method, path)
+    if documented is not None and status not in GATEWAY_LIMITS:
+        assert status in documented, f"{method} {path} answered {status}: not in openapi.yaml"
     assert response.headers["Content-Type"].split(";")[0] == PROBLEM, response.headers
     body: dict[str, Any] = response.json()
     assert {"type", "title", "status", "detail"} <= set(body), body
