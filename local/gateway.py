@@ -359,10 +359,39 @@ def _check_header_limits(lines: list[bytes]) -> None:
         raise Problem(431, "Request header fields too large", f"a header line is over {MAX_HEADER_LINE} bytes")
 
 
+_LENGTH = re.compile(r"[0-9]{1,18}")
+
+
+def body_framing(headers: Headers) -> tuple[bool, int]:
+    """(chunked, Content-Length) of a request; a message whose length is in doubt is 400.
+
+    Two servers that read an ambiguous length differently split the stream into
+    different requests (request smuggling), so the gateway refuses, as RFC 9112 6.3
+    asks: Content-Length given with Transfer-Encoding, Content-Length values that
+    disagree, or one that is not plain digits (Python's int() would take "+5" or "1_0").
+    """
+    encodings = [v.strip().lower() for k, v in headers if k.lower() == "transfer-encoding"]
+    lengths = {v.strip() for k, v in headers if k.lower() == "content-length"}
+    if encodings and lengths:
+        raise BadMessage("Content-Length and Transfer-Encoding together")
+    if encodings:
+        if ",".join(encodings).replace(" ", "") != "chunked":
+            raise BadMessage("the only Transfer-Encoding taken is chunked")
+        return True, 0
+    if len(lengths) > 1:
+        raise BadMessage("Content-Length headers that disagree")
+    if not lengths:
+        return False, 0
+    (text,) = lengths
+    if not _LENGTH.fullmatch(text):
+        raise Problem(400, "Bad request", "invalid Content-Length")
+    return False, int(text)
+
+
 async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) -> bytes:
     """The body a Content-Length or chunked encoding delimits; none without either."""
-    lowered = {k.lower(): v for k, v in headers}
-    if "chunked" in lowered.get("transfer-encoding", "").lower():
+    chunked, length = body_framing(headers)
+    if chunked:
         chunks = bytearray()
         while True:
             size_line = await reader.readuntil(b"\r\n")
@@ -378,17 +407,9 @@ async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) 
                 raise Problem(413, "Payload too large", "the body is larger than 32 MiB")
             chunks += await reader.readexactly(size)
             await reader.readexactly(2)
-    if "content-length" in lowered:
-        try:
-            length = int(lowered["content-length"])
-        except ValueError as error:
-            raise Problem(400, "Bad request", "invalid Content-Length") from error
-        if length < 0:
-            raise Problem(400, "Bad request", "invalid Content-Length")
-        if length > limit:
-            raise Problem(413, "Payload too large", "the request body is larger than 32 MiB")
-        return await reader.readexactly(length) if length else b""
-    return b""
+    if length > limit:
+        raise Problem(413, "Payload too large", "the request body is larger than 32 MiB")
+    return await reader.readexactly(length) if length else b""
 
 
 def encode_reply(reply: Reply, keep_alive: bool, head: bool = False) -> bytes:

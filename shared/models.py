@@ -18,7 +18,6 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
-    field_validator,
     model_validator,
 )
 
@@ -97,7 +96,11 @@ def _date_or_timestamp_text(value: object) -> object:
     if isinstance(value, date):
         return value
     if not isinstance(value, str) or not (_DATE_TEXT.fullmatch(value) or _TIMESTAMP_TEXT.fullmatch(value)):
-        raise ValueError("give a date (YYYY-MM-DD) or an RFC 3339 timestamp with its offset")
+        hint = ""
+        if isinstance(value, str) and _TIMESTAMP_TEXT.fullmatch(value.replace(" ", "+")):
+            # A query string's unencoded "+" arrives as a space.
+            hint = " (a '+' in a URL's query reads as a space: write it %2B)"
+        raise ValueError("give a date (YYYY-MM-DD) or an RFC 3339 timestamp with its offset" + hint)
     return value
 
 
@@ -105,6 +108,15 @@ SaneDate = Annotated[date, BeforeValidator(_date_text), AfterValidator(_sane_dat
 Instant = Annotated[AwareDatetime | date, BeforeValidator(_date_or_timestamp_text), AfterValidator(_sane_instant)]
 
 TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone)]
+
+
+def _not_nil(value: UUID) -> UUID:
+    if value.int == 0:
+        raise ValueError("the nil uuid is nobody's id")
+    return value
+
+
+UserId = Annotated[UUID, AfterValidator(_not_nil)]
 
 
 class Strict(BaseModel):
@@ -122,18 +134,11 @@ class DoctorQuery(Strict):
 
 
 class DoctorCreate(Strict):
-    id: UUID | None = Field(default=None, description="The doctor's identity-provider subject; generated if absent")
+    id: UserId | None = Field(default=None, description="The doctor's identity-provider subject; generated if absent")
     email: EmailStr
     name: Name
     specialty: ShortText
     timezone: TimeZoneName
-
-    @field_validator("id")
-    @classmethod
-    def _not_nil(cls, value: UUID | None) -> UUID | None:
-        if value is not None and value.int == 0:
-            raise ValueError("the nil uuid is nobody's id")
-        return value
 
 
 class Doctor(BaseModel):
@@ -223,7 +228,7 @@ class PublishedSlots(SlotList):
 
 
 class PatientCreate(Strict):
-    user_id: UUID | None = Field(default=None, description="Admin only: register another user")
+    user_id: UserId | None = Field(default=None, description="Admin only: register another user")
     email: EmailStr | None = Field(default=None, description="Admin only, with user_id")
     name: Name | None = Field(default=None, description="Admin only, with user_id")
     phone: Phone | None = None
@@ -250,7 +255,7 @@ class Patient(BaseModel):
 class AppointmentCreate(Strict):
     slot_id: UUID
     reason: Reason | None = None
-    patient_id: UUID | None = Field(default=None, description="Admin only: book for this patient")
+    patient_id: UserId | None = Field(default=None, description="Admin only: book for this patient")
 
 
 class AppointmentChange(Strict):

@@ -34,9 +34,12 @@ def decode(token: str | None, fields: dict[str, Callable[[str], Any]]) -> dict[s
 
 
 def _storable(value: object) -> str:
-    # A forged token must not carry text PostgreSQL refuses (NUL) or cannot encode
-    # (a lone surrogate): that would be a database error, not a 400.
-    text = str(value)
+    # Every field of a token this API issues is a string: a forged null or number is
+    # refused, not read as the text "None". Nor may it carry text PostgreSQL refuses
+    # (NUL) or cannot encode (a lone surrogate): that would be a database error, not a 400.
+    if not isinstance(value, str):
+        raise TypeError("a page token field that is not a string")
+    text = value
     text.encode("utf-8")
     if "\x00" in text:
         raise ValueError("NUL in a page token")

@@ -414,6 +414,22 @@ CASES = [
         role="admin",
         body=doctor_body(id="00000000-0000-0000-0000-000000000000"),
     ),
+    Case(
+        "patient with the nil uuid",
+        "POST",
+        "/patients",
+        422,
+        role="admin",
+        body={"user_id": "00000000-0000-0000-0000-000000000000", "email": "nil@example.com", "name": "Nil"},
+    ),
+    Case(
+        "a booking for the nil uuid",
+        "POST",
+        "/appointments",
+        422,
+        role="admin",
+        body={"slot_id": "{slot}", "patient_id": "00000000-0000-0000-0000-000000000000"},
+    ),
     Case("appointments from a number", "GET", "/appointments", 422, content_type=None, params={"from": "20261127"}),
     Case(
         "appointments from a timestamp without offset",

@@ -8,7 +8,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from shared.models import AppointmentChange, AppointmentCreate, AvailabilityWindow, SlotQuery
+from shared.models import AppointmentChange, AppointmentCreate, AppointmentQuery, AvailabilityWindow, SlotQuery
 
 
 def test_a_blank_reason_is_no_reason() -> None:
@@ -48,3 +48,13 @@ def test_a_window_time_is_written_hh_mm_without_offset(written: object) -> None:
 def test_a_date_is_written_as_a_date(written: str) -> None:
     with pytest.raises(ValidationError, match="YYYY-MM-DD"):
         SlotQuery.model_validate({"from": written, "to": "2027-03-02"})
+
+
+def test_an_offset_whose_plus_became_a_space_says_how_to_write_it() -> None:
+    # An unencoded "+" in a query string arrives as a space.
+    with pytest.raises(ValidationError, match="write it %2B"):
+        AppointmentQuery.model_validate({"from": "2027-03-01T10:00:00 05:00"})
+    with pytest.raises(ValidationError) as other:
+        AppointmentQuery.model_validate({"from": "2027-03-01 10:00"})
+    assert "%2B" not in str(other.value)
+    assert AppointmentQuery.model_validate({"from": "2027-03-01T10:00:00+05:00"}).from_ is not None

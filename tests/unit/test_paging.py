@@ -77,6 +77,14 @@ def test_text_positions_that_the_database_cannot_store_are_refused(name: str) ->
         paging.decode(token, {"name": str, "id": paging.uuid})
 
 
+@pytest.mark.parametrize("name", [None, 42, True, ["Dr. A"], {"n": 1}])
+def test_a_text_position_that_is_not_text_is_refused(name: object) -> None:
+    # str() would read a forged null as the name "None" and page on from there.
+    token = raw_token({"name": name, "id": str(uuid4())})
+    with pytest.raises(BadRequest):
+        paging.decode(token, {"name": str, "id": paging.uuid})
+
+
 def test_converters() -> None:
     assert paging.timestamp("2027-03-14T07:00:00+01:00") == datetime(2027, 3, 14, 6, tzinfo=UTC)
     with pytest.raises(ValueError, match="naive"):
