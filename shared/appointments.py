@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -58,6 +59,11 @@ def _raise_conflict(error: IntegrityViolation) -> None:
     if error.constraint == "appointments_patient_no_overlap":
         raise PatientBusy("the patient already has an appointment at that time") from error
     raise error
+
+
+def _instant(value: datetime) -> str:
+    """An instant in UTC written as the API writes every other one: 2027-03-01T09:00:00Z."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _visible(caller: Caller, row: Row) -> bool:
@@ -309,10 +315,10 @@ def _move(
         "to_slot_id": str(slot_id),
         "from_doctor_id": str(row["doctor_id"]),
         "to_doctor_id": str(target["doctor_id"]),
-        "from_start_time": row["start_time"].isoformat(),
-        "to_start_time": target["start_time"].isoformat(),
-        "from_end_time": row["end_time"].isoformat(),
-        "to_end_time": target["end_time"].isoformat(),
+        "from_start_time": _instant(row["start_time"]),
+        "to_start_time": _instant(target["start_time"]),
+        "from_end_time": _instant(row["end_time"]),
+        "to_end_time": _instant(target["end_time"]),
     }
     outbox_ids = _audit(tx, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
     return _public(updated), outbox_ids

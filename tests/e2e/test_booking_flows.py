@@ -89,8 +89,10 @@ def test_the_audit_trail_of_book_move_cancel(api: Api) -> None:
     assert items[0]["details"] == {"slot_id": slots[0]["id"]}
     move = items[1]["details"]
     assert (move["from_slot_id"], move["to_slot_id"]) == (slots[0]["id"], slots[1]["id"])
-    assert datetime.fromisoformat(move["from_start_time"]) == datetime.fromisoformat(slots[0]["start_time"])
-    assert datetime.fromisoformat(move["to_start_time"]) == datetime.fromisoformat(slots[1]["start_time"])
+    # Written as the API writes every instant (the slots' own start_time), in UTC with Z.
+    assert (move["from_start_time"], move["to_start_time"]) == (slots[0]["start_time"], slots[1]["start_time"])
+    assert (move["from_end_time"], move["to_end_time"]) == (slots[0]["end_time"], slots[1]["end_time"])
+    assert move["from_start_time"].endswith("Z")
     # Its doctor and an admin read the same trail.
     assert doctor.get(f"/appointments/{booked['id']}/audit").json() == trail.json()
     assert api.admin().get(f"/appointments/{booked['id']}/audit").json() == trail.json()
