@@ -22,7 +22,7 @@ ROLES = ("patient", "doctor", "admin")
 # nothing that an email header could read as a second recipient or a display name.
 _ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
 _EMAIL = re.compile(rf"(?=.{{3,320}}\Z){_ATOM}(?:\.{_ATOM})*@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Identity providers whose subjects are not uuids (Firebase uids) map to a stable uuid.
 _SUBJECT_NAMESPACE = uuid.UUID("7f1f9a52-3b4c-4d1e-9a4a-2f6f4c1d8e10")
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import email.policy
 import html
+import re
 import smtplib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -70,6 +71,28 @@ class Notice:
     previous: Previous | None = None
 
 
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """The text with every control character and line break made a space: names are
+    refused with those since, but one stored before, or an identity provider's, must
+    neither break a header (no retry would mend that) nor add lines to a message."""
+    return _LINE_BREAKING.sub(" ", text)
+
+
+def _on_one_line(notice: Notice) -> Notice:
+    previous = notice.previous
+    if previous is not None:
+        previous = replace(previous, doctor_name=one_line(previous.doctor_name))
+    return replace(
+        notice,
+        patient_name=one_line(notice.patient_name),
+        doctor_name=one_line(notice.doctor_name),
+        previous=previous,
+    )
+
+
 def local_time(instant: datetime, zone_name: str) -> datetime:
     try:
         zone = ZoneInfo(zone_name)
@@ -88,20 +111,33 @@ def _was(previous: Previous) -> str:
     return f"{when(previous)}, with {previous.doctor_name}"
 
 
+def _was_label(notice: Notice) -> str:
+    # A cancellation names both times when the patient last heard of another one: the
+    # one cancelled, and the one they knew, so they recognise the appointment.
+    return "Moved from" if notice.kind == "CANCELLATION" else "Was"
+
+
+def _wording(notice: Notice) -> Kind:
+    """The kind the text reads as: a move back to where the patient knew it to be (and
+    never told otherwise) reads as a confirmation, since "moved" would say nothing."""
+    return "CONFIRMATION" if notice.kind == "RESCHEDULED" and notice.previous is None else notice.kind
+
+
 def subject(notice: Notice) -> str:
     start = local_time(notice.start, notice.timezone)
-    return f"{_SUBJECT[notice.kind]}: {start.day} {start:%b %Y}, {start:%H:%M} with {notice.doctor_name}"
+    return f"{_SUBJECT[_wording(notice)]}: {start.day} {start:%b %Y}, {start:%H:%M} with {notice.doctor_name}"
 
 
 def text_body(notice: Notice) -> str:
+    lead = _LEAD[_wording(notice)]
     lines = [
         f"Hello {notice.patient_name},",
         "",
-        f"{_LEAD[notice.kind][0].upper()}{_LEAD[notice.kind][1:]}",
+        f"{lead[0].upper()}{lead[1:]}",
         "",
         f"  Doctor: {notice.doctor_name}",
         f"  When:   {when(notice)}",
-        *([f"  Was:    {_was(notice.previous)}"] if notice.previous else []),
+        *([f"  {_was_label(notice) + ':':<7} {_was(notice.previous)}"] if notice.previous else []),
         f"  Reference: {notice.appointment_id}",
         "",
     ]
@@ -115,8 +151,12 @@ def text_body(notice: Notice) -> str:
 
 def html_body(notice: Notice) -> str:
     e = html.escape
-    lead = _LEAD[notice.kind]
-    was = f'<tr><th align="left">Was</th><td>{e(_was(notice.previous))}</td></tr>' if notice.previous else ""
+    lead = _LEAD[_wording(notice)]
+    was = (
+        f'<tr><th align="left">{_was_label(notice)}</th><td>{e(_was(notice.previous))}</td></tr>'
+        if notice.previous
+        else ""
+    )
     return (
         '<!doctype html><html><body style="font-family:sans-serif">'
         f"<p>Hello {e(notice.patient_name)},</p>"
@@ -135,9 +175,15 @@ def html_body(notice: Notice) -> str:
 
 
 def _ics_text(value: str) -> str:
-    return (
-        value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,").replace("\r\n", "\\n").replace("\n", "\\n")
-    )
+    """A TEXT value (SUMMARY): backslash, ';' and ',' escaped, any line break as \\n."""
+    escaped = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    return escaped.replace("\r\n", "\\n").replace("\r", "\\n").replace("\n", "\\n")
+
+
+def _ics_param(value: str) -> str:
+    """A parameter value (CN=...), quoted so that ':', ';' and ',' stay inside it (RFC 5545
+    3.2); '^' and the double quote a quoted value cannot hold are written as RFC 6868 says."""
+    return '"' + one_line(value).replace("^", "^^").replace('"', "^'") + '"'
 
 
 def _ics_time(instant: datetime) -> str:
@@ -185,8 +231,8 @@ def ics(notice: Notice, organizer: str, stamp: datetime | None = None) -> str:
         f"DTSTART:{_ics_time(notice.start)}",
         f"DTEND:{_ics_time(notice.end)}",
         f"SUMMARY:{_ics_text('Appointment with ' + notice.doctor_name)}",
-        f"ORGANIZER;CN={_ics_text(organizer_name or 'Clinic')}:mailto:{organizer_address}",
-        f"ATTENDEE;CN={_ics_text(notice.patient_name)};ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{notice.recipient}",
+        f"ORGANIZER;CN={_ics_param(organizer_name or 'Clinic')}:mailto:{organizer_address}",
+        f"ATTENDEE;CN={_ics_param(notice.patient_name)};ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:{notice.recipient}",
         f"STATUS:{'CANCELLED' if method == 'CANCEL' else 'CONFIRMED'}",
         "END:VEVENT",
         "END:VCALENDAR",
@@ -205,6 +251,7 @@ _POLICY = email.policy.default.clone(max_line_length=998)
 
 def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> EmailMessage:
     now = now or datetime.now(UTC)
+    notice = _on_one_line(notice)
     message = EmailMessage(policy=_POLICY)
     message["From"] = settings.mail_from
     try:
@@ -282,6 +329,9 @@ def _classify(error: smtplib.SMTPException | OSError) -> Exception:
         if 500 <= error.smtp_code < 600:
             return MailRejected(f"message refused ({error.smtp_code})")
         return MailUnavailable(f"message deferred ({error.smtp_code})")
+    if isinstance(error, smtplib.SMTPNotSupportedError):
+        # An address that needs SMTPUTF8 (non-ASCII) and a relay without it: no retry helps.
+        return MailRejected(f"the relay cannot take this message: {error}")
     # Connection refused, timeouts, TLS and login trouble: the relay or its
     # configuration; a later attempt may succeed.
     return MailUnavailable(f"{type(error).__name__}: {error}")

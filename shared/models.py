@@ -26,8 +26,11 @@ Status = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
 
 # Text that PostgreSQL can store (no NUL) and a person would type (no control chars).
 _PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_PRINTABLE)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_PRINTABLE)]
+# Names and short texts go into email subjects and calendar lines: one line, so no
+# control character at all (tabs and line breaks included), nor Unicode's line breaks.
+_ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_ONE_LINE)]
 
 
 def _blank_is_none(value: str) -> str | None:

@@ -262,6 +262,18 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             if reason is not None or row is None:
                 return _skipped(reason, fields)
             recipient = row["patient_email"]
+            told = _last_told(tx, message)
+            calendar = tx.one(
+                SQL.select_calendar_context,
+                appointment_id=message.appointment_id,
+                audit_id=message.audit_id,
+                told_audit_id=told,
+            )
+            previous = _previous(calendar, row) if message.kind in ("RESCHEDULED", "CANCELLATION") else None
+            if message.kind == "RESCHEDULED" and previous is None and told is not None:
+                # Moved away and back before any notice of the first move went out: the
+                # patient's last notice is still true, and "moved" would tell them nothing.
+                return _skipped("unchanged since the patient's last notice", fields)
             try:
                 with tx.savepoint():
                     _record(tx, message, recipient, "SENT", attempt, None)
@@ -269,12 +281,6 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 if error.constraint != "notifications_one_sent_per_message":
                     raise
                 return _duplicate(fields)
-            calendar = tx.one(
-                SQL.select_calendar_context,
-                appointment_id=message.appointment_id,
-                audit_id=message.audit_id,
-                told_audit_id=_last_told(tx, message),
-            )
             notice = mail.Notice(
                 kind=message.kind,
                 message_key=message.message_key,
@@ -286,7 +292,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 start=row["start_time"],
                 end=row["end_time"],
                 sequence=int(calendar["changes"]),
-                previous=_previous(calendar, row) if message.kind == "RESCHEDULED" else None,
+                previous=previous,
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
             relay.send(mail.compose(notice, settings), recipient)
@@ -302,8 +308,9 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
 
 
 def _last_told(tx: Tx, message: TaskMessage) -> int | None:
-    """The change behind the newest confirmation or move notice sent before this one."""
-    if message.kind != "RESCHEDULED" or message.audit_id is None:
+    """The change behind the newest confirmation or move notice sent before this move's
+    or cancellation's notice: what the patient last heard."""
+    if message.kind not in ("RESCHEDULED", "CANCELLATION") or message.audit_id is None:
         return None
     sent = tx.all(SQL.select_told_notices, appointment_id=message.appointment_id)
     earlier = [
@@ -315,7 +322,8 @@ def _last_told(tx: Tx, message: TaskMessage) -> int | None:
 
 
 def _previous(calendar: Row, row: Row) -> mail.Previous | None:
-    """Where the patient last knew the appointment to be, if not where it is now."""
+    """Where the patient last knew the appointment to be (their last notice, or else what
+    they booked), if not where it is now."""
     if calendar["was_start_time"] is None or calendar["was_end_time"] is None:
         return None
     # A move recorded before the trail named both doctors was to the same doctor.

@@ -407,6 +407,23 @@ CASES = [
     Case("window date as a number", "POST", "/doctors/{doctor}/slots", 422, role="admin", body=window(date=1798761600)),
     Case("doctor in zone Factory", "POST", "/doctors", 422, role="admin", body=doctor_body(timezone="Factory")),
     Case(
+        "doctor name with a line break",
+        "POST",
+        "/doctors",
+        422,
+        role="admin",
+        body=doctor_body(name="Dr. Evil\r\nBcc: spy@evil.example"),
+    ),
+    Case("specialty with a tab", "POST", "/doctors", 422, role="admin", body=doctor_body(specialty="GP\tX")),
+    Case(
+        "patient name with a Unicode line separator",
+        "POST",
+        "/patients",
+        422,
+        role="admin",
+        body={"user_id": str(uuid.uuid4()), "email": "sep@example.com", "name": "Eve\u2028Bcc: x"},
+    ),
+    Case(
         "doctor with the nil uuid",
         "POST",
         "/doctors",

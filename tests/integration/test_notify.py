@@ -235,11 +235,64 @@ def test_a_move_notice_names_the_time_the_patient_last_heard_of(smtp: Path, sql:
     text = mails(smtp, appointment_id)[-1].get_body(("plain",)).get_content()
     assert f"Was:    {mail.when(was_landed)}, with {doctor.name}" in text
 
-    # Moved away and straight back: the patient's time has not changed, so no "Was".
+    # Moved away and straight back: the patient's last notice is still true, and a
+    # "moved" notice would tell them nothing.
+    sent_before = len(mails(smtp, appointment_id))
     data.change(who, appointment_id, slot_id=hop)
+    away = message(sql, appointment_id, "RESCHEDULED")
     data.change(who, appointment_id, slot_id=last)
+    assert notify.deliver(away).result == "skipped"
+    back = notify.deliver(message(sql, appointment_id, "RESCHEDULED"))
+    assert (back.result, back.detail) == ("skipped", "unchanged since the patient's last notice")
+    assert len(mails(smtp, appointment_id)) == sent_before
+
+
+def test_away_and_back_before_any_notice_reads_as_a_confirmation(smtp: Path, sql: pg8000.native.Connection) -> None:
+    """Nothing reached the patient before the moves (the confirmation's delivery found the
+    appointment moved): the notice of the move back is all they get, and it confirms."""
+    doctor = data.doctor("Europe/Berlin")
+    booked, hop = data.slots(doctor, data.in_days(8))[:2]
+    who = data.patient()
+    appointment_id, _ = data.book(who, booked)
+    confirmation = message(sql, appointment_id, "CONFIRMATION")
+    data.change(who, appointment_id, slot_id=hop)
+    assert notify.deliver(confirmation).result == "skipped"  # it had moved
+    away = message(sql, appointment_id, "RESCHEDULED")
+    data.change(who, appointment_id, slot_id=booked)
+    assert notify.deliver(away).result == "skipped"
     assert notify.deliver(message(sql, appointment_id, "RESCHEDULED")).result == "sent"
-    assert "Was:" not in mails(smtp, appointment_id)[-1].get_body(("plain",)).get_content()
+    [only] = mails(smtp, appointment_id)
+    assert only["Subject"].startswith("Your appointment is confirmed:")
+    text = only.get_body(("plain",)).get_content()
+    assert "Your appointment is booked." in text and "moved" not in text and "Was:" not in text
+
+
+def test_a_cancellation_after_an_unannounced_move_names_the_time_the_patient_knew(
+    smtp: Path, sql: pg8000.native.Connection
+) -> None:
+    doctor = data.doctor("Europe/Berlin")
+    booked, moved_to = data.slots(doctor, data.in_days(8))[:2]
+    who = data.patient()
+    appointment_id, _ = data.book(who, booked)
+    assert notify.deliver(message(sql, appointment_id, "CONFIRMATION")).result == "sent"
+    data.change(who, appointment_id, slot_id=moved_to)
+    move = message(sql, appointment_id, "RESCHEDULED")
+    data.change(who, appointment_id, status="CANCELLED")
+    assert notify.deliver(move).result == "skipped"  # cancelled by then: never announced
+    assert notify.deliver(message(sql, appointment_id, "CANCELLATION")).result == "sent"
+    [_, cancelled] = mails(smtp, appointment_id)
+    text = cancelled.get_body(("plain",)).get_content()
+    known = mail.Previous(*_slot_time(sql, booked), doctor_name="", timezone="Europe/Berlin")
+    now = mail.Previous(*_slot_time(sql, moved_to), doctor_name="", timezone="Europe/Berlin")
+    assert f"When:   {mail.when(now)}" in text
+    assert f"Moved from: {mail.when(known)}, with {doctor.name}" in text
+
+    # Cancelled where the patient knew it to be: one time, no "Moved from".
+    other, _ = data.book(who, booked)
+    assert notify.deliver(message(sql, other, "CONFIRMATION")).result == "sent"
+    data.change(who, other, status="CANCELLED")
+    assert notify.deliver(message(sql, other, "CANCELLATION")).result == "sent"
+    assert "Moved from" not in mails(smtp, other)[-1].get_body(("plain",)).get_content()
 
 
 def _slot_time(sql: pg8000.native.Connection, slot_id: object) -> tuple[datetime, datetime]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from typing import Any
 
+import icalendar
 import pytest
 from pydantic import ValidationError
 
@@ -85,8 +86,60 @@ def test_a_move_notice_says_where_the_appointment_was() -> None:
         '<th align="left">Was</th><td>Monday, 2 December 2024, 17:00-17:30 (Asia/Tokyo, JST), with Dr. &lt;Old&gt;'
         in html.get_content()
     )
-    plain = mail.compose(notice("RESCHEDULED"), SETTINGS).get_body(("plain",))
-    assert plain is not None and "Was:" not in plain.get_content()  # a move without its old time says nothing wrong
+    # Back where the patient knew it to be: it reads as a confirmation, not as "moved".
+    back = mail.compose(notice("RESCHEDULED"), SETTINGS)
+    plain = back.get_body(("plain",))
+    assert plain is not None and "Was:" not in plain.get_content() and "moved" not in plain.get_content()
+    assert str(back["Subject"]).startswith("Your appointment is confirmed:")
+    assert back["X-Clinic-Kind"] == "RESCHEDULED"
+
+
+def test_a_cancellation_after_a_move_names_both_times() -> None:
+    was = mail.Previous(
+        start=START - timedelta(days=1),
+        end=START - timedelta(days=1, minutes=-30),
+        doctor_name="Dr. Old",
+        timezone="Asia/Tokyo",
+    )
+    text = mail.compose(notice("CANCELLATION", previous=was), SETTINGS).get_body(("plain",))
+    assert text is not None
+    assert "When:   Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)" in text.get_content()
+    assert "Moved from: Monday, 2 December 2024, 17:00-17:30 (Asia/Tokyo, JST), with Dr. Old" in text.get_content()
+
+
+@pytest.mark.parametrize("breaker", ["\r\n", "\n", "\r", "\t", "\u2028", "\x85", "\x00"])
+def test_a_name_with_a_line_break_still_makes_one_line(breaker: str) -> None:
+    """Refused by the API since; one stored before, or an identity provider's, must neither
+    fail the message for good nor add lines to it."""
+    sneaky = f"Dr. Evil{breaker}Bcc: spy@evil.example"
+    was = mail.Previous(start=START, end=START, doctor_name=sneaky, timezone="UTC")
+    message = mail.compose(notice("RESCHEDULED", doctor_name=sneaky, patient_name=sneaky, previous=was), SETTINGS)
+    read = message_from_bytes(message.as_bytes(), policy=policy.default)
+    assert read["Bcc"] is None and "Dr. Evil Bcc: spy@evil.example" in read["Subject"]
+    text = read.get_body(("plain",))
+    assert text is not None and not any(line.startswith("Bcc") for line in text.get_content().splitlines())
+    assert "Hello Dr. Evil Bcc: spy@evil.example," in text.get_content()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Bob:mailto:attacker@evil.example", "Who: Dr; X", "Doe, John", 'Say "hi" ^_^', "Mallory\rLOCATION:Pay first"],
+)
+def test_a_calendar_reader_sees_the_attendee_as_named(name: str) -> None:
+    calendar = icalendar.Calendar.from_ical(mail.ics(notice(patient_name=name), SETTINGS.mail_from))
+    [event] = calendar.walk("VEVENT")
+    attendee = event["ATTENDEE"]
+    assert str(attendee) == "mailto:pat@example.com"
+    assert attendee.params["CN"] == mail.one_line(name)
+    assert "LOCATION" not in event
+    assert str(event["ORGANIZER"]) == "mailto:no-reply@clinic.example" and event["ORGANIZER"].params["CN"] == "Clinic"
+
+
+def test_a_relay_without_smtputf8_refuses_a_non_ascii_address_for_good() -> None:
+    import smtplib
+
+    refused = mail._classify(smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server"))
+    assert isinstance(refused, mail.MailRejected)
 
 
 @pytest.mark.parametrize("doctor", ["Dr. Zoë Ünal", "Dr. " + "Ünal Zoë " * 20 + "Ende"])
@@ -115,7 +168,7 @@ def test_ics_request_and_cancel() -> None:
     assert "DTSTAMP:20241201T120000Z" in lines
     assert "SUMMARY:Appointment with Dr. Anna Weiß" in lines
     unfolded = request.replace("\r\n ", "")
-    assert "ATTENDEE;CN=Zoë O'Brien\\, Jr.;ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:pat@example.com" in unfolded
+    assert 'ATTENDEE;CN="Zoë O\'Brien, Jr.";ROLE=REQ-PARTICIPANT;RSVP=FALSE:mailto:pat@example.com' in unfolded
     assert all(len(line.encode()) <= 75 for line in lines)
     cancel = mail.ics(notice("CANCELLATION", sequence=2), SETTINGS.mail_from, stamp)
     assert "METHOD:CANCEL" in cancel and "STATUS:CANCELLED" in cancel and "SEQUENCE:2" in cancel
