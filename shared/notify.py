@@ -25,7 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import logs, mail
 from shared.db import IntegrityViolation, Row, Tx, queries, transaction
-from shared.errors import DomainError, Forbidden, Unauthenticated
+from shared.errors import DatabaseUnavailable, DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
 
 SQL = queries("notify")
@@ -296,6 +296,15 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
             relay.send(mail.compose(notice, settings), recipient)
+    except DatabaseUnavailable:
+        if attempt >= settings.tasks_max_attempts:
+            # Cloud Tasks drops the task after this answer, and no FAILED row can be written
+            # for `clinic resend-failed` to find: the log line is the message's only trace.
+            log.error(
+                "message LOST: the database was unavailable on the queue's last attempt",
+                extra={"fields": {**fields, "payload": message.model_dump(mode="json")}},
+            )
+        raise
     except mail.MailRejected as error:
         return _give_up(message, recipient, attempt, error, fields)
     except mail.MailUnavailable as error:

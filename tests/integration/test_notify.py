@@ -36,6 +36,7 @@ from local.mailsink import read_all
 from local.paths import ROOT
 from shared import mail, notify
 from shared.db import reset_pool
+from shared.errors import DatabaseUnavailable
 from shared.notify import TaskMessage
 from tests.emulators import free_port, mail_sink
 from tests.helpers import state_dir
@@ -392,6 +393,33 @@ def test_resend_failed_refuses_a_time_it_cannot_read(since: str, capsys: pytest.
     with pytest.raises(SystemExit) as exited:
         cli.main(["resend-failed", "--since", since, "--dry-run"])
     assert exited.value.code == 2 and "give a date (YYYY-MM-DD" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("retry", "lost"), [(7, True), (6, False)])
+def test_a_database_down_on_the_last_attempt_leaves_the_message_in_the_log(
+    smtp: Path, retry: int, lost: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No FAILED row can be written then, and Cloud Tasks drops the task: the ERROR line,
+    with the whole payload, is what an operator can send it again from."""
+    body = TaskMessage(
+        message_key=f"{uuid.uuid4()}-confirmation-1796284800-1",
+        appointment_id=uuid.uuid4(),
+        kind="CONFIRMATION",
+        slot_id=uuid.uuid4(),
+        start_time=datetime(2026, 12, 1, 9, tzinfo=UTC),
+    )
+    with data.environment(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/clinic"):
+        reset_pool()
+        try:
+            with pytest.raises(DatabaseUnavailable):
+                notify.deliver(body, retry=retry)  # TASKS_MAX_ATTEMPTS is 8 here
+        finally:
+            reset_pool()
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and "LOST" in r.getMessage()]
+    assert bool(errors) == lost
+    if lost:
+        logged = errors[0].__dict__["fields"]
+        assert logged["payload"] == body.model_dump(mode="json") and logged["attempt"] == 8
 
 
 def test_resend_failed_without_a_database_says_so(capsys: pytest.CaptureFixture[str]) -> None:
