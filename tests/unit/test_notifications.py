@@ -70,13 +70,17 @@ def test_confirmation_is_text_html_and_a_request_invitation() -> None:
     assert attachment.get_param("method") == "REQUEST" and attachment.get_filename() == "appointment.ics"
 
 
-def test_a_move_notice_says_where_the_appointment_was() -> None:
-    was = mail.Previous(
+def a_day_earlier_in_tokyo(doctor_name: str) -> mail.Previous:
+    return mail.Previous(
         start=START - timedelta(days=1),
         end=START - timedelta(days=1, minutes=-30),
-        doctor_name="Dr. <Old>",
+        doctor_name=doctor_name,
         timezone="Asia/Tokyo",
     )
+
+
+def test_a_move_notice_says_where_the_appointment_was() -> None:
+    was = a_day_earlier_in_tokyo("Dr. <Old>")
     message = mail.compose(notice("RESCHEDULED", previous=was), SETTINGS)
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
@@ -95,12 +99,7 @@ def test_a_move_notice_says_where_the_appointment_was() -> None:
 
 
 def test_a_cancellation_after_a_move_names_both_times() -> None:
-    was = mail.Previous(
-        start=START - timedelta(days=1),
-        end=START - timedelta(days=1, minutes=-30),
-        doctor_name="Dr. Old",
-        timezone="Asia/Tokyo",
-    )
+    was = a_day_earlier_in_tokyo("Dr. Old")
     text = mail.compose(notice("CANCELLATION", previous=was), SETTINGS).get_body(("plain",))
     assert text is not None
     assert "When:   Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)" in text.get_content()
