@@ -108,7 +108,7 @@ def _banner(stack: object) -> str:
     patient_id, email, name = PATIENTS_SEED[0]
     token = make_token("patient", patient_id, email, name, ttl=24 * 3600, state=stack.state)
     lines = ["", "The clinic's local stack is running:"]
-    lines.append(f"  gateway      {stack.url('gateway')}   (the API of DESIGN.md)")
+    lines.append(f"  gateway      {stack.url('gateway')}   (the API: README.md, infra/terraform/openapi.yaml)")
     # The services that do not speak HTTP, and what each is.
     described = {
         "tasks": "127.0.0.1:{port}   (Cloud Tasks emulator, gRPC; queue notify)",

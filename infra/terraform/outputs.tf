@@ -14,7 +14,7 @@ output "certificate" {
 }
 
 output "gateway_default_hostname" {
-  description = "API Gateway's own host name (reachable without Cloud Armor: for diagnostics, not for clients)."
+  description = "API Gateway's own host name, for diagnostics only: the functions refuse (403) what does not come through the load balancer."
   value       = module.gateway.default_hostname
 }
 

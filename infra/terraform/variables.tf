@@ -303,6 +303,13 @@ variable "functions" {
     error_message = "Each function needs 0 <= min_instances <= max_instances, concurrency 1-1000 (and cpu >= 1 when concurrency > 1), db_pool_size 1-100, timeout_seconds 15-3600."
   }
 
+  # notify's timeout is also the Cloud Tasks dispatch deadline and Cloud Scheduler's
+  # attempt deadline, each at most 30 minutes (TASKS_DISPATCH_DEADLINE_S in shared/settings.py).
+  validation {
+    condition     = try(var.functions["notify"].timeout_seconds, 0) <= 1800
+    error_message = "functions.notify.timeout_seconds is also the Cloud Tasks dispatch deadline and the scheduler's attempt deadline: at most 1800."
+  }
+
   # The connection budget: every instance of every function at full pool must
   # fit in max_connections with the reserve left over.
   validation {

@@ -473,6 +473,27 @@ def test_load_balancer_terminates_https_and_redirects_http() -> None:
     assert ports == {"443", "80"}
 
 
+def test_functions_are_built_only_once_the_build_account_holds_its_roles() -> None:
+    functions = resources(module_dir("functions"), "google_cloudfunctions2_function")
+    grants = {
+        "google_project_iam_member.build",
+        "google_storage_bucket_iam_member.build_reads_sources",
+        "google_project_iam_member.build_reads_staged_sources",
+    }
+    for name in ("api", "notify"):
+        waits_for = {ref.strip("${}") for ref in functions[name]["depends_on"]}
+        assert grants <= waits_for, name
+
+
+def test_notify_timeout_fits_the_deadlines_it_also_sets() -> None:
+    from shared.settings import Settings
+
+    deadline = Settings.model_fields["tasks_dispatch_deadline_s"].metadata
+    assert any(getattr(m, "le", None) == 1800 for m in deadline)
+    rules = [v["condition"] for v in variables(TF)["functions"]["validation"]]
+    assert any('try(var.functions["notify"].timeout_seconds, 0) <= 1800' in rule for rule in rules)
+
+
 def test_the_load_balancer_answers_its_own_errors_as_problems() -> None:
     edge = module_dir("edge")
     files = sorted((edge / "problems").glob("*.json"))

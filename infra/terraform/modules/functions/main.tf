@@ -246,8 +246,14 @@ resource "google_cloudfunctions2_function" "notify" {
     }
   }
 
-  # The secrets must be readable before the first revision starts.
-  depends_on = [google_secret_manager_secret_iam_member.notify_smtp]
+  # The build account needs its roles before the build starts, and the secrets must be
+  # readable before the first revision starts.
+  depends_on = [
+    google_project_iam_member.build,
+    google_storage_bucket_iam_member.build_reads_sources,
+    google_project_iam_member.build_reads_staged_sources,
+    google_secret_manager_secret_iam_member.notify_smtp,
+  ]
 }
 
 # ---------------------------------------------------------------------------
@@ -303,6 +309,13 @@ resource "google_cloudfunctions2_function" "api" {
       { EDGE_TOKEN = var.edge_token, CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
     )
   }
+
+  # The build account needs its roles before the build starts.
+  depends_on = [
+    google_project_iam_member.build,
+    google_storage_bucket_iam_member.build_reads_sources,
+    google_project_iam_member.build_reads_staged_sources,
+  ]
 }
 
 # ---------------------------------------------------------------------------
