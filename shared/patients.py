@@ -41,6 +41,10 @@ def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool
             raise Conflict("this user is not a patient")
         elif existing["email"] != body.email.lower():
             raise Conflict("this user exists with another email")
+        elif existing["name"] != body.name:
+            # As for the email: another name more likely means the wrong user_id than a
+            # correction, and silently keeping the stored one would hide either.
+            raise Conflict("this user exists with another name")
         user_id = body.user_id
     given = body.model_fields_set
     profile = tx.one(

@@ -298,6 +298,8 @@ def test_an_admin_registers_a_patient(api: Api) -> None:
     assert created.json()["email"] == f"new-{user_id[:8]}@example.com"
     assert admin.post("/patients", {**body, "phone": "12345"}).status_code == 200
     assert_problem(admin.post("/patients", {**body, "email": "other@example.com"}), 409)
+    other_name = assert_problem(admin.post("/patients", {**body, "name": "Another Patient"}), 409)
+    assert other_name["detail"] == "this user exists with another name"
     assert_problem(admin.post("/patients", {}), 422)
     assert_problem(admin.post("/patients", {"user_id": new_id(), "name": "No Email"}), 422)
 
