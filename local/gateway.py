@@ -360,6 +360,7 @@ def _check_header_limits(lines: list[bytes]) -> None:
 
 
 _LENGTH = re.compile(r"[0-9]{1,18}")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 def body_framing(headers: Headers) -> tuple[bool, int]:
@@ -395,10 +396,11 @@ async def read_body(reader: asyncio.StreamReader, headers: Headers, limit: int) 
         chunks = bytearray()
         while True:
             size_line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(size_line.split(b";")[0].strip(), 16)
-            except ValueError as error:
-                raise BadMessage("a malformed chunk size") from error
+            # Plain hex digits only: int() would also take "-1", "+7", "0x7", "0_7" and " 7".
+            digits = size_line[:-2].split(b";")[0]
+            if not _CHUNK_SIZE.fullmatch(digits):
+                raise BadMessage("a malformed chunk size")
+            size = int(digits, 16)
             if size == 0:
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, ignored
                     pass

@@ -64,8 +64,7 @@ def caller_from_header(value: str | None) -> Caller:
     role = claims.get("role", "patient")
     if role not in ROLES:
         raise Forbidden(f"unknown role {role!r}")
-    name = claims.get("name")
-    name = _CONTROL.sub("", name).strip()[:200] if isinstance(name, str) else ""
+    name = _display_name(claims.get("name"))
     if not name:
         name = email.split("@")[0]
     return Caller(
@@ -74,6 +73,16 @@ def caller_from_header(value: str | None) -> Caller:
         name=name,
         role=cast(Literal["patient", "doctor", "admin"], role),
     )
+
+
+def _display_name(claim: object) -> str:
+    """The name claim as one line of storable text: control characters and line breaks
+    become spaces (as in emails), and a lone surrogate, which no database encoding holds,
+    a replacement character."""
+    if not isinstance(claim, str):
+        return ""
+    text = claim.encode("utf-8", "replace").decode("utf-8")
+    return " ".join(_CONTROL.sub(" ", text).split())[:200]
 
 
 def require_role(caller: Caller, *roles: str) -> None:

@@ -125,7 +125,11 @@ def _wording(notice: Notice) -> Kind:
 
 def subject(notice: Notice) -> str:
     start = local_time(notice.start, notice.timezone)
-    return f"{_SUBJECT[_wording(notice)]}: {start.day} {start:%b %Y}, {start:%H:%M} with {notice.doctor_name}"
+    # "=?" opens an RFC 2047 encoded word, which Python's email package decodes when the
+    # header is set: one in a name could bring back the line breaks one_line took out
+    # and add headers. With a space after the "=" it is text.
+    doctor = notice.doctor_name.replace("=?", "= ?")
+    return f"{_SUBJECT[_wording(notice)]}: {start.day} {start:%b %Y}, {start:%H:%M} with {doctor}"
 
 
 def text_body(notice: Notice) -> str:

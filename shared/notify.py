@@ -25,7 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import logs, mail
 from shared.db import IntegrityViolation, Row, Tx, queries, transaction
-from shared.errors import DatabaseUnavailable, DomainError, Forbidden, Unauthenticated
+from shared.errors import Busy, DatabaseUnavailable, DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
 
 SQL = queries("notify")
@@ -262,7 +262,10 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             if reason is not None or row is None:
                 return _skipped(reason, fields)
             recipient = row["patient_email"]
-            told = _last_told(tx, message)
+            heard = _told(tx, message)
+            if _overtaken(message, heard):
+                return _skipped("a later change's notice has already been sent", fields)
+            told = _last_told(message, heard)
             calendar = tx.one(
                 SQL.select_calendar_context,
                 appointment_id=message.appointment_id,
@@ -296,12 +299,12 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
             relay.send(mail.compose(notice, settings), recipient)
-    except DatabaseUnavailable:
+    except (DatabaseUnavailable, Busy):
         if attempt >= settings.tasks_max_attempts:
             # Cloud Tasks drops the task after this answer, and no FAILED row can be written
             # for `clinic resend-failed` to find: the log line is the message's only trace.
             log.error(
-                "message LOST: the database was unavailable on the queue's last attempt",
+                "message LOST: the database was unavailable or busy on the queue's last attempt",
                 extra={"fields": {**fields, "payload": message.model_dump(mode="json")}},
             )
         raise
@@ -316,18 +319,26 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     return Outcome("sent", f"{message.kind.lower()} sent")
 
 
-def _last_told(tx: Tx, message: TaskMessage) -> int | None:
-    """The change behind the newest confirmation or move notice sent before this move's
-    or cancellation's notice: what the patient last heard."""
+def _told(tx: Tx, message: TaskMessage) -> list[int]:
+    """The changes behind the confirmations and move notices this appointment's patient
+    was sent (their audit ids): what they have heard. Only a move's or cancellation's
+    notice asks."""
     if message.kind not in ("RESCHEDULED", "CANCELLATION") or message.audit_id is None:
-        return None
+        return []
     sent = tx.all(SQL.select_told_notices, appointment_id=message.appointment_id)
-    earlier = [
-        audit_id
-        for notice in sent
-        if (audit_id := audit_id_of(notice["kind"], notice["message_key"])) is not None and audit_id < message.audit_id
-    ]
-    return max(earlier, default=None)
+    return [audit_id for notice in sent if (audit_id := audit_id_of(notice["kind"], notice["message_key"])) is not None]
+
+
+def _overtaken(message: TaskMessage, told: list[int]) -> bool:
+    """A move notice retried (or delayed) past the notice of a later change: what it says
+    is no longer what the patient last heard, even if the appointment is back where it
+    said, so its "was" would name a time they no longer knew."""
+    return message.kind == "RESCHEDULED" and any(audit_id > (message.audit_id or 0) for audit_id in told)
+
+
+def _last_told(message: TaskMessage, told: list[int]) -> int | None:
+    """The newest change the patient heard of before the one this notice is about."""
+    return max((audit_id for audit_id in told if audit_id < (message.audit_id or 0)), default=None)
 
 
 def _previous(calendar: Row, row: Row) -> mail.Previous | None:

@@ -248,6 +248,27 @@ def test_a_move_notice_names_the_time_the_patient_last_heard_of(smtp: Path, sql:
     assert len(mails(smtp, appointment_id)) == sent_before
 
 
+def test_a_move_notice_overtaken_by_a_later_ones_is_not_sent(smtp: Path, sql: pg8000.native.Connection) -> None:
+    """Its delivery delayed (a relay outage, say) past later moves' notices, and the
+    appointment back at its slot: still, what it would say ("was" the booked time) is no
+    longer what the patient last heard."""
+    doctor = data.doctor("Europe/Berlin")
+    booked, first, second = data.slots(doctor, data.in_days(8))[:3]
+    who = data.patient()
+    appointment_id, _ = data.book(who, booked)
+    assert notify.deliver(message(sql, appointment_id, "CONFIRMATION")).result == "sent"
+    data.change(who, appointment_id, slot_id=first)
+    delayed = message(sql, appointment_id, "RESCHEDULED")
+    data.change(who, appointment_id, slot_id=second)
+    assert notify.deliver(message(sql, appointment_id, "RESCHEDULED")).result == "sent"
+    data.change(who, appointment_id, slot_id=first)  # back where the delayed notice says
+    assert notify.deliver(message(sql, appointment_id, "RESCHEDULED")).result == "sent"
+    outcome = notify.deliver(delayed)
+    assert (outcome.result, outcome.detail) == ("skipped", "a later change's notice has already been sent")
+    subjects = [m["Subject"].split(":")[0] for m in mails(smtp, appointment_id)]
+    assert subjects == ["Your appointment is confirmed", "Your appointment was moved", "Your appointment was moved"]
+
+
 def test_away_and_back_before_any_notice_reads_as_a_confirmation(smtp: Path, sql: pg8000.native.Connection) -> None:
     """Nothing reached the patient before the moves (the confirmation's delivery found the
     appointment moved): the notice of the move back is all they get, and it confirms."""

@@ -46,7 +46,23 @@ def test_long_and_nul_names_are_tamed() -> None:
     assert "\x00" not in caller.name and len(caller.name) <= 200
     # A line break in a name must never reach an email header.
     caller = caller_from_header(header({"sub": SUB, "email": "m@x.io", "name": "Eve\r\nBcc: x@evil.example"}))
-    assert caller.name == "EveBcc: x@evil.example"
+    assert caller.name == "Eve Bcc: x@evil.example"
+
+
+@pytest.mark.parametrize(
+    ("claim", "stored"),
+    [
+        ("Ann\tLee", "Ann Lee"),
+        ("Ann\u2028Lee", "Ann Lee"),
+        ("Ann\x85Lee", "Ann Lee"),
+        ("Ann  \r\n  Lee", "Ann Lee"),
+        ("Ann\ud800", "Ann?"),  # a lone surrogate: no database encoding can hold it
+    ],
+)
+def test_a_name_claim_becomes_one_line_of_storable_text(claim: str, stored: str) -> None:
+    caller = caller_from_header(header({"sub": SUB, "email": "m@x.io", "name": claim}))
+    assert caller.name == stored
+    caller.name.encode("utf-8")
 
 
 @pytest.mark.parametrize("value", [None, ""])

@@ -120,6 +120,19 @@ def test_a_name_with_a_line_break_still_makes_one_line(breaker: str) -> None:
     assert "Hello Dr. Evil Bcc: spy@evil.example," in text.get_content()
 
 
+def test_an_encoded_word_in_a_name_stays_text_in_the_subject() -> None:
+    """Python's email package decodes RFC 2047 encoded words in a header it is given:
+    one in a doctor's name must not turn into line breaks and headers."""
+    forged = "Dr =?utf-8?q?Who=0D=0ABcc=3A_evil=40attacker=2Eexample=0D=0A=0D=0AYour_appointment_was_cancelled=2E?="
+    read = message_from_bytes(mail.compose(notice(doctor_name=forged), SETTINGS).as_bytes(), policy=policy.default)
+    assert read["Bcc"] is None and read["Message-ID"] is not None and read["X-Clinic-Kind"] == "CONFIRMATION"
+    assert read["Subject"].endswith(
+        "with Dr = ?utf-8?q?Who=0D=0ABcc=3A_evil=40attacker=2Eexample=0D=0A=0D=0AYour_appointment_was_cancelled=2E?="
+    )
+    text = read.get_body(("plain",))
+    assert text is not None and "Your appointment was cancelled" not in text.get_content()
+
+
 @pytest.mark.parametrize(
     "name",
     ["Bob:mailto:attacker@evil.example", "Who: Dr; X", "Doe, John", 'Say "hi" ^_^', "Mallory\rLOCATION:Pay first"],
