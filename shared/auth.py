@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from shared.errors import Forbidden, Unauthenticated
+from shared.text import one_line
 
 USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
 ROLES = ("patient", "doctor", "admin")
@@ -22,7 +23,6 @@ ROLES = ("patient", "doctor", "admin")
 # nothing that an email header could read as a second recipient or a display name.
 _ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
 _EMAIL = re.compile(rf"(?=.{{3,320}}\Z){_ATOM}(?:\.{_ATOM})*@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Identity providers whose subjects are not uuids (Firebase uids) map to a stable uuid.
 _SUBJECT_NAMESPACE = uuid.UUID("7f1f9a52-3b4c-4d1e-9a4a-2f6f4c1d8e10")
 
@@ -82,7 +82,7 @@ def _display_name(claim: object) -> str:
     if not isinstance(claim, str):
         return ""
     text = claim.encode("utf-8", "replace").decode("utf-8")
-    return " ".join(_CONTROL.sub(" ", text).split())[:200]
+    return " ".join(one_line(text).split())[:200]
 
 
 def require_role(caller: Caller, *roles: str) -> None:

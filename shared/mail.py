@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import email.policy
 import html
-import re
 import smtplib
 import ssl
 from dataclasses import dataclass, replace
@@ -19,6 +18,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from shared.settings import Settings
+from shared.text import one_line
 
 Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
 
@@ -71,17 +71,9 @@ class Notice:
     previous: Previous | None = None
 
 
-_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
-
-
-def one_line(text: str) -> str:
-    """The text with every control character and line break made a space: names are
-    refused with those since, but one stored before, or an identity provider's, must
-    neither break a header (no retry would mend that) nor add lines to a message."""
-    return _LINE_BREAKING.sub(" ", text)
-
-
 def _on_one_line(notice: Notice) -> Notice:
+    """Names are refused with line breaks since, but one stored before, or an identity
+    provider's, must neither break a header (no retry would mend that) nor add lines."""
     previous = notice.previous
     if previous is not None:
         previous = replace(previous, doctor_name=one_line(previous.doctor_name))

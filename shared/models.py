@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.text import LINE_BREAKING
+
 Role = Literal["patient", "doctor", "admin"]
 Status = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
 
@@ -28,7 +30,7 @@ Status = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
 _PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 # Names and short texts go into email subjects and calendar lines: one line, so no
 # control character at all (tabs and line breaks included), nor Unicode's line breaks.
-_ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+_ONE_LINE = rf"^[^{LINE_BREAKING}]*$"
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=_ONE_LINE)]
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from shared import dispatch, mail, outbox
 from shared.notify import TaskMessage, retry_count, stale_reason
 from shared.settings import Settings
+from shared.text import one_line
 
 APPOINTMENT = uuid.UUID("4b0f6a43-1111-4000-8000-000000000001")
 SLOT = uuid.UUID("4b0f6a43-2222-4000-8000-000000000002")
@@ -142,7 +143,7 @@ def test_a_calendar_reader_sees_the_attendee_as_named(name: str) -> None:
     [event] = calendar.walk("VEVENT")
     attendee = event["ATTENDEE"]
     assert str(attendee) == "mailto:pat@example.com"
-    assert attendee.params["CN"] == mail.one_line(name)
+    assert attendee.params["CN"] == one_line(name)
     assert "LOCATION" not in event
     assert str(event["ORGANIZER"]) == "mailto:no-reply@clinic.example" and event["ORGANIZER"].params["CN"] == "Clinic"
 
