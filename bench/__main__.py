@@ -9,15 +9,35 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 ORDER = ("booking", "slots", "notify", "coldstart")
 
 
 def _available(name: str) -> bool:
     return importlib.util.find_spec(f"bench.{name}") is not None
+
+
+@contextmanager
+def _isolated() -> Iterator[None]:
+    """Each benchmark starts from the environment `python -m bench` was given: one that
+    runs a local stack in-process points DATABASE_URL at its own server (and stops it),
+    which the next one would otherwise take for a server it was told to use."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if "shared.settings" in sys.modules:
+            sys.modules["shared.settings"].get_settings.cache_clear()
+        if "shared.db" in sys.modules:
+            sys.modules["shared.db"].reset_pool()
 
 
 def run(names: list[str], extra: list[str]) -> int:
@@ -29,11 +49,8 @@ def run(names: list[str], extra: list[str]) -> int:
         print(f"\n== bench {name}", flush=True)
         started = time.monotonic()
         try:
-            module = importlib.import_module(f"bench.{name}")
-            # Only a single named benchmark gets the extra arguments; the others get an
-            # empty list, so none of them parses `python -m bench`'s own sys.argv.
-            takes_args = bool(inspect.signature(module.main).parameters)
-            result = module.main(extra) if takes_args else module.main()
+            with _isolated():
+                result = _run_one(name, extra)
         except KeyboardInterrupt:
             raise
         except SystemExit as exited:  # argparse's --help, or a usage error (already printed)
@@ -50,6 +67,14 @@ def run(names: list[str], extra: list[str]) -> int:
     if failed:
         print(f"\nfailed: {', '.join(failed)}", flush=True)
     return 1 if failed else 0
+
+
+def _run_one(name: str, extra: list[str]) -> object:
+    module = importlib.import_module(f"bench.{name}")
+    # Only a single named benchmark gets the extra arguments; the others get an
+    # empty list, so none of them parses `python -m bench`'s own sys.argv.
+    takes_args = bool(inspect.signature(module.main).parameters)
+    return module.main(extra) if takes_args else module.main()
 
 
 def main(argv: list[str] | None = None) -> int:
