@@ -385,7 +385,7 @@ def body_framing(headers: Headers) -> tuple[bool, int]:
         return False, 0
     (text,) = lengths
     if not _LENGTH.fullmatch(text):
-        raise Problem(400, "Bad request", "invalid Content-Length")
+        raise BadMessage("invalid Content-Length")
     return False, int(text)
 
 

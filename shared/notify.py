@@ -33,6 +33,8 @@ log = logs.get("clinic.notify")
 
 Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
+# The notices that tell the patient what changed from what they last heard.
+TELLS_A_CHANGE = ("RESCHEDULED", "CANCELLATION")
 
 
 class Unavailable(DomainError):
@@ -272,7 +274,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 audit_id=message.audit_id,
                 told_audit_id=told,
             )
-            previous = _previous(calendar, row) if message.kind in ("RESCHEDULED", "CANCELLATION") else None
+            previous = _previous(calendar, row) if message.kind in TELLS_A_CHANGE else None
             if message.kind == "RESCHEDULED" and previous is None and told is not None:
                 # Moved away and back before any notice of the first move went out: the
                 # patient's last notice is still true, and "moved" would tell them nothing.
@@ -323,7 +325,7 @@ def _told(tx: Tx, message: TaskMessage) -> list[int]:
     """The changes behind the confirmations and move notices this appointment's patient
     was sent (their audit ids): what they have heard. Only a move's or cancellation's
     notice asks."""
-    if message.kind not in ("RESCHEDULED", "CANCELLATION") or message.audit_id is None:
+    if message.kind not in TELLS_A_CHANGE or message.audit_id is None:
         return []
     sent = tx.all(SQL.select_told_notices, appointment_id=message.appointment_id)
     return [audit_id for notice in sent if (audit_id := audit_id_of(notice["kind"], notice["message_key"])) is not None]
