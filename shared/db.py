@@ -602,10 +602,12 @@ def in_transaction(work: Callable[[Tx], T]) -> T:
     """Runs `work` in a transaction, and runs it again if the database broke a deadlock
     by rolling it back.
 
-    Concurrent writes checked by one exclusion constraint can deadlock each other:
-    two bookings of one patient at the same time by different doctors each wait for
-    the other's uncommitted row. PostgreSQL rolls one back; run again, it meets the
-    other's committed row, and the caller gets the 409 the rule means, not a 503.
+    Concurrent writes checked by one exclusion constraint can deadlock each other,
+    each waiting for the other's uncommitted row: a move against a booking or another
+    move of the same patient, overlapping windows of one doctor. (Bookings of one
+    patient take turns and never do: book_appointment.) PostgreSQL rolls one back; run
+    again, it meets the other's committed row, and the caller gets the 409 the rule
+    means, not a 503.
     """
     attempt = 1
     while True:

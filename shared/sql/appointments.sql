@@ -30,14 +30,21 @@ WITH caller AS (
     SELECT CAST(:patient_id AS uuid) FROM same_role WHERE CAST(:own_profile AS boolean) AND ok
     ON CONFLICT (user_id) DO NOTHING
     RETURNING user_id
+), patient_turn AS (
+    -- One booking of a patient at a time: two at once, checked against each other by
+    -- appointments_patient_no_overlap, would each wait for the other's uncommitted row
+    -- (a deadlock); in turn, the second meets the first's committed row and is a 409.
+    -- Held to the end of the transaction; the first key names this use of the lock.
+    SELECT pg_advisory_xact_lock(1, hashtext(CAST(:patient_id AS text)))
 ), slot AS (
     -- The subqueries run first (a one-time filter), so the caller's rows are written
-    -- before the appointment: an email that belongs to another account is reported
-    -- ahead of a taken slot, in the order the separate statements had.
+    -- and the patient's turn taken before the appointment: an email that belongs to
+    -- another account is reported ahead of a taken slot, in the order the separate
+    -- statements had.
     SELECT id, doctor_id, start_time, end_time
     FROM slots
     WHERE id = :slot_id AND start_time > now()
-      AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) >= 0
+      AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) + (SELECT count(*) FROM patient_turn) >= 0
       AND (SELECT ok FROM same_role)
 ), booked AS (
     INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)

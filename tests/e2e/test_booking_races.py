@@ -231,8 +231,8 @@ def test_20_retries_of_a_move_with_one_idempotency_key(api: Api, stack: Stack) -
 def test_one_patient_books_eight_doctors_at_the_same_time_at_once(api: Api, stack: Stack) -> None:
     """Eight bookings of one patient at one time, with eight doctors, all in flight at
     once: one 201 and seven 409s every time, never a 503. (Their exclusion-constraint
-    checks can deadlock each other under load; the victim runs again and gets its 409:
-    tests/integration/test_deadlocks.py builds that cycle every time.)"""
+    checks deadlocked each other under load, more often than three tries could mend;
+    now each booking takes its patient's turn: tests/integration/test_deadlocks.py.)"""
     day = date.today() + timedelta(days=11)
     doctors = [api.doctor(timezone="UTC") for _ in range(8)]
     slots = [[s["id"] for s in api.publish(d, day, "06:00", "12:00", 30)] for d in doctors]

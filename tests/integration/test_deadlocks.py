@@ -1,9 +1,11 @@
-"""A deadlock the database breaks is run again, so the caller gets the rule's answer.
+"""Deadlocks: a patient's bookings at once take turns instead of deadlocking, and a
+deadlock the database breaks elsewhere is run again.
 
 Bookings of one patient at overlapping times are checked by the exclusion constraint
-appointments_patient_no_overlap, and concurrent checks can wait for each other. Here
-each cycle is built step by step on two real transactions, so it happens every time:
-ours waits first, so ours is the one PostgreSQL rolls back (after deadlock_timeout).
+appointments_patient_no_overlap, and two such checks in flight at once wait for each
+other: a deadlock. Each booking therefore first takes its patient's turn (an advisory
+lock). Cycles are built step by step on two real transactions, so they happen every
+time: ours waits first, so ours is the one PostgreSQL rolls back (after deadlock_timeout).
 """
 
 from __future__ import annotations
@@ -77,24 +79,11 @@ class Opponent(threading.Thread):
             with transaction() as tx:
                 self.first(tx)
                 self.took_first.set()
-                self._until_ours_waits()
+                _waits_for_a_lock(self.url, self.our_pid)
                 self.second(tx)  # waits for ours: the cycle
         except BaseException as error:  # the test thread reports it
             self.failed.append(error)
             self.took_first.set()
-
-    def _until_ours_waits(self) -> None:
-        probe = connect_native(self.url)
-        try:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                rows = probe.run("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid", pid=self.our_pid)
-                if rows and rows[0][0] == "Lock":
-                    return
-                time.sleep(0.01)
-            raise AssertionError("our transaction never waited for the opponent's lock")
-        finally:
-            probe.close()
 
 
 def _pid(tx: Tx) -> int:
@@ -106,33 +95,60 @@ def clinic(sql: Conn) -> Clinic:
     return Clinic(sql)
 
 
-def test_a_broken_deadlock_is_run_again_and_answers_the_conflict(database_url: str, sql: Conn, clinic: Clinic) -> None:
-    attempts = 0
-    opponents: list[Opponent] = []
+def _waits_for_a_lock(url: str, pid: int) -> None:
+    probe = connect_native(url)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = probe.run("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid", pid=pid)
+            if rows and rows[0][0] == "Lock":
+                return
+            time.sleep(0.01)
+        raise AssertionError(f"backend {pid} never waited for a lock")
+    finally:
+        probe.close()
 
-    def work(tx: Tx) -> None:
+
+def test_a_patients_bookings_at_once_take_turns_instead_of_deadlocking(
+    database_url: str, sql: Conn, clinic: Clinic
+) -> None:
+    """The steps that deadlocked before each booking took its patient's turn: ours books
+    X1, theirs Y2 then X2, ours Y1. Now theirs waits at Y2 until ours commits, then meets
+    the committed Y1: the 409 of the rule, and no transaction rolled back for a deadlock."""
+    theirs_failed: list[BaseException] = []
+    theirs_pid: list[int] = []
+
+    def theirs() -> None:
+        try:
+            with transaction() as tx:
+                theirs_pid.append(_pid(tx))
+                clinic.book(tx, clinic.y2)
+                clinic.book(tx, clinic.x2)
+        except BaseException as error:  # the test thread reports it
+            theirs_failed.append(error)
+
+    attempts = 0
+
+    def ours(tx: Tx) -> None:
         nonlocal attempts
         attempts += 1
         clinic.book(tx, clinic.x1)
         if attempts == 1:
-            opponent = Opponent(
-                database_url, _pid(tx), lambda t: clinic.book(t, clinic.y2), lambda t: clinic.book(t, clinic.x2)
-            )
-            opponents.append(opponent)
-            opponent.start()
-            assert opponent.took_first.wait(timeout=10)
-        clinic.book(tx, clinic.y1)  # overlaps the opponent's uncommitted Y2
+            thread.start()
+            while not theirs_pid:
+                time.sleep(0.01)
+            _waits_for_a_lock(database_url, theirs_pid[0])  # at Y2, for our patient's turn
+        clinic.book(tx, clinic.y1)
 
-    with pytest.raises(PatientBusy):
-        in_transaction(work)
-    opponents[0].join(timeout=30)
-    assert opponents[0].failed == []
-    # Run again after the rollback, X1 met the opponent's committed X2: the 409 of the rule.
-    assert attempts == 2
+    thread = threading.Thread(target=theirs)
+    in_transaction(ours)
+    thread.join(timeout=30)
+    assert attempts == 1
+    assert [type(error) for error in theirs_failed] == [PatientBusy]
     rows = sql.run(
         "SELECT slot_id, status FROM appointments WHERE patient_id = :p ORDER BY start_time", p=clinic.patient.id
     )
-    assert [(uuid.UUID(str(slot)), status) for slot, status in rows] == [(clinic.x2, "BOOKED"), (clinic.y2, "BOOKED")]
+    assert [(uuid.UUID(str(slot)), status) for slot, status in rows] == [(clinic.x1, "BOOKED"), (clinic.y1, "BOOKED")]
     audits = sql.run(
         "SELECT count(*) FROM audit_appointment AS a JOIN appointments AS p ON p.id = a.appointment_id"
         " WHERE p.patient_id = :p",
@@ -141,18 +157,46 @@ def test_a_broken_deadlock_is_run_again_and_answers_the_conflict(database_url: s
     assert audits == [[2]]
 
 
-def test_one_transaction_alone_would_have_answered_503(database_url: str, sql: Conn, clinic: Clinic) -> None:
-    """The same cycle in a plain transaction: what in_transaction spares the caller."""
-    with pytest.raises(Deadlock), transaction() as tx:
+def _advisory_cycle(database_url: str, tx: Tx, opponents: list[Opponent]) -> None:
+    """Two advisory locks taken in opposite orders by this transaction and an opponent."""
+    tx.execute("SELECT pg_advisory_xact_lock(1)")
+    opponent = Opponent(
+        database_url,
+        _pid(tx),
+        lambda t: t.execute("SELECT pg_advisory_xact_lock(2)"),
+        lambda t: t.execute("SELECT pg_advisory_xact_lock(1)"),
+    )
+    opponents.append(opponent)
+    opponent.start()
+    assert opponent.took_first.wait(timeout=10)
+    tx.execute("SELECT pg_advisory_xact_lock(2)")
+
+
+def test_a_broken_deadlock_is_run_again(database_url: str, sql: Conn, clinic: Clinic) -> None:
+    attempts = 0
+    opponents: list[Opponent] = []
+
+    def work(tx: Tx) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            _advisory_cycle(database_url, tx, opponents)
         clinic.book(tx, clinic.x1)
-        opponent = Opponent(
-            database_url, _pid(tx), lambda t: clinic.book(t, clinic.y2), lambda t: clinic.book(t, clinic.x2)
-        )
-        opponent.start()
-        assert opponent.took_first.wait(timeout=10)
-        clinic.book(tx, clinic.y1)
-    opponent.join(timeout=30)
-    assert opponent.failed == []
+
+    in_transaction(work)
+    opponents[0].join(timeout=30)
+    assert opponents[0].failed == []
+    assert attempts == 2
+    assert sql.run("SELECT count(*) FROM appointments WHERE patient_id = :p", p=clinic.patient.id) == [[1]]
+
+
+def test_one_transaction_alone_would_have_answered_503(database_url: str) -> None:
+    """The same cycle in a plain transaction: what in_transaction spares the caller."""
+    opponents: list[Opponent] = []
+    with pytest.raises(Deadlock), transaction() as tx:
+        _advisory_cycle(database_url, tx, opponents)
+    opponents[0].join(timeout=30)
+    assert opponents[0].failed == []
 
 
 def test_a_deadlock_in_every_attempt_is_a_503(database_url: str) -> None:
@@ -162,17 +206,7 @@ def test_a_deadlock_in_every_attempt_is_a_503(database_url: str) -> None:
     def work(tx: Tx) -> None:
         nonlocal attempts
         attempts += 1
-        tx.execute("SELECT pg_advisory_xact_lock(1)")
-        opponent = Opponent(
-            database_url,
-            _pid(tx),
-            lambda t: t.execute("SELECT pg_advisory_xact_lock(2)"),
-            lambda t: t.execute("SELECT pg_advisory_xact_lock(1)"),
-        )
-        opponents.append(opponent)
-        opponent.start()
-        assert opponent.took_first.wait(timeout=10)
-        tx.execute("SELECT pg_advisory_xact_lock(2)")
+        _advisory_cycle(database_url, tx, opponents)
 
     with pytest.raises(Deadlock):
         in_transaction(work)
