@@ -283,6 +283,7 @@ def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
 def _move(
     tx: Tx, caller: Caller, appointment_id: UUID, slot_id: UUID, reason: str | None
 ) -> tuple[Appointment, list[int]]:
+    tx.first(SQL.take_patients_turn, id=appointment_id)
     row = _load_visible(tx, caller, appointment_id, lock=True)
     if row["status"] != "BOOKED":
         raise TransitionNotAllowed(f"a {row['status']} appointment cannot be moved")

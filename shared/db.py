@@ -603,11 +603,11 @@ def in_transaction(work: Callable[[Tx], T]) -> T:
     by rolling it back.
 
     Concurrent writes checked by one exclusion constraint can deadlock each other,
-    each waiting for the other's uncommitted row: a move against a booking or another
-    move of the same patient, overlapping windows of one doctor. (Bookings of one
-    patient take turns and never do: book_appointment.) PostgreSQL rolls one back; run
-    again, it meets the other's committed row, and the caller gets the 409 the rule
-    means, not a 503.
+    each waiting for the other's uncommitted row: overlapping windows of one doctor
+    published at once, say. (Bookings and moves of one patient take turns and do not:
+    book_appointment, take_patients_turn.) PostgreSQL rolls one back; run again, it
+    meets the other's committed row, and the caller gets the 409 the rule means, not
+    a 503.
     """
     attempt = 1
     while True:

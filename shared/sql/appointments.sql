@@ -31,9 +31,10 @@ WITH caller AS (
     ON CONFLICT (user_id) DO NOTHING
     RETURNING user_id
 ), patient_turn AS (
-    -- One booking of a patient at a time: two at once, checked against each other by
-    -- appointments_patient_no_overlap, would each wait for the other's uncommitted row
-    -- (a deadlock); in turn, the second meets the first's committed row and is a 409.
+    -- One booking or move (take_patients_turn) of a patient at a time: two at once,
+    -- checked against each other by appointments_patient_no_overlap, would each wait
+    -- for the other's uncommitted row (a deadlock); in turn, the second meets the
+    -- first's committed row and is a 409.
     -- Held to the end of the transaction; the first key names this use of the lock.
     SELECT pg_advisory_xact_lock(1, hashtext(CAST(:patient_id AS text)))
 ), slot AS (
@@ -72,6 +73,15 @@ RETURNING id, slot_id, doctor_id, patient_id, start_time, end_time, status, reas
 -- name: select_appointment
 SELECT id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,
        created_at, updated_at, start_time <= now() AS started
+FROM appointments
+WHERE id = :id
+
+-- name: take_patients_turn
+-- The patient's turn (the same lock book_appointment takes) before a move locks any
+-- row: a move and a booking of one patient, checked against each other by
+-- appointments_patient_no_overlap, would otherwise each wait for the other's
+-- uncommitted row. Taken first, so the lock order stays turn, appointment, slots.
+SELECT pg_advisory_xact_lock(1, hashtext(CAST(patient_id AS text))) AS turn
 FROM appointments
 WHERE id = :id
 

@@ -1,10 +1,10 @@
-"""Deadlocks: a patient's bookings at once take turns instead of deadlocking, and a
-deadlock the database breaks elsewhere is run again.
+"""Deadlocks: a patient's bookings and moves at once take turns instead of deadlocking,
+and a deadlock the database breaks elsewhere is run again.
 
-Bookings of one patient at overlapping times are checked by the exclusion constraint
-appointments_patient_no_overlap, and two such checks in flight at once wait for each
-other: a deadlock. Each booking therefore first takes its patient's turn (an advisory
-lock). Cycles are built step by step on two real transactions, so they happen every
+Bookings and moves of one patient at overlapping times are checked by the exclusion
+constraint appointments_patient_no_overlap, and two such checks in flight at once wait
+for each other: a deadlock. Each booking and each move therefore first takes its
+patient's turn (an advisory lock). Cycles are built step by step on two real transactions, so they happen every
 time: ours waits first, so ours is the one PostgreSQL rolls back (after deadlock_timeout).
 """
 
@@ -24,13 +24,13 @@ from shared import appointments
 from shared.auth import Caller
 from shared.db import DEADLOCK_ATTEMPTS, Tx, in_transaction, transaction
 from shared.errors import Deadlock, PatientBusy
-from shared.models import AppointmentCreate
+from shared.models import AppointmentChange, AppointmentCreate
 
 Conn = pg8000.native.Connection
 
 
 class Clinic:
-    """One patient, known already, and four doctors: two with a slot at X, two at Y."""
+    """One patient, known already, and five doctors: two with a slot at X, two at Y, one at Z."""
 
     def __init__(self, conn: Conn) -> None:
         self.patient = Caller(uuid.uuid4(), "pat@example.com", "Pat", "patient")
@@ -42,7 +42,10 @@ class Clinic:
         conn.run("INSERT INTO patients_profiles (user_id) VALUES (:id)", id=self.patient.id)
         x = datetime.now(UTC).replace(microsecond=0) + timedelta(days=2)
         y = x + timedelta(hours=1)
-        self.x1, self.y1, self.y2, self.x2 = (self._slot(conn, n, start) for n, start in enumerate((x, y, y, x)))
+        z = y + timedelta(hours=1)
+        self.x1, self.y1, self.y2, self.x2, self.z = (
+            self._slot(conn, n, start) for n, start in enumerate((x, y, y, x, z))
+        )
 
     @staticmethod
     def _slot(conn: Conn, n: int, start: datetime) -> uuid.UUID:
@@ -109,12 +112,14 @@ def _waits_for_a_lock(url: str, pid: int) -> None:
         probe.close()
 
 
-def test_a_patients_bookings_at_once_take_turns_instead_of_deadlocking(
-    database_url: str, sql: Conn, clinic: Clinic
-) -> None:
-    """The steps that deadlocked before each booking took its patient's turn: ours books
-    X1, theirs Y2 then X2, ours Y1. Now theirs waits at Y2 until ours commits, then meets
-    the committed Y1: the 409 of the rule, and no transaction rolled back for a deadlock."""
+def _race(database_url: str, sql: Conn, clinic: Clinic, theirs_first: Callable[[Tx], None]) -> None:
+    """Ours books X1, then theirs runs `theirs_first` and books X2, then ours books Y1.
+
+    theirs_first puts the patient at Y2. Unserialised, theirs' X2 waits for our X1 and
+    our Y1 for theirs' Y2: a deadlock, and ours, run again, a second attempt. In turn,
+    theirs waits for our patient's turn at its first step, then meets the committed Y1:
+    the 409 of the rule, and no transaction rolled back for a deadlock.
+    """
     theirs_failed: list[BaseException] = []
     theirs_pid: list[int] = []
 
@@ -122,7 +127,7 @@ def test_a_patients_bookings_at_once_take_turns_instead_of_deadlocking(
         try:
             with transaction() as tx:
                 theirs_pid.append(_pid(tx))
-                clinic.book(tx, clinic.y2)
+                theirs_first(tx)
                 clinic.book(tx, clinic.x2)
         except BaseException as error:  # the test thread reports it
             theirs_failed.append(error)
@@ -137,7 +142,7 @@ def test_a_patients_bookings_at_once_take_turns_instead_of_deadlocking(
             thread.start()
             while not theirs_pid:
                 time.sleep(0.01)
-            _waits_for_a_lock(database_url, theirs_pid[0])  # at Y2, for our patient's turn
+            _waits_for_a_lock(database_url, theirs_pid[0])  # at its first step, for our patient's turn
         clinic.book(tx, clinic.y1)
 
     thread = threading.Thread(target=theirs)
@@ -146,15 +151,42 @@ def test_a_patients_bookings_at_once_take_turns_instead_of_deadlocking(
     assert attempts == 1
     assert [type(error) for error in theirs_failed] == [PatientBusy]
     rows = sql.run(
-        "SELECT slot_id, status FROM appointments WHERE patient_id = :p ORDER BY start_time", p=clinic.patient.id
+        "SELECT slot_id FROM appointments WHERE patient_id = :p AND status = 'BOOKED' AND slot_id = ANY(:s)",
+        p=clinic.patient.id,
+        s=[clinic.x1, clinic.y1, clinic.x2, clinic.y2],
     )
-    assert [(uuid.UUID(str(slot)), status) for slot, status in rows] == [(clinic.x1, "BOOKED"), (clinic.y1, "BOOKED")]
-    audits = sql.run(
-        "SELECT count(*) FROM audit_appointment AS a JOIN appointments AS p ON p.id = a.appointment_id"
-        " WHERE p.patient_id = :p",
+    assert sorted(uuid.UUID(str(slot)) for (slot,) in rows) == sorted([clinic.x1, clinic.y1])
+
+
+def _audit_rows(sql: Conn, clinic: Clinic) -> list[str]:
+    rows = sql.run(
+        "SELECT a.action FROM audit_appointment AS a JOIN appointments AS p ON p.id = a.appointment_id"
+        " WHERE p.patient_id = :p ORDER BY a.id",
         p=clinic.patient.id,
     )
-    assert audits == [[2]]
+    return [str(action) for (action,) in rows]
+
+
+def test_a_patients_bookings_at_once_take_turns_instead_of_deadlocking(
+    database_url: str, sql: Conn, clinic: Clinic
+) -> None:
+    """Theirs books Y2 then X2 while ours books X1 then Y1."""
+    _race(database_url, sql, clinic, lambda tx: clinic.book(tx, clinic.y2))
+    assert _audit_rows(sql, clinic) == ["BOOKED", "BOOKED"]
+
+
+def test_a_move_and_a_booking_of_one_patient_take_turns(database_url: str, sql: Conn, clinic: Clinic) -> None:
+    """Theirs moves the patient's visit at Z to Y2, then books X2, while ours books X1
+    then Y1. Before moves took the patient's turn too, this deadlocked."""
+    with transaction() as tx:
+        visit, _ = appointments.book(tx, clinic.patient, AppointmentCreate(slot_id=clinic.z))
+
+    def move_to_y2(tx: Tx) -> None:
+        appointments.change(tx, clinic.patient, visit.id, AppointmentChange(slot_id=clinic.y2))
+
+    _race(database_url, sql, clinic, move_to_y2)
+    assert _audit_rows(sql, clinic) == ["BOOKED", "BOOKED", "BOOKED"]
+    assert sql.run("SELECT slot_id FROM appointments WHERE id = :id", id=visit.id) == [[clinic.z]]
 
 
 def _advisory_cycle(database_url: str, tx: Tx, opponents: list[Opponent]) -> None:
