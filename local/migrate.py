@@ -94,6 +94,12 @@ def _scalar(conn: Connection, sql: str, **params: object) -> list[list[object]]:
 def migrate(settings: Settings | None = None, folder: Path = MIGRATIONS) -> list[str]:
     """Applies what is pending; returns the file names applied now."""
     conn = connect(settings)
+    # connect() makes the socket give up shortly after the API's statement timeout. A
+    # migration that sets a longer one (an index build over a large table: minutes)
+    # must run to it; the build step's own timeout bounds the rest.
+    sock = getattr(conn, "_usock", None)
+    if sock is not None:
+        sock.settimeout(None)
     applied_now: list[str] = []
     try:
         conn.execute_simple(_BOOKKEEPING)

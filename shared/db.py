@@ -520,6 +520,9 @@ def _connect_cloud_sql(settings: Settings) -> Connection:
             db=settings.db_name,
             enable_iam_auth=True,
             ip_type=IPTypes[settings.db_ip_type.upper()],
+            # The connector's own default (30 s) is the whole request's deadline: a
+            # failover would answer the gateway's 504 instead of our 503 and Retry-After.
+            timeout=settings.db_connect_timeout,
         )
     except Exception as error:
         raise DatabaseUnavailable(f"Cloud SQL connection failed: {error}") from error

@@ -14,6 +14,7 @@ import pytest
 
 from local.migrate import discover, migrate
 from local.paths import MIGRATIONS
+from shared import db
 from shared.settings import Settings
 from tests import helpers
 
@@ -380,3 +381,16 @@ def test_an_index_left_invalid_by_a_failed_build_is_built_again(sql: Conn, datab
     sql.run("DELETE FROM probe_dupes")
     assert migrate(settings, folder=folder) == ["9997_probe_index.sql"]
     assert sql.run(valid) == [[True]]
+
+
+def test_a_file_may_run_longer_than_an_api_statement(
+    sql: Conn, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index build sets its own statement_timeout (minutes); the connection's socket,
+    which gives up shortly after the API's statement timeout, must not cut it off."""
+    monkeypatch.setattr(db, "SOCKET_MARGIN_S", 0.0)
+    folder = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, folder)
+    (folder / "9995_slow.sql").write_text("SET statement_timeout = '60s';\nSELECT pg_sleep(1.5);\n")
+    settings = Settings(database_url=database_url, db_statement_timeout_ms=500)
+    assert migrate(settings, folder=folder) == ["9995_slow.sql"]

@@ -559,6 +559,16 @@ def test_queue_max_attempts_and_tasks_max_attempts_come_from_one_variable() -> N
     assert "local.dispatch_env" in notify_env["environment_variables"]
 
 
+def test_each_instance_runs_a_thread_per_request_it_may_be_sent_and_logs_with_its_project() -> None:
+    fn = module_dir("functions")
+    runtime_env = locals_(fn)["runtime_env"]
+    assert "THREADS = tostring(cfg.concurrency)" in runtime_env
+    assert "GOOGLE_CLOUD_PROJECT = var.project_id" in runtime_env
+    functions = resources(fn, "google_cloudfunctions2_function")
+    assert 'local.runtime_env["notify"]' in one(functions["notify"]["service_config"])["environment_variables"]
+    assert "local.runtime_env[each.key]" in one(functions["api"]["service_config"])["environment_variables"]
+
+
 def test_production_default_attempts_match_the_code_default() -> None:
     from shared.settings import Settings
 
@@ -878,6 +888,7 @@ def test_migrate_build_environment_makes_the_code_use_the_connector_with_iam(mon
     assert kwargs["db"] == "clinic" == variables(TF)["db_name"]["default"]
     assert kwargs["enable_iam_auth"] is True
     assert kwargs["ip_type"] == connector_module.IPTypes.PRIVATE
+    assert kwargs["timeout"] == Settings.model_fields["db_connect_timeout"].default
     # And `clinic migrate` is a command of the CLI the step calls.
     with pytest.raises(SystemExit):
         cli.main(["migrate", "--help"])

@@ -48,6 +48,18 @@ locals {
     }
   }
 
+  # Read by the runtime, not by our settings.
+  runtime_env = {
+    for name, cfg in var.functions : name => {
+      # functions-framework serves THREADS requests at once per instance (else 4 per
+      # vCPU): one thread per request Cloud Run may send, or the rest queue in gunicorn.
+      THREADS = tostring(cfg.concurrency)
+      # Not set by the runtime; the logs need it to link each line to its request's
+      # trace (logging.googleapis.com/trace = projects/PROJECT/traces/ID).
+      GOOGLE_CLOUD_PROJECT = var.project_id
+    }
+  }
+
   dispatch_env = {
     TASKS_QUEUE           = var.queue_id
     NOTIFY_URL            = "${local.notify_url}/tasks/notify"
@@ -228,7 +240,7 @@ resource "google_cloudfunctions2_function" "notify" {
     }
     direct_vpc_egress = "VPC_EGRESS_PRIVATE_RANGES_ONLY"
 
-    environment_variables = merge(local.db_env["notify"], local.dispatch_env, local.notify_env)
+    environment_variables = merge(local.runtime_env["notify"], local.db_env["notify"], local.dispatch_env, local.notify_env)
 
     # Read at instance start; pin a numeric version in production so that a
     # new secret version rolls out with a deploy, not with a random cold start.
@@ -304,6 +316,7 @@ resource "google_cloudfunctions2_function" "api" {
     direct_vpc_egress = "VPC_EGRESS_PRIVATE_RANGES_ONLY"
 
     environment_variables = merge(
+      local.runtime_env[each.key],
       local.db_env[each.key],
       contains(local.dispatchers, each.key) ? local.dispatch_env : {},
       { EDGE_TOKEN = var.edge_token, CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
