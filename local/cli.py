@@ -160,6 +160,29 @@ def cmd_resend_failed(args: argparse.Namespace) -> None:
     print(f"{len(queued)} message(s) queued again; the outbox sweep sends them within a minute")
 
 
+def cmd_resend(args: argparse.Namespace) -> None:
+    from shared import outbox
+    from shared.db import transaction
+
+    missing = 0
+    with _with_database(), transaction() as tx:
+        for key in args.message_keys:
+            message = outbox.kept_message(tx, key)
+            if message is None:
+                missing += 1
+                print(f"{key}  not in the outbox: a typo, or pruned (kept 30 days once due)")
+            elif message["sent"]:
+                print(f"{key}  already sent: nothing to do")
+            elif args.dry_run:
+                print(f"{key}  {message['kind']}: would be queued again")
+            elif outbox.resend(tx, key, datetime.now(UTC)) is None:
+                print(f"{key}  already queued again just now")
+            else:
+                print(f"{key}  {message['kind']}: queued again; the outbox sweep sends it within a minute")
+    if missing:
+        raise SystemExit(1)
+
+
 def _since(text: str) -> datetime:
     """YYYY-MM-DD (midnight UTC) or an ISO 8601 time with its offset, in years a clinic uses."""
     try:
@@ -203,6 +226,12 @@ def main(argv: list[str] | None = None) -> None:
     resend.add_argument("--since", required=True, type=_since, help="YYYY-MM-DD (UTC) or an ISO 8601 time")
     resend.add_argument("--dry-run", action="store_true", help="list them, queue nothing")
     resend.set_defaults(func=cmd_resend_failed)
+    again = commands.add_parser(
+        "resend", help="queue again messages by their key (those logged 'message LOST', which no FAILED row records)"
+    )
+    again.add_argument("message_keys", nargs="+", metavar="MESSAGE_KEY", help="the message_key of the logged payload")
+    again.add_argument("--dry-run", action="store_true", help="say what would be queued, queue nothing")
+    again.set_defaults(func=cmd_resend)
     tail = commands.add_parser("events", help="print the domain events arriving on the local Pub/Sub emulator")
     tail.add_argument("--host", help="the emulator (default PUBSUB_EMULATOR_HOST or 127.0.0.1:8085)")
     tail.add_argument("--subscription", help="full subscription path (default the stack's)")

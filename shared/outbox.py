@@ -129,9 +129,20 @@ def requeue(tx: Tx, failed: list[Row]) -> list[int]:
     checks each against the database as ever: one that is no longer true is skipped."""
     ids: list[int] = []
     for message in failed:
-        row = tx.first(
-            SQL.requeue_message, message_key=message["message_key"], notification_id=message["notification_id"]
-        )
+        row = tx.first(SQL.requeue_message, message_key=message["message_key"], suffix=str(message["notification_id"]))
         if row is not None:  # None: already queued again for this failure
             ids.append(int(row["id"]))
     return ids
+
+
+def kept_message(tx: Tx, message_key: str) -> Row | None:
+    """The task message of that key while the outbox keeps it, and whether it was sent."""
+    return tx.first(SQL.select_kept_message, message_key=message_key)
+
+
+def resend(tx: Tx, message_key: str, now: datetime) -> int | None:
+    """Queues a kept message again under a new task name: for a message no FAILED row
+    records, one whose last attempt found the database down. None: queued again already
+    at this very moment."""
+    row = tx.first(SQL.requeue_message, message_key=message_key, suffix=f"{now:%Y%m%dT%H%M%S%fZ}")
+    return None if row is None else int(row["id"])

@@ -103,8 +103,16 @@ ORDER BY failed_at, notification_id
 -- The same message in a task of a new name (Cloud Tasks refuses a name it saw in the
 -- last days): notify still sends it at most once, and only while it is true.
 INSERT INTO outbox (appointment_id, target, name, payload)
-SELECT o.appointment_id, o.target, o.name || '-resend-' || CAST(:notification_id AS text), o.payload
+SELECT o.appointment_id, o.target, o.name || '-resend-' || CAST(:suffix AS text), o.payload
 FROM outbox AS o
 WHERE o.target = 'TASK' AND o.name = :message_key
 ON CONFLICT (target, name) DO NOTHING
 RETURNING id
+
+-- name: select_kept_message
+-- A task message still kept in the outbox (shared/retention.py), by its key, and
+-- whether it has been sent: what `clinic resend` may queue again.
+SELECT o.name AS message_key, o.payload ->> 'kind' AS kind, o.appointment_id,
+       EXISTS (SELECT FROM notifications AS s WHERE s.message_key = o.name AND s.status = 'SENT') AS sent
+FROM outbox AS o
+WHERE o.target = 'TASK' AND o.name = :message_key

@@ -443,6 +443,35 @@ def test_a_database_down_on_the_last_attempt_leaves_the_message_in_the_log(
         assert logged["payload"] == body.model_dump(mode="json") and logged["attempt"] == 8
 
 
+def test_an_operator_sends_again_a_message_lost_with_the_database(
+    smtp: Path, sql: pg8000.native.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No FAILED row records it (the LOST log line does): queued again by its key."""
+    who = data.patient()
+    appointment_id, _ = data.book(who, data.slots(data.doctor(), data.in_days(3))[0])
+    sql.run("UPDATE outbox SET dispatched_at = now()")  # handed to Cloud Tasks, then lost
+    lost = message(sql, appointment_id, "CONFIRMATION")
+    unknown = f"{uuid.uuid4()}-confirmation-1796284800-1"
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["resend", lost.message_key, unknown, "--dry-run"])
+    assert exited.value.code == 1  # one key is not in the outbox
+    out = capsys.readouterr().out
+    assert f"{lost.message_key}  CONFIRMATION: would be queued again" in out
+    assert f"{unknown}  not in the outbox" in out
+    assert sql.run("SELECT count(*) FROM outbox WHERE name LIKE '%-resend-%'") == [[0]]
+
+    cli.main(["resend", lost.message_key])
+    assert "CONFIRMATION: queued again" in capsys.readouterr().out
+    [[name, payload]] = sql.run("SELECT name, payload FROM outbox WHERE name LIKE '%-resend-%'")
+    assert name.startswith(f"{lost.message_key}-resend-")
+    assert TaskMessage.model_validate(payload) == lost  # the same message, under a new task name
+    assert notify.deliver(lost).result == "sent"
+    cli.main(["resend", lost.message_key])
+    assert capsys.readouterr().out == f"{lost.message_key}  already sent: nothing to do\n"
+    assert [m["X-Clinic-Kind"] for m in mails(smtp, appointment_id)] == ["CONFIRMATION"]
+
+
 def test_resend_failed_without_a_database_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     with data.environment(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/clinic"):
         reset_pool()
