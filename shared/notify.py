@@ -323,19 +323,21 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
 
 def _told(tx: Tx, message: TaskMessage) -> list[int]:
     """The changes behind the confirmations and move notices this appointment's patient
-    was sent (their audit ids): what they have heard. Only a move's or cancellation's
-    notice asks."""
-    if message.kind not in TELLS_A_CHANGE or message.audit_id is None:
+    was sent (their audit ids): what they have heard. A reminder does not ask."""
+    if message.kind not in (*TELLS_A_CHANGE, "CONFIRMATION") or message.audit_id is None:
         return []
     sent = tx.all(SQL.select_told_notices, appointment_id=message.appointment_id)
     return [audit_id for notice in sent if (audit_id := audit_id_of(notice["kind"], notice["message_key"])) is not None]
 
 
 def _overtaken(message: TaskMessage, told: list[int]) -> bool:
-    """A move notice retried (or delayed) past the notice of a later change: what it says
-    is no longer what the patient last heard, even if the appointment is back where it
-    said, so its "was" would name a time they no longer knew."""
-    return message.kind == "RESCHEDULED" and any(audit_id > (message.audit_id or 0) for audit_id in told)
+    """A confirmation or move notice retried (or delayed) past the notice of a later
+    change, even with the appointment back where it said: the patient has heard since
+    where it is, so a confirmation would say it twice, and a move's "was" would name a
+    time they no longer knew."""
+    return message.kind in ("CONFIRMATION", "RESCHEDULED") and any(
+        audit_id > (message.audit_id or 0) for audit_id in told
+    )
 
 
 def _last_told(message: TaskMessage, told: list[int]) -> int | None:

@@ -9,8 +9,11 @@ JOIN users AS patient ON patient.id = a.patient_id
 WHERE a.id = :appointment_id
 
 -- name: lock_message_context
--- FOR SHARE: a cancel or move of this appointment waits until the message is sent
--- (or not), so a reminder never goes out for a change that already committed.
+-- A cancel or move of this appointment waits until the message is sent (or not), so a
+-- reminder never goes out for a change that already committed. NO KEY UPDATE rather
+-- than SHARE: the appointment's other messages wait too, so each decides what the
+-- patient has heard (select_told_notices) after the one before it has been sent.
+-- (Foreign-key checks, KEY SHARE, are not held up.)
 SELECT a.id, a.slot_id, a.doctor_id, a.start_time, a.end_time, a.status, a.start_time <= now() AS started,
        patient.email AS patient_email, patient.name AS patient_name,
        doctor.name AS doctor_name, profile.timezone AS doctor_timezone
@@ -19,7 +22,7 @@ JOIN users AS patient ON patient.id = a.patient_id
 JOIN users AS doctor ON doctor.id = a.doctor_id
 JOIN doctors_profiles AS profile ON profile.user_id = a.doctor_id
 WHERE a.id = :appointment_id
-FOR SHARE OF a
+FOR NO KEY UPDATE OF a
 
 -- name: select_told_notices
 -- The confirmation and move notices this appointment's patient was sent: what they know.

@@ -34,6 +34,7 @@ from werkzeug.test import EnvironBuilder
 from local import cli
 from local.mailsink import read_all
 from local.paths import ROOT
+from local.postgres import connect_native
 from shared import mail, notify
 from shared.db import reset_pool
 from shared.errors import DatabaseUnavailable
@@ -287,6 +288,75 @@ def test_away_and_back_before_any_notice_reads_as_a_confirmation(smtp: Path, sql
     assert only["Subject"].startswith("Your appointment is confirmed:")
     text = only.get_body(("plain",)).get_content()
     assert "Your appointment is booked." in text and "moved" not in text and "Was:" not in text
+
+
+def _moved_away_and_back(sql: pg8000.native.Connection) -> tuple[uuid.UUID, TaskMessage, TaskMessage]:
+    """An appointment moved away and back before any notice went out: its confirmation
+    and its move-back notice, each alone worth a confirming email."""
+    doctor = data.doctor("Europe/Berlin")
+    booked, hop = data.slots(doctor, data.in_days(8))[:2]
+    who = data.patient()
+    appointment_id, _ = data.book(who, booked)
+    dispatched = "UPDATE outbox SET dispatched_at = now() WHERE appointment_id = :a"  # handed to Cloud Tasks
+    sql.run(dispatched, a=appointment_id)
+    data.change(who, appointment_id, slot_id=hop)
+    sql.run(dispatched, a=appointment_id)
+    data.change(who, appointment_id, slot_id=booked)
+    return appointment_id, message(sql, appointment_id, "CONFIRMATION"), message(sql, appointment_id, "RESCHEDULED")
+
+
+def test_a_confirmation_delivered_after_the_move_back_notice_is_not_sent(
+    smtp: Path, sql: pg8000.native.Connection
+) -> None:
+    """Cloud Tasks delivers in any order: the move back's notice confirmed it already."""
+    appointment_id, confirmation, back = _moved_away_and_back(sql)
+    assert notify.deliver(back).result == "sent"
+    assert notify.deliver(confirmation).result == "skipped"
+    [only] = mails(smtp, appointment_id)
+    assert only["Subject"].startswith("Your appointment is confirmed:")
+
+
+def test_a_confirmation_and_the_move_back_notice_at_once_send_one_email(
+    smtp: Path, sql: pg8000.native.Connection, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    """The move back's notice arrives while the confirmation is being sent: it waits for
+    it, then finds the patient told, instead of confirming a second time."""
+    appointment_id, confirmation, back = _moved_away_and_back(sql)
+    sending, release = threading.Event(), threading.Event()
+    compose = mail.compose
+
+    def slow_confirmation(notice: mail.Notice, settings: Any) -> Any:
+        if notice.kind == "CONFIRMATION":
+            sending.set()
+            release.wait(timeout=10)  # its SENT row written, not yet committed
+        return compose(notice, settings)
+
+    monkeypatch.setattr(mail, "compose", slow_confirmation)
+    results: dict[str, str] = {}
+
+    def deliver(name: str, body: TaskMessage) -> None:
+        results[name] = notify.deliver(body).result
+
+    first = threading.Thread(target=deliver, args=("confirmation", confirmation))
+    first.start()
+    assert sending.wait(timeout=10)
+    second = threading.Thread(target=deliver, args=("back", back))
+    second.start()
+    probe = connect_native(database_url)
+    try:
+        deadline = time.monotonic() + 5
+        while second.is_alive() and time.monotonic() < deadline:  # until it waits for the lock
+            if probe.run("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")[0][0]:
+                break
+            time.sleep(0.01)
+    finally:
+        probe.close()
+    release.set()
+    first.join(timeout=10)
+    second.join(timeout=10)
+    assert results == {"confirmation": "sent", "back": "skipped"}
+    [only] = mails(smtp, appointment_id)
+    assert only["X-Clinic-Kind"] == "CONFIRMATION"
 
 
 def test_a_cancellation_after_an_unannounced_move_names_the_time_the_patient_knew(
