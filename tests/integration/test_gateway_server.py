@@ -21,6 +21,7 @@ from uuid import uuid4
 
 import pytest
 
+from local import gateway as gateway_module
 from local import keys
 from local.gateway import USERINFO, Gateway, render, serve
 from local.paths import OPENAPI
@@ -260,6 +261,16 @@ def test_bad_requests_are_problems_and_reach_no_backend(gateway: int, request_by
     response = raw(gateway, request_bytes)
     assert status_of(response) == status
     assert problem_of(response)["status"] == status
+    assert Echo.seen == []
+
+
+def test_a_body_shorter_than_its_length_is_a_408_not_a_hang(gateway: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gateway_module, "CLIENT_IDLE_S", 0.5)
+    head = b"POST /appointments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    response = raw(gateway, head + b"{")
+    assert status_of(response) == 408
+    assert problem_of(response)["detail"] == "the request body did not arrive within 0.5 s"
+    assert b"connection: close" in response.lower()
     assert Echo.seen == []
 
 
