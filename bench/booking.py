@@ -404,7 +404,7 @@ def run_pgbench(url: str, clients: int, warmup: float, duration: float, mode: st
 
 def _userinfo(patient_id: str, email: str, name: str) -> str:
     """X-Apigateway-Api-Userinfo as the gateway sends it: base64url JSON claims, no padding."""
-    claims = {"iss": ISSUER, "sub": patient_id, "email": email, "name": name, "role": "patient"}
+    claims = {"iss": ISSUER, "sub": patient_id, "email": email, "email_verified": True, "name": name, "role": "patient"}
     return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
 
 
@@ -663,6 +663,7 @@ def _tokens(state: Path, patients: list[tuple[str, str, str]]) -> dict[str, str]
             "aud": keys.AUDIENCE,
             "sub": patient_id,
             "email": email,
+            "email_verified": True,
             "role": "patient",
             "name": name,
             "iat": now,

@@ -45,7 +45,13 @@ PORTS = Ports.offset(5000)
 
 
 def _userinfo(sub: uuid.UUID) -> str:
-    claims = {"sub": str(sub), "email": f"bench-{sub.hex[:12]}@example.com", "name": "Bench Patient", "role": "patient"}
+    claims = {
+        "sub": str(sub),
+        "email": f"bench-{sub.hex[:12]}@example.com",
+        "email_verified": True,
+        "name": "Bench Patient",
+        "role": "patient",
+    }
     return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
 
 

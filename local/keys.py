@@ -59,6 +59,8 @@ def make_token(
         "aud": AUDIENCE,
         "sub": str(sub),
         "email": email,
+        # As Identity Platform sets it once the user has confirmed the address.
+        "email_verified": True,
         "role": role,
         "iat": now,
         "nbf": now,

@@ -61,6 +61,10 @@ def caller_from_header(value: str | None) -> Caller:
     if not _EMAIL.fullmatch(email):
         # It becomes the users row and the To of every email: refused, never cut or cleaned.
         raise Unauthenticated("the token's 'email' claim is not an email address")
+    if claims.get("email_verified") is not True:
+        # The address becomes the account and the To of every notice. Taken unverified,
+        # someone else's would lock its owner out and have the clinic write to them.
+        raise Forbidden("verify your email address first: the clinic writes to it")
     role = claims.get("role", "patient")
     if role not in ROLES:
         raise Forbidden(f"unknown role {role!r}")

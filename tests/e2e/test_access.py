@@ -44,6 +44,7 @@ from typing import Any
 import pytest
 import requests
 
+from local.keys import make_token
 from local.stack import Stack
 from tests.e2e.booking_support import assert_problem, book, database, register, started_appointment
 from tests.e2e.client import Api, Caller
@@ -304,6 +305,7 @@ def userinfo(caller: Caller) -> str:
         "email": caller.email,
         "name": caller.name,
         "role": caller.role,
+        "email_verified": True,
         "iss": "https://clinic.local/issuer",
     }
     return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
@@ -397,6 +399,29 @@ def test_a_token_claiming_another_role_than_the_account_changes_nothing(api: Api
         assert sql.run("SELECT count(*) FROM patients_profiles WHERE user_id = :id", id=doctor.id) == [[0]]
         assert sql.run("SELECT count(*) FROM appointments WHERE patient_id = :id", id=doctor.id) == [[0]]
         assert sql.run("SELECT status FROM appointments WHERE slot_id = CAST(:s AS uuid)", s=slot) == [["BOOKED"]]
+
+
+def test_an_address_its_owner_has_not_verified_opens_no_account(api: Api, stack: Stack) -> None:
+    """Someone signing up with another person's address, unverified, would otherwise lock
+    its owner out (409 on every write later) and have the clinic write to them."""
+    doctor = api.doctor()
+    slot = api.publish(doctor, date.today() + timedelta(days=9), "09:00", "09:30", 30)[0]["id"]
+    squatter = Caller(api, "patient", uuid.uuid4(), f"owner-{uuid.uuid4().hex[:8]}@example.com", "Not The Owner")
+    unverified = make_token(
+        "patient", squatter.id, squatter.email, squatter.name, state=api.state, extra={"email_verified": False}
+    )
+    squatter.session.headers["Authorization"] = f"Bearer {unverified}"
+    for response in (
+        squatter.post("/appointments", {"slot_id": slot}),
+        squatter.post("/patients", {}),
+        squatter.get("/appointments"),
+    ):
+        assert "verify your email address" in assert_problem(response, 403)["detail"]
+    owner = Caller(api, "patient", uuid.uuid4(), squatter.email, "The Owner")
+    booked = owner.post("/appointments", {"slot_id": slot})
+    assert booked.status_code == 201, booked.text
+    with database(stack.database_url or "") as sql:
+        assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=squatter.id) == [[0]]
 
 
 def test_a_browser_on_another_origin_can_call_the_api(api: Api) -> None:

@@ -15,6 +15,9 @@ SUB = "5b7e1a7e-2a43-4f0e-9a43-1c9a7b1f0c11"
 
 
 def header(claims: object, pad: bool = False) -> str:
+    """The header for these claims; a dict without 'email_verified' gets it as true."""
+    if isinstance(claims, dict):
+        claims = {"email_verified": True, **claims}
     encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()
     return encoded if pad else encoded.rstrip("=")
 
@@ -140,3 +143,15 @@ def test_require_role() -> None:
     require_role(caller, "patient", "admin")
     with pytest.raises(Forbidden):
         require_role(caller, "doctor", "admin")
+
+
+@pytest.mark.parametrize("verified", [False, "true", 1, None, "absent"])
+def test_an_unverified_email_is_refused(verified: object) -> None:
+    """The address becomes the account and the To of every notice: only one its owner
+    has confirmed (the claim exactly true)."""
+    claims: dict[str, object] = {"sub": SUB, "email": "someone@example.com", "role": "patient"}
+    if verified != "absent":
+        claims["email_verified"] = verified
+    encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()
+    with pytest.raises(Forbidden, match="verify your email address"):
+        caller_from_header(encoded)
