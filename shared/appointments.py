@@ -23,6 +23,7 @@ from shared.errors import (
     NotFound,
     PatientBusy,
     SlotTaken,
+    TooManyUpcoming,
     TransitionNotAllowed,
     Unprocessable,
 )
@@ -37,6 +38,7 @@ from shared.models import (
     range_bound,
 )
 from shared.retention import IDEMPOTENCY_TTL
+from shared.settings import get_settings
 from shared.users import check_account, check_reader, ensure_user
 
 SQL = queries("appointments")
@@ -192,6 +194,7 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
             patient_id=patient_id,
             slot_id=body.slot_id,
             reason=body.reason,
+            max_upcoming=None if caller.is_admin() else get_settings().max_upcoming_appointments,
         )
     except IntegrityViolation as error:
         if error.constraint in _NO_CALLER_ROW:
@@ -201,10 +204,17 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
     if row is None:
         check_account(tx, caller)
         slot = tx.first(SQL.select_slot, id=body.slot_id)
+        if slot is not None and slot["started"]:
+            raise Unprocessable("this slot is in the past")
+        cap = get_settings().max_upcoming_appointments
+        capped = slot is not None and not caller.is_admin()
+        if capped and tx.one(SQL.count_upcoming, patient_id=patient_id)["upcoming"] >= cap:
+            raise TooManyUpcoming(
+                f"you already hold {cap} upcoming appointments, the most a patient may book;"
+                " cancel one to book another, or ask the clinic"
+            )
         # (A slot published between the two statements was not there to book: 404.)
-        if slot is None or not slot["started"]:
-            raise NotFound("no such slot")
-        raise Unprocessable("this slot is in the past")
+        raise NotFound("no such slot")
     audit_id, occurred_at = int(row.pop("audit_id")), row.pop("audit_occurred_at")
     outbox_ids = outbox.record_change(tx, row, "BOOKED", audit_id, occurred_at)
     return _public(row), outbox_ids

@@ -57,6 +57,10 @@ class PatientBusy(Conflict):
     title, type_ = "Overlapping appointment", "/problems/overlapping-appointment"
 
 
+class TooManyUpcoming(Conflict):
+    title, type_ = "Too many upcoming appointments", "/problems/too-many-upcoming"
+
+
 class SlotOverlap(Conflict):
     title, type_ = "Overlapping slot", "/problems/overlapping-slot"
 

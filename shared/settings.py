@@ -91,6 +91,10 @@ class Settings(BaseModel):
 
     reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=24),)
 
+    # Upcoming BOOKED appointments a patient may hold by booking themself, so that a few
+    # accounts cannot take every slot; an admin booking for a patient is not capped.
+    max_upcoming_appointments: int = Field(default=10, ge=1)
+
     @field_validator("reminder_offsets", mode="before")
     @classmethod
     def _offsets(cls, value: object) -> object:

@@ -31,21 +31,19 @@ WITH caller AS (
     ON CONFLICT (user_id) DO NOTHING
     RETURNING user_id
 ), patient_turn AS (
-    -- One booking or move (take_patients_turn) of a patient at a time: two at once,
-    -- checked against each other by appointments_patient_no_overlap, would each wait
-    -- for the other's uncommitted row (a deadlock); in turn, the second meets the
-    -- first's committed row and is a 409.
-    -- Held to the end of the transaction; the first key names this use of the lock.
-    SELECT pg_advisory_xact_lock(1, hashtext(CAST(:patient_id AS text)))
+    -- One booking or move of a patient at a time (migration 0006), and their upcoming
+    -- appointments counted once it is their turn.
+    SELECT take_patients_turn(CAST(:patient_id AS uuid)) AS upcoming
 ), slot AS (
     -- The subqueries run first (a one-time filter), so the caller's rows are written
     -- and the patient's turn taken before the appointment: an email that belongs to
     -- another account is reported ahead of a taken slot, in the order the separate
-    -- statements had.
+    -- statements had. :max_upcoming NULL: no cap (an admin booking for a patient).
     SELECT id, doctor_id, start_time, end_time
     FROM slots
     WHERE id = :slot_id AND start_time > now()
-      AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) + (SELECT count(*) FROM patient_turn) >= 0
+      AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) >= 0
+      AND (SELECT upcoming FROM patient_turn) < coalesce(CAST(:max_upcoming AS bigint), 9223372036854775807)
       AND (SELECT ok FROM same_role)
 ), booked AS (
     INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
@@ -77,13 +75,18 @@ FROM appointments
 WHERE id = :id
 
 -- name: take_patients_turn
--- The patient's turn (the same lock book_appointment takes) before a move locks any
--- row: a move and a booking of one patient, checked against each other by
+-- The patient's turn (migration 0006, as book_appointment takes it) before a move locks
+-- any row: a move and a booking of one patient, checked against each other by
 -- appointments_patient_no_overlap, would otherwise each wait for the other's
 -- uncommitted row. Taken first, so the lock order stays turn, appointment, slots.
-SELECT pg_advisory_xact_lock(1, hashtext(CAST(patient_id AS text))) AS turn
+SELECT take_patients_turn(patient_id) AS upcoming
 FROM appointments
 WHERE id = :id
+
+-- name: count_upcoming
+SELECT count(*) AS upcoming
+FROM appointments
+WHERE patient_id = :patient_id AND status = 'BOOKED' AND start_time > now()
 
 -- name: lock_appointment
 SELECT id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,

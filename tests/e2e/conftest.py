@@ -22,6 +22,9 @@ E2E_ENV = {
     "SWEEP_INTERVAL": "1",
     # A notification's last attempt within the test (the default, 30, spans hours).
     "TASKS_MAX_ATTEMPTS": "8",
+    # Above what the access matrix's one patient comes to hold (~16), so no cell meets
+    # the cap; tests/e2e/test_booking_flows.py books up to it.
+    "MAX_UPCOMING_APPOINTMENTS": "30",
 }
 
 

@@ -21,6 +21,7 @@ from tests.e2e.booking_support import (
     started_appointment,
 )
 from tests.e2e.client import Api, Caller
+from tests.e2e.conftest import E2E_ENV
 
 
 def soon(days: int) -> date:
@@ -208,6 +209,25 @@ def test_transitions_outside_the_state_machine_are_409(api: Api) -> None:
     assert patient.get(f"/appointments/{booked['id']}").json() == state
     assert len(patient.get(f"/appointments/{booked['id']}/audit").json()["items"]) == 2
     assert slots[1]["id"] in free_slot_ids(api, doctor, soon(6).isoformat(), soon(6).isoformat())
+
+
+def test_a_patient_holds_at_most_max_upcoming_appointments_they_booked(api: Api) -> None:
+    """MAX_UPCOMING_APPOINTMENTS (10 by default, 30 in these tests): a few accounts
+    cannot take every slot."""
+    cap = int(E2E_ENV["MAX_UPCOMING_APPOINTMENTS"])
+    doctor = api.doctor()
+    slots = api.publish(doctor, soon(13), "06:00", "23:00", 30)
+    patient = api.patient()
+    held = [book(patient, slot["id"]) for slot in slots[:cap]]
+    body = assert_problem(patient.post("/appointments", {"slot_id": slots[cap]["id"]}), 409)
+    assert body["type"] == "/problems/too-many-upcoming"
+    assert f"you already hold {cap} upcoming appointments" in body["detail"]
+    assert slots[cap]["id"] in free_slot_ids(api, doctor, soon(13).isoformat(), soon(13).isoformat())
+    cancel(patient, held[0]["id"])
+    book(patient, slots[cap]["id"])
+    # The clinic may book one more for them.
+    extra = api.admin().post("/appointments", {"slot_id": slots[cap + 1]["id"], "patient_id": str(patient.id)})
+    assert extra.status_code == 201, extra.text
 
 
 def test_a_patient_cannot_hold_two_overlapping_appointments(api: Api) -> None:

@@ -1,0 +1,145 @@
+"""A patient holds at most MAX_UPCOMING_APPOINTMENTS upcoming appointments they booked
+themself, so that a few accounts cannot take every slot of a clinic: counted in the
+patient's turn, so bookings at once cannot slip past it either."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pg8000.native
+import pytest
+
+from shared import appointments
+from shared.auth import Caller
+from shared.db import transaction
+from shared.errors import TooManyUpcoming
+from shared.models import AppointmentChange, AppointmentCreate
+from shared.users import ensure_user
+from tests.integration.notify_support import environment
+from tests.integration.test_deadlocks import _waits_for_a_lock
+from tests.integration.test_first_use import THREADS, new_caller, together
+
+Conn = pg8000.native.Connection
+CAP = 3
+
+
+def _doctor(sql: Conn) -> uuid.UUID:
+    doctor = uuid.uuid4()
+    sql.run("INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'Doc', 'doctor')", id=doctor, e=f"{doctor}@x.o")
+    sql.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
+    return doctor
+
+
+def _slot(sql: Conn, doctor: uuid.UUID, start: datetime) -> uuid.UUID:
+    rows = sql.run(
+        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+        d=doctor,
+        s=start,
+        e=start + timedelta(minutes=30),
+    )
+    return uuid.UUID(str(rows[0][0]))
+
+
+@pytest.fixture
+def slots(sql: Conn) -> list[uuid.UUID]:
+    """THREADS future slots of one doctor, one after another."""
+    doctor = _doctor(sql)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    return [_slot(sql, doctor, start + timedelta(minutes=30 * i)) for i in range(THREADS)]
+
+
+def book(caller: Caller, slot: uuid.UUID, patient: Caller | None = None) -> appointments.Appointment:
+    body = AppointmentCreate(slot_id=slot, patient_id=patient.id if patient else None)
+    with environment(MAX_UPCOMING_APPOINTMENTS=str(CAP)), transaction() as tx:
+        return appointments.book(tx, caller, body)[0]
+
+
+def booked(sql: Conn, patient: Caller) -> int:
+    rows = sql.run("SELECT count(*) FROM appointments WHERE patient_id = :p AND status = 'BOOKED'", p=patient.id)
+    return int(rows[0][0])
+
+
+def test_bookings_at_once_stop_at_the_cap(sql: Conn, slots: list[uuid.UUID]) -> None:
+    patient = new_caller()
+    with environment(MAX_UPCOMING_APPOINTMENTS=str(CAP)):
+        errors = together(lambda i: book(patient, slots[i]) and None)
+    assert len(errors) == THREADS - CAP
+    assert all(error.startswith("TooManyUpcoming(") for error in errors), errors
+    assert booked(sql, patient) == CAP
+
+
+def test_a_booking_that_waited_for_its_turn_counts_what_the_turn_before_booked(
+    sql: Conn, database_url: str, slots: list[uuid.UUID]
+) -> None:
+    """Ours starts while theirs holds the patient's turn, and so before theirs commits:
+    its count must still see theirs (a count as of our statement's start would not)."""
+    patient = new_caller()
+    for slot in slots[: CAP - 1]:
+        book(patient, slot)
+    outcome: list[object] = []
+    pid: list[int] = []
+
+    def ours() -> None:
+        try:
+            with transaction() as tx:
+                pid.append(int(tx.one("SELECT pg_backend_pid() AS pid")["pid"]))
+                outcome.append(appointments.book(tx, patient, AppointmentCreate(slot_id=slots[CAP]))[0])
+        except Exception as error:  # the test thread reports it
+            outcome.append(error)
+
+    thread = threading.Thread(target=ours)
+    with environment(MAX_UPCOMING_APPOINTMENTS=str(CAP)):  # for both threads, to the end
+        with transaction() as tx:
+            appointments.book(tx, patient, AppointmentCreate(slot_id=slots[CAP - 1]))  # theirs: the last one allowed
+            thread.start()
+            while not pid:
+                time.sleep(0.01)
+            _waits_for_a_lock(database_url, pid[0])
+        thread.join(timeout=30)
+    assert [type(o) for o in outcome] == [TooManyUpcoming]
+    assert booked(sql, patient) == CAP
+
+
+def test_the_cap_counts_only_what_is_still_to_come(sql: Conn, slots: list[uuid.UUID]) -> None:
+    patient = new_caller()
+    with transaction() as tx:
+        ensure_user(tx, patient)
+    _visit_that_has_begun(sql, patient)
+    held = [book(patient, slot) for slot in slots[:CAP]]
+    with pytest.raises(TooManyUpcoming, match=f"you already hold {CAP} upcoming appointments"):
+        book(patient, slots[CAP])
+    # A move keeps the count, so it is allowed at the cap.
+    with transaction() as tx:
+        appointments.change(tx, patient, held[0].id, AppointmentChange(slot_id=slots[CAP + 1]))
+    # A cancelled one no longer counts.
+    with transaction() as tx:
+        appointments.change(tx, patient, held[1].id, AppointmentChange(status="CANCELLED"))
+    book(patient, slots[CAP + 2])
+    assert booked(sql, patient) == CAP + 1  # the one that has begun, and CAP to come
+
+
+def _visit_that_has_begun(sql: Conn, patient: Caller) -> None:
+    doctor = _doctor(sql)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    sql.run("INSERT INTO patients_profiles (user_id) VALUES (:id) ON CONFLICT DO NOTHING", id=patient.id)
+    sql.run(
+        "INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time) VALUES (:s, :p, :d, :b, :e)",
+        s=_slot(sql, doctor, start),
+        p=patient.id,
+        d=doctor,
+        b=start,
+        e=start + timedelta(minutes=30),
+    )
+
+
+def test_an_admin_books_past_the_cap_for_a_patient(sql: Conn, slots: list[uuid.UUID]) -> None:
+    patient = new_caller()
+    for slot in slots[:CAP]:
+        book(patient, slot)
+    admin = new_caller("admin")
+    extra = book(admin, slots[CAP], patient=patient)
+    assert extra.patient_id == patient.id
+    assert booked(sql, patient) == CAP + 1
