@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from shared import paging
 from shared.auth import Caller, require_role
-from shared.db import IntegrityViolation, Tx, queries
+from shared.db import Tx, queries
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from shared.models import (
     AvailabilityWindow,
@@ -57,11 +57,8 @@ def create_doctor(tx: Tx, caller: Caller, body: DoctorCreate) -> Doctor:
     require_role(caller, "admin")
     ensure_user(tx, caller)
     doctor_id = body.id or uuid4()
-    try:
-        with tx.savepoint():
-            tx.execute(USERS.insert_user, id=doctor_id, email=body.email.lower(), name=body.name, role="doctor")
-    except IntegrityViolation as error:
-        raise Conflict("a user with this id or email already exists") from error
+    if tx.first(USERS.insert_user, id=doctor_id, email=body.email.lower(), name=body.name, role="doctor") is None:
+        raise Conflict("a user with this id or email already exists")
     tx.execute(SQL.insert_doctor_profile, user_id=doctor_id, specialty=body.specialty, timezone=body.timezone)
     return Doctor(id=doctor_id, name=body.name, specialty=body.specialty, timezone=body.timezone)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shared.auth import Caller, require_role
-from shared.db import IntegrityViolation, Tx, queries
+from shared.db import Tx, queries
 from shared.errors import Conflict, Forbidden, Unprocessable
 from shared.models import Patient, PatientCreate
 from shared.users import ensure_user
@@ -30,13 +30,9 @@ def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool
             raise Unprocessable("give 'email' and 'name' for the new patient")
         existing = tx.first(SQL.select_user, id=body.user_id)
         if existing is None:
-            try:
-                with tx.savepoint():
-                    tx.execute(
-                        SQL.insert_user, id=body.user_id, email=body.email.lower(), name=body.name, role="patient"
-                    )
-            except IntegrityViolation as error:
-                raise Conflict("a user with this email already exists") from error
+            new = tx.first(SQL.insert_user, id=body.user_id, email=body.email.lower(), name=body.name, role="patient")
+            if new is None:
+                raise Conflict("a user with this email already exists")
         elif existing["role"] != "patient":
             raise Conflict("this user is not a patient")
         elif existing["email"] != body.email.lower():

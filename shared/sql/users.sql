@@ -9,8 +9,11 @@ ON CONFLICT DO NOTHING
 RETURNING id
 
 -- name: insert_user
+-- No row back: the id or the email is taken. Not an error, so the server logs no
+-- DETAIL line naming the email (the logs hold ids, never personal data).
 INSERT INTO users (id, email, name, role)
 VALUES (:id, :email, :name, CAST(:role AS user_role))
+ON CONFLICT DO NOTHING
 RETURNING id, email, name, role
 
 -- name: select_user

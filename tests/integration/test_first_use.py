@@ -17,6 +17,7 @@ from shared.auth import Caller
 from shared.db import transaction
 from shared.errors import Conflict
 from shared.models import AppointmentCreate
+from shared.users import SQL as USERS
 from shared.users import ensure_user
 from tests.integration.notify_support import environment
 
@@ -98,3 +99,15 @@ def test_an_email_of_another_account_is_still_a_conflict(sql: Conn) -> None:
         appointments.book(tx, impostor, AppointmentCreate.model_validate({"slot_id": str(uuid.uuid4())}))
     assert sql.run("SELECT count(*) FROM users WHERE email = :e", e=owner.email) == [[1]]
     assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=impostor.id) == [[0]]
+
+
+def test_a_taken_email_is_no_error_in_the_database(sql: Conn) -> None:
+    """insert_user answers a taken email with no row, not a unique violation: the server
+    then logs no DETAIL line naming the email, and the transaction goes on."""
+    owner = new_caller()
+    with transaction() as tx:
+        ensure_user(tx, owner)
+    with transaction() as tx:
+        taken = tx.first(USERS.insert_user, id=uuid.uuid4(), email=owner.email, name="Other", role="patient")
+        assert taken is None
+        assert tx.one("SELECT 1 AS still")["still"] == 1  # an error would have aborted the transaction
