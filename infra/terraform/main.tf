@@ -164,6 +164,8 @@ module "functions" {
   mail_from               = var.mail_from
   reminder_offsets        = var.reminder_offsets
 
+  max_upcoming_appointments = var.max_upcoming_appointments
+
   gateway_service_account_email = module.gateway.service_account_email
   edge_token                    = random_password.edge_token.result
   cors_allowed_origins          = var.cors_allowed_origins

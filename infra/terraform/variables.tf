@@ -362,6 +362,17 @@ variable "reminder_offsets" {
   }
 }
 
+variable "max_upcoming_appointments" {
+  type        = number
+  description = "MAX_UPCOMING_APPOINTMENTS: upcoming appointments a patient may hold by booking themself (an admin booking for them is not capped), so that a few accounts cannot take every slot."
+  default     = 10
+
+  validation {
+    condition     = var.max_upcoming_appointments >= 1 && floor(var.max_upcoming_appointments) == var.max_upcoming_appointments
+    error_message = "max_upcoming_appointments is a whole number, at least 1."
+  }
+}
+
 variable "cors_allowed_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the API (e.g. [\"https://app.clinic.example\"]), or [\"*\"] for any; empty for none (mobile apps need none)."

@@ -569,6 +569,18 @@ def test_each_instance_runs_a_thread_per_request_it_may_be_sent_and_logs_with_it
     assert "local.runtime_env[each.key]" in one(functions["api"]["service_config"])["environment_variables"]
 
 
+def test_the_book_function_gets_the_upcoming_cap_with_the_code_default() -> None:
+    from shared.settings import Settings
+
+    fn = module_dir("functions")
+    assert locals_(fn)["booking_env"]["MAX_UPCOMING_APPOINTMENTS"] == "${tostring(var.max_upcoming_appointments)}"
+    api_env = one(resources(fn, "google_cloudfunctions2_function")["api"]["service_config"])["environment_variables"]
+    assert 'each.key == "book" ? local.booking_env : {}' in api_env
+    assert module_calls()["functions"]["max_upcoming_appointments"] == "${var.max_upcoming_appointments}"
+    default = Settings.model_fields["max_upcoming_appointments"].default
+    assert variables(TF)["max_upcoming_appointments"]["default"] == default
+
+
 def test_production_default_attempts_match_the_code_default() -> None:
     from shared.settings import Settings
 
@@ -580,7 +592,7 @@ def _env_names_set_by_terraform() -> set[str]:
     fn = module_dir("functions")
     loc = locals_(fn)
     names = set(re.findall(r"\b([A-Z][A-Z0-9_]+) =", loc["db_env"]))
-    names |= set(loc["dispatch_env"]) | set(loc["notify_env"])
+    names |= set(loc["dispatch_env"]) | set(loc["notify_env"]) | set(loc["booking_env"])
     notify_sc = one(resources(fn, "google_cloudfunctions2_function")["notify"]["service_config"])
     names |= {s["key"] for s in notify_sc["secret_environment_variables"]}
     return names

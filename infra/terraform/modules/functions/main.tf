@@ -73,6 +73,11 @@ locals {
     REMINDER_OFFSETS          = var.reminder_offsets
   }
 
+  # What only the book function reads.
+  booking_env = {
+    MAX_UPCOMING_APPOINTMENTS = tostring(var.max_upcoming_appointments)
+  }
+
   notify_env = {
     VERIFY_OIDC     = "true"
     OIDC_AUDIENCE   = local.notify_url
@@ -319,6 +324,7 @@ resource "google_cloudfunctions2_function" "api" {
       local.runtime_env[each.key],
       local.db_env[each.key],
       contains(local.dispatchers, each.key) ? local.dispatch_env : {},
+      each.key == "book" ? local.booking_env : {},
       { EDGE_TOKEN = var.edge_token, CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
     )
   }

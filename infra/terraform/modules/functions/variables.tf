@@ -146,6 +146,11 @@ variable "reminder_offsets" {
   description = "REMINDER_OFFSETS, e.g. \"24h,2h\"."
 }
 
+variable "max_upcoming_appointments" {
+  type        = number
+  description = "MAX_UPCOMING_APPOINTMENTS of the book function."
+}
+
 variable "cors_allowed_origins" {
   type        = list(string)
   description = "Browser origins slots, book and cancel answer CORS requests from; [\"*\"] for any."
