@@ -11,7 +11,11 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
+
+if TYPE_CHECKING:
+    from local.stack import Ports
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
@@ -28,8 +32,8 @@ def _with_database() -> Iterator[None]:
     from local.postgres import EmbeddedPostgres
     from local.stack import Stack
 
-    stack = Stack()
-    postgres = stack.postgres = EmbeddedPostgres(STATE / "pgdata")
+    stack = Stack(ports=_ports())
+    postgres = stack.postgres = EmbeddedPostgres(STATE / "pgdata", stack.ports.postgres)
     started_here = not postgres.running()
     postgres.start()
     os.environ["DATABASE_URL"] = stack.start_database()
@@ -38,6 +42,14 @@ def _with_database() -> Iterator[None]:
     finally:
         if started_here:
             postgres.stop()
+
+
+def _ports() -> Ports:
+    """The local stack's ports; CLINIC_PORT_OFFSET moves every one, for a second stack
+    beside the first (and these commands then reach that one)."""
+    from local.stack import Ports
+
+    return Ports.offset(int(os.environ.get("CLINIC_PORT_OFFSET") or "0"))
 
 
 def cmd_migrate(_: argparse.Namespace) -> None:
@@ -62,10 +74,9 @@ def cmd_token(args: argparse.Namespace) -> None:
 
 
 def cmd_run(_: argparse.Namespace) -> None:
-    from local.stack import AlreadyRunning, Ports, Stack
+    from local.stack import AlreadyRunning, Stack
 
-    # CLINIC_PORT_OFFSET moves every port, for a second stack beside the first.
-    stack = Stack(ports=Ports.offset(int(os.environ.get("CLINIC_PORT_OFFSET", "0"))))
+    stack = Stack(ports=_ports())
     try:
         stack.start()
     except AlreadyRunning as error:

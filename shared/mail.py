@@ -94,9 +94,20 @@ def local_time(instant: datetime, zone_name: str) -> datetime:
 
 
 def when(notice: Notice | Previous) -> str:
-    """`Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)`."""
+    """`Tuesday, 3 December 2024, 09:00-09:30 (Europe/Berlin, CET)`. Across a change of the
+    clocks each end has its own abbreviation, so an hour reads as one:
+    `Sunday, 7 November 2027, 01:00 EDT-01:00 EST (America/New_York)`."""
     start, end = local_time(notice.start, notice.timezone), local_time(notice.end, notice.timezone)
-    return f"{start:%A}, {start.day} {start:%B %Y}, {start:%H:%M}-{end:%H:%M} ({notice.timezone}, {start.tzname()})"
+    day = f"{start:%A}, {start.day} {start:%B %Y}"
+    if start.tzname() == end.tzname():
+        return f"{day}, {start:%H:%M}-{end:%H:%M} ({notice.timezone}, {start.tzname()})"
+    return f"{day}, {start:%H:%M} {start.tzname()}-{end:%H:%M} {end.tzname()} ({notice.timezone})"
+
+
+def _clock(local: datetime) -> str:
+    """09:00; with the abbreviation where the clocks go back and the time comes twice."""
+    twice = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+    return f"{local:%H:%M} {local.tzname()}" if twice else f"{local:%H:%M}"
 
 
 def _was(previous: Previous) -> str:
@@ -121,7 +132,7 @@ def subject(notice: Notice) -> str:
     # header is set: one in a name could bring back the line breaks one_line took out
     # and add headers. With a space after the "=" it is text.
     doctor = notice.doctor_name.replace("=?", "= ?")
-    return f"{_SUBJECT[_wording(notice)]}: {start.day} {start:%b %Y}, {start:%H:%M} with {doctor}"
+    return f"{_SUBJECT[_wording(notice)]}: {start.day} {start:%b %Y}, {_clock(start)} with {doctor}"
 
 
 def text_body(notice: Notice) -> str:

@@ -229,7 +229,9 @@ def stale_reason(message: TaskMessage, row: Row | None) -> str | None:
     if row["slot_id"] != message.slot_id or row["start_time"] != message.start_time:
         # A reminder or confirmation for the old time; the RESCHEDULED notice covers it.
         return "the appointment has moved since"
-    if message.kind == "REMINDER" and row["started"]:
+    if row["started"]:
+        # A confirmation or move notice retried (or resent) past the start tells the
+        # patient nothing they can still act on; only a cancellation says something new.
         return "the appointment has already started"
     return None
 

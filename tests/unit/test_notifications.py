@@ -50,6 +50,24 @@ def test_times_are_shown_in_the_doctors_zone() -> None:
     assert "09:00" in mail.subject(notice()) and "Dr. Anna Weiß" in mail.subject(notice())
 
 
+def test_across_a_change_of_the_clocks_each_end_has_its_own_abbreviation() -> None:
+    """Hour-long visits of a New York doctor on the days the clocks change (the slots
+    DESIGN.md counts in real elapsed time)."""
+    fall_back = datetime(2027, 11, 7, 5, 0, tzinfo=UTC)  # 01:00 EDT; an hour later, 01:00 EST
+    back = notice(timezone="America/New_York", start=fall_back, end=fall_back + timedelta(hours=1))
+    assert mail.when(back) == "Sunday, 7 November 2027, 01:00 EDT-01:00 EST (America/New_York)"
+    spring_forward = datetime(2027, 3, 14, 6, 0, tzinfo=UTC)  # 01:00 EST; an hour later, 03:00 EDT
+    forward = notice(timezone="America/New_York", start=spring_forward, end=spring_forward + timedelta(hours=1))
+    assert mail.when(forward) == "Sunday, 14 March 2027, 01:00 EST-03:00 EDT (America/New_York)"
+    # 01:00 comes twice that November night: the subject says which.
+    second = notice(
+        timezone="America/New_York", start=fall_back + timedelta(hours=1), end=fall_back + timedelta(hours=2)
+    )
+    assert "7 Nov 2027, 01:00 EDT with" in mail.subject(back)
+    assert "7 Nov 2027, 01:00 EST with" in mail.subject(second)
+    assert "14 Mar 2027, 01:00 with" in mail.subject(forward)  # only once that day: as usual
+
+
 def test_an_unknown_zone_falls_back_to_utc() -> None:
     assert "08:00-08:30 (Mars/Olympus, UTC)" in mail.when(notice(timezone="Mars/Olympus"))
 
@@ -276,6 +294,7 @@ def row(**changes: Any) -> dict[str, Any]:
         ("CONFIRMATION", row(), True),
         ("CONFIRMATION", row(slot_id=uuid.uuid4()), False),
         ("CONFIRMATION", row(status="CANCELLED"), False),
+        ("CONFIRMATION", row(started=True), False),
         ("REMINDER", row(), True),
         ("REMINDER", row(start_time=START + timedelta(hours=1)), False),
         ("REMINDER", row(status="CANCELLED"), False),
@@ -283,7 +302,9 @@ def row(**changes: Any) -> dict[str, Any]:
         ("REMINDER", row(started=True), False),
         ("RESCHEDULED", row(), True),
         ("RESCHEDULED", row(slot_id=uuid.uuid4()), False),
+        ("RESCHEDULED", row(started=True), False),
         ("CANCELLATION", row(status="CANCELLED"), True),
+        ("CANCELLATION", row(status="CANCELLED", started=True), True),
         ("CANCELLATION", row(), False),
         ("REMINDER", None, False),
     ],
