@@ -29,6 +29,25 @@ from shared.models import AppointmentChange, AppointmentCreate
 Conn = pg8000.native.Connection
 
 
+def new_doctor(conn: Conn) -> uuid.UUID:
+    doctor = uuid.uuid4()
+    conn.run(
+        "INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'Doc', 'doctor')", id=doctor, e=f"{doctor}@x.o"
+    )
+    conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
+    return doctor
+
+
+def new_slot(conn: Conn, doctor: uuid.UUID, start: datetime) -> uuid.UUID:
+    rows = conn.run(
+        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
+        d=doctor,
+        s=start,
+        e=start + timedelta(minutes=30),
+    )
+    return uuid.UUID(str(rows[0][0]))
+
+
 class Clinic:
     """One patient, known already, and five doctors: two with a slot at X, two at Y, one at Z."""
 
@@ -44,25 +63,8 @@ class Clinic:
         y = x + timedelta(hours=1)
         z = y + timedelta(hours=1)
         self.x1, self.y1, self.y2, self.x2, self.z = (
-            self._slot(conn, n, start) for n, start in enumerate((x, y, y, x, z))
+            new_slot(conn, new_doctor(conn), start) for start in (x, y, y, x, z)
         )
-
-    @staticmethod
-    def _slot(conn: Conn, n: int, start: datetime) -> uuid.UUID:
-        doctor = uuid.uuid4()
-        conn.run(
-            "INSERT INTO users (id, email, name, role) VALUES (:id, :email, 'Doc', 'doctor')",
-            id=doctor,
-            email=f"doc{n}@example.com",
-        )
-        conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
-        rows = conn.run(
-            "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
-            d=doctor,
-            s=start,
-            e=start + timedelta(minutes=30),
-        )
-        return uuid.UUID(str(rows[0][0]))
 
     def book(self, tx: Tx, slot: uuid.UUID) -> None:
         appointments.book(tx, self.patient, AppointmentCreate(slot_id=slot))

@@ -19,36 +19,19 @@ from shared.errors import TooManyUpcoming
 from shared.models import AppointmentChange, AppointmentCreate
 from shared.users import ensure_user
 from tests.integration.notify_support import environment
-from tests.integration.test_deadlocks import _waits_for_a_lock
+from tests.integration.test_deadlocks import _waits_for_a_lock, new_doctor, new_slot
 from tests.integration.test_first_use import THREADS, new_caller, together
 
 Conn = pg8000.native.Connection
 CAP = 3
 
 
-def _doctor(sql: Conn) -> uuid.UUID:
-    doctor = uuid.uuid4()
-    sql.run("INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'Doc', 'doctor')", id=doctor, e=f"{doctor}@x.o")
-    sql.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
-    return doctor
-
-
-def _slot(sql: Conn, doctor: uuid.UUID, start: datetime) -> uuid.UUID:
-    rows = sql.run(
-        "INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e) RETURNING id",
-        d=doctor,
-        s=start,
-        e=start + timedelta(minutes=30),
-    )
-    return uuid.UUID(str(rows[0][0]))
-
-
 @pytest.fixture
 def slots(sql: Conn) -> list[uuid.UUID]:
     """THREADS future slots of one doctor, one after another."""
-    doctor = _doctor(sql)
+    doctor = new_doctor(sql)
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-    return [_slot(sql, doctor, start + timedelta(minutes=30 * i)) for i in range(THREADS)]
+    return [new_slot(sql, doctor, start + timedelta(minutes=30 * i)) for i in range(THREADS)]
 
 
 def book(caller: Caller, slot: uuid.UUID, patient: Caller | None = None) -> appointments.Appointment:
@@ -122,12 +105,12 @@ def test_the_cap_counts_only_what_is_still_to_come(sql: Conn, slots: list[uuid.U
 
 
 def _visit_that_has_begun(sql: Conn, patient: Caller) -> None:
-    doctor = _doctor(sql)
+    doctor = new_doctor(sql)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     sql.run("INSERT INTO patients_profiles (user_id) VALUES (:id) ON CONFLICT DO NOTHING", id=patient.id)
     sql.run(
         "INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time) VALUES (:s, :p, :d, :b, :e)",
-        s=_slot(sql, doctor, start),
+        s=new_slot(sql, doctor, start),
         p=patient.id,
         d=doctor,
         b=start,
