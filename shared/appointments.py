@@ -182,8 +182,9 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         raise Forbidden("a patient books only for themself")
     else:
         patient_id = caller.id
+    cap = None if caller.is_admin() else get_settings().max_upcoming_appointments
     try:
-        row = tx.first(
+        row = tx.one(
             SQL.book_appointment,
             caller_id=caller.id,
             email=caller.email,
@@ -194,23 +195,24 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
             patient_id=patient_id,
             slot_id=body.slot_id,
             reason=body.reason,
-            max_upcoming=None if caller.is_admin() else get_settings().max_upcoming_appointments,
+            max_upcoming=cap,
         )
     except IntegrityViolation as error:
         if error.constraint in _NO_CALLER_ROW:
             raise Conflict("this email belongs to another account") from error
         _raise_conflict(error)
         raise
-    if row is None:
+    upcoming = int(row.pop("upcoming"))
+    if row["id"] is None:
         check_account(tx, caller)
         slot = tx.first(SQL.select_slot, id=body.slot_id)
         if slot is not None and slot["started"]:
             raise Unprocessable("this slot is in the past")
-        cap = get_settings().max_upcoming_appointments
-        capped = slot is not None and not caller.is_admin()
-        if capped and tx.one(SQL.count_upcoming, patient_id=patient_id)["upcoming"] >= cap:
+        if slot is not None and cap is not None and upcoming >= cap:
+            # The count the booking was refused on, not a new one: a cancel since then
+            # must not turn the answer into a 404 for a slot that is there.
             raise TooManyUpcoming(
-                f"you already hold {cap} upcoming appointments, the most a patient may book;"
+                f"you already hold {cap} upcoming appointments, the most you may book yourself;"
                 " cancel one to book another, or ask the clinic"
             )
         # (A slot published between the two statements was not there to book: 404.)

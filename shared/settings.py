@@ -91,7 +91,8 @@ class Settings(BaseModel):
 
     reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=24),)
 
-    # Upcoming BOOKED appointments a patient may hold by booking themself, so that a few
+    # Upcoming BOOKED appointments (whoever booked them) a patient may hold and still book
+    # themself, so that a few
     # accounts cannot take every slot; an admin booking for a patient is not capped.
     max_upcoming_appointments: int = Field(default=10, ge=1)
 

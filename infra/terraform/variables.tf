@@ -364,7 +364,7 @@ variable "reminder_offsets" {
 
 variable "max_upcoming_appointments" {
   type        = number
-  description = "MAX_UPCOMING_APPOINTMENTS: upcoming appointments a patient may hold by booking themself (an admin booking for them is not capped), so that a few accounts cannot take every slot."
+  description = "MAX_UPCOMING_APPOINTMENTS: upcoming appointments (whoever booked them) a patient may hold and still book themself; beyond it only an admin books for them. So that a few accounts cannot take every slot."
   default     = 10
 
   validation {

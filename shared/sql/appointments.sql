@@ -6,9 +6,11 @@ WHERE id = :id
 -- name: book_appointment
 -- The whole booking in one statement, one round trip: the caller's user row and (for a
 -- patient booking for themself) their empty profile on first use, the appointment on
--- the slot if it has not started, and its audit row. No row back means the slot is
--- missing or has started, or the caller's account has another role (the caller tells
--- which). Races are decided as ever by
+-- the slot if it has not started, and its audit row. One row back, always: with the
+-- patient's upcoming appointments as counted in their turn, and the appointment's
+-- columns null when none was booked: the slot is missing or has started, the
+-- caller's account has another role, or the patient is at :max_upcoming (the caller
+-- tells which, with that count). Races are decided as ever by
 -- appointments_one_booked_per_slot and appointments_patient_no_overlap, whose
 -- violations the caller maps by name. The user row is inserted as upsert_user does
 -- (every unique index an arbiter, so concurrent first requests wait, not fail); an
@@ -58,9 +60,10 @@ WITH caller AS (
     FROM booked
     RETURNING id, occurred_at
 )
-SELECT b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
+SELECT t.upcoming, b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
        b.created_at, b.updated_at, a.id AS audit_id, a.occurred_at AS audit_occurred_at
-FROM booked AS b CROSS JOIN audit AS a
+FROM patient_turn AS t
+LEFT JOIN (booked AS b CROSS JOIN audit AS a) ON true
 
 -- name: insert_appointment
 INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
@@ -82,11 +85,6 @@ WHERE id = :id
 SELECT take_patients_turn(patient_id) AS upcoming
 FROM appointments
 WHERE id = :id
-
--- name: count_upcoming
-SELECT count(*) AS upcoming
-FROM appointments
-WHERE patient_id = :patient_id AND status = 'BOOKED' AND start_time > now()
 
 -- name: lock_appointment
 SELECT id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,

@@ -211,9 +211,9 @@ def test_transitions_outside_the_state_machine_are_409(api: Api) -> None:
     assert slots[1]["id"] in free_slot_ids(api, doctor, soon(6).isoformat(), soon(6).isoformat())
 
 
-def test_a_patient_holds_at_most_max_upcoming_appointments_they_booked(api: Api) -> None:
+def test_a_patient_books_themself_up_to_max_upcoming_appointments(api: Api) -> None:
     """MAX_UPCOMING_APPOINTMENTS (10 by default, 30 in these tests): a few accounts
-    cannot take every slot."""
+    cannot take every slot. The clinic may still book for them."""
     cap = int(E2E_ENV["MAX_UPCOMING_APPOINTMENTS"])
     doctor = api.doctor()
     slots = api.publish(doctor, soon(13), "06:00", "23:00", 30)

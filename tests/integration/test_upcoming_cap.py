@@ -1,6 +1,7 @@
-"""A patient holds at most MAX_UPCOMING_APPOINTMENTS upcoming appointments they booked
-themself, so that a few accounts cannot take every slot of a clinic: counted in the
-patient's turn, so bookings at once cannot slip past it either."""
+"""A patient books themself only while they hold fewer than MAX_UPCOMING_APPOINTMENTS
+upcoming appointments (whoever booked them), so that a few accounts cannot take every
+slot of a clinic; beyond it only an admin books for them. Counted in the patient's
+turn, so bookings at once cannot slip past it either."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from shared import appointments
 from shared.auth import Caller
-from shared.db import transaction
+from shared.db import Tx, transaction
 from shared.errors import TooManyUpcoming
 from shared.models import AppointmentChange, AppointmentCreate
 from shared.users import ensure_user
@@ -126,3 +127,21 @@ def test_an_admin_books_past_the_cap_for_a_patient(sql: Conn, slots: list[uuid.U
     extra = book(admin, slots[CAP], patient=patient)
     assert extra.patient_id == patient.id
     assert booked(sql, patient) == CAP + 1
+
+
+def test_a_cancel_between_the_refusal_and_its_answer_keeps_the_409(
+    sql: Conn, slots: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refusal is told from the count the booking was refused on: a cancel that
+    commits in between must not make it a 404 for a slot that is there."""
+    patient = new_caller()
+    held = [book(patient, slot) for slot in slots[:CAP]]
+    check_account = appointments.check_account
+
+    def cancel_first(tx: Tx, caller: Caller) -> None:
+        sql.run("UPDATE appointments SET status = 'CANCELLED' WHERE id = :id", id=held[0].id)  # committed at once
+        check_account(tx, caller)
+
+    monkeypatch.setattr(appointments, "check_account", cancel_first)
+    with pytest.raises(TooManyUpcoming):
+        book(patient, slots[CAP])
