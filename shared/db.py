@@ -15,6 +15,8 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -498,35 +500,54 @@ def _connect_url(url: str, timeout: float) -> Connection:
 
 _connector_lock = threading.Lock()
 _connector: Any = None
+# The connector's own waits are unbounded (its TCP connect and TLS handshake take no
+# timeout; a blackholed address costs the OS's two minutes), so each connect runs here
+# and is waited for DB_CONNECT_TIMEOUT. A few threads: more connects stuck at once only
+# queue, and are answered 503 as soon.
+_connects: ThreadPoolExecutor | None = None
 
 
 def _connect_cloud_sql(settings: Settings) -> Connection:
     # Imported here: the connector is heavy and local runs never need it.
     from google.cloud.sql.connector import Connector, IPTypes
 
-    global _connector
+    global _connector, _connects
     with _connector_lock:
         if _connector is None:
             # Lazy refresh: Cloud Functions throttle CPU between requests, so a
             # background refresh of the certificate would stall.
             _connector = Connector(refresh_strategy="lazy")
+            _connects = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cloud-sql-connect")
     if not settings.db_user:
         raise DatabaseUnavailable("DB_USER must be set with INSTANCE_CONNECTION_NAME")
+    assert _connects is not None
+    attempt = _connects.submit(
+        _connector.connect,
+        settings.instance_connection_name,
+        "pg8000",
+        user=settings.db_user,
+        db=settings.db_name,
+        enable_iam_auth=True,
+        ip_type=IPTypes[settings.db_ip_type.upper()],
+        timeout=settings.db_connect_timeout,
+    )
     try:
-        conn: Connection = _connector.connect(
-            settings.instance_connection_name,
-            "pg8000",
-            user=settings.db_user,
-            db=settings.db_name,
-            enable_iam_auth=True,
-            ip_type=IPTypes[settings.db_ip_type.upper()],
-            # The connector's own default (30 s) is the whole request's deadline: a
-            # failover would answer the gateway's 504 instead of our 503 and Retry-After.
-            timeout=settings.db_connect_timeout,
-        )
+        conn: Connection = attempt.result(timeout=settings.db_connect_timeout)
+    except FutureTimeout:
+        # Past this the gateway would answer 504 for us; a 503 says when to come back.
+        if not attempt.cancel():
+            attempt.add_done_callback(_close_late)
+        raise DatabaseUnavailable(f"Cloud SQL did not answer within {settings.db_connect_timeout:g} s") from None
     except Exception as error:
         raise DatabaseUnavailable(f"Cloud SQL connection failed: {error}") from error
     return conn
+
+
+def _close_late(attempt: Future[Connection]) -> None:
+    """A connection that arrived after its caller gave up is closed, not leaked."""
+    if not attempt.cancelled() and attempt.exception() is None:
+        with suppress(Exception):
+            attempt.result().close()
 
 
 class Pool:
