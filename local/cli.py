@@ -184,6 +184,8 @@ def cmd_resend(args: argparse.Namespace) -> None:
                 print(f"{key}  not in the outbox: a typo, or pruned (kept 30 days once due)")
             elif message["sent"]:
                 print(f"{key}  already sent: nothing to do")
+            elif not message["dispatched"]:
+                print(f"{key}  not handed to Cloud Tasks yet: the outbox sweep sends it when it is due")
             elif args.dry_run:
                 print(f"{key}  {message['kind']}: would be queued again")
             elif outbox.resend(tx, key, datetime.now(UTC)) is None:

@@ -101,18 +101,23 @@ ORDER BY failed_at, notification_id
 
 -- name: requeue_message
 -- The same message in a task of a new name (Cloud Tasks refuses a name it saw in the
--- last days): notify still sends it at most once, and only while it is true.
-INSERT INTO outbox (appointment_id, target, name, payload)
-SELECT o.appointment_id, o.target, o.name || '-resend-' || CAST(:suffix AS text), o.payload
+-- last days): notify still sends it at most once, and only while it is true. It keeps
+-- its due time: a reminder queued again before it is due still waits for it.
+INSERT INTO outbox (appointment_id, target, name, payload, deliver_at)
+SELECT o.appointment_id, o.target, o.name || '-resend-' || CAST(:suffix AS text), o.payload, o.deliver_at
 FROM outbox AS o
 WHERE o.target = 'TASK' AND o.name = :message_key
 ON CONFLICT (target, name) DO NOTHING
 RETURNING id
 
 -- name: select_kept_message
--- A task message still kept in the outbox (shared/retention.py), by its key, and
--- whether it has been sent: what `clinic resend` may queue again.
+-- A task message still kept in the outbox (shared/retention.py), by its row's name,
+-- whether it has left for Cloud Tasks, and whether it has been sent (under the key in
+-- its payload, which a row queued again keeps): what `clinic resend` may queue again.
 SELECT o.name AS message_key, o.payload ->> 'kind' AS kind, o.appointment_id,
-       EXISTS (SELECT FROM notifications AS s WHERE s.message_key = o.name AND s.status = 'SENT') AS sent
+       o.dispatched_at IS NOT NULL AS dispatched,
+       EXISTS (
+           SELECT FROM notifications AS s WHERE s.message_key = o.payload ->> 'message_key' AND s.status = 'SENT'
+       ) AS sent
 FROM outbox AS o
 WHERE o.target = 'TASK' AND o.name = :message_key

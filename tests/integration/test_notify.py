@@ -542,6 +542,39 @@ def test_an_operator_sends_again_a_message_lost_with_the_database(
     assert [m["X-Clinic-Kind"] for m in mails(smtp, appointment_id)] == ["CONFIRMATION"]
 
 
+def test_resend_keeps_a_messages_due_time_and_leaves_what_has_not_left_alone(
+    smtp: Path, sql: pg8000.native.Connection, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reminder queued again before it is due still waits for it (sent at once, it
+    would take the place of the real one); a message the sweep has not handed to Cloud
+    Tasks yet is not queued twice; a row queued again is known as sent by its payload's key."""
+    who = data.patient()
+    appointment_id, _ = data.book(who, data.slots(data.doctor(), data.in_days(3))[0])
+    waiting = message(sql, appointment_id, "REMINDER")
+    cli.main(["resend", waiting.message_key])
+    assert "not handed to Cloud Tasks yet" in capsys.readouterr().out
+    assert sql.run("SELECT count(*) FROM outbox WHERE name LIKE '%-resend-%'") == [[0]]
+
+    sql.run("UPDATE outbox SET dispatched_at = now() WHERE appointment_id = :a", a=appointment_id)
+    cli.main(["resend", waiting.message_key])
+    assert "REMINDER: queued again" in capsys.readouterr().out
+    [[due, original]] = sql.run(
+        "SELECT again.deliver_at, o.deliver_at FROM outbox AS again"
+        " JOIN outbox AS o ON o.name = :key WHERE again.name LIKE '%-resend-%'",
+        key=waiting.message_key,
+    )
+    assert due == original > datetime.now(UTC)  # not now: when the reminder is due
+
+    confirmation = message(sql, appointment_id, "CONFIRMATION")
+    cli.main(["resend", confirmation.message_key])
+    sql.run("UPDATE outbox SET dispatched_at = now() WHERE name LIKE '%-resend-%'")
+    capsys.readouterr()
+    [[again]] = sql.run("SELECT name FROM outbox WHERE name LIKE :n", n=f"{confirmation.message_key}-resend-%")
+    assert notify.deliver(confirmation).result == "sent"
+    cli.main(["resend", again])
+    assert capsys.readouterr().out == f"{again}  already sent: nothing to do\n"
+
+
 def test_resend_failed_without_a_database_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     with data.environment(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{free_port()}/clinic"):
         reset_pool()
