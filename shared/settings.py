@@ -92,8 +92,8 @@ class Settings(BaseModel):
     reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=24),)
 
     # Upcoming BOOKED appointments (whoever booked them) a patient may hold and still book
-    # themself, so that a few
-    # accounts cannot take every slot; an admin booking for a patient is not capped.
+    # themself, so that a few accounts cannot take every slot; an admin booking for a
+    # patient is not capped.
     max_upcoming_appointments: int = Field(default=10, ge=1)
 
     @field_validator("reminder_offsets", mode="before")
