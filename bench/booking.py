@@ -8,7 +8,8 @@ One run, one database, four phases, every booking on a slot of its own:
       function, with the identity header the gateway would add;
   (c) the same through the local gateway with a Bearer token;
   (r) the same requests to a function that does nothing, under the same runtime:
-      what gunicorn, Flask and functions-framework cost before our code runs.
+      what the runtime (uvicorn, Starlette, functions-framework, the hop to a
+      request thread: shared/asgi.py) costs before our code runs.
 
 The database is checkpointed and vacuumed before each phase, so no phase pays
 for the writes of the one before.
@@ -503,7 +504,7 @@ def run_runtime_floor(args: argparse.Namespace) -> Figures:
                 raise RuntimeError("the no-op function did not start")
             time.sleep(0.1)
         identity = _userinfo(str(uuid.uuid4()), "floor@bench.example", "Floor")
-        count = int(args.expected_rate * 3 * (args.warmup + args.duration))
+        count = int(max(args.expected_rate * 3, 30_000) * (args.warmup + args.duration))
         items = [(str(uuid.uuid4()), identity) for _ in range(count)]
         name = f"(r) no-op function, {args.clients} clients"
         meter = CpuMeter({"function": process.pid})
@@ -531,8 +532,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--client-procs", type=int, default=1, help="processes of the HTTP load generator")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of each function")
-    parser.add_argument("--threads", type=int, default=8, help="threads per worker (= DB pool size)")
+    parser.add_argument("--workers", type=int, default=2, help="processes of each function (WORKERS)")
+    parser.add_argument("--threads", type=int, default=8, help="request threads per process (THREADS, = DB pool size)")
     parser.add_argument("--doctors", type=int, default=100)
     parser.add_argument("--slots-per-doctor", type=int, default=3000)
     parser.add_argument("--patients-per-doctor", type=int, default=50)

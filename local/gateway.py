@@ -288,11 +288,12 @@ def problem_reply(problem: Problem) -> Reply:
 # -- HTTP/1.1 on asyncio streams -------------------------------------------------------------
 
 MAX_BODY = 32 * 1024 * 1024  # API Gateway's request size limit
-# Below the 4094-byte request line gunicorn (and so functions-framework) accepts.
+# Below the 4094-byte request line gunicorn accepts (the functions' server until
+# decision 0007; uvicorn takes longer ones, and the limits below are kept as the gateway's own).
 MAX_URL = 4000
 # The request line and headers together; a longer head is refused before it is parsed.
 MAX_HEAD = 64 * 1024
-# gunicorn's limit_request_field_size and limit_request_fields, less what the gateway
+# gunicorn's limit_request_field_size and limit_request_fields (as above), less what the gateway
 # adds: X-Forwarded-Authorization repeats Authorization under a name 12 bytes longer,
 # and four header fields (that one, the identity header, Host, Content-Length).
 MAX_HEADER_LINE = 8190 - 12
@@ -350,9 +351,9 @@ def parse_headers(lines: list[bytes]) -> Headers:
 
 
 def _check_header_limits(lines: list[bytes]) -> None:
-    """The backends' server (gunicorn) refuses a header line over 8190 bytes or more than
-    100 header fields with an HTML page; the gateway refuses them first, as problem+json,
-    leaving room for the headers it adds itself."""
+    """A header line over 8190 bytes or more than 100 header fields (gunicorn's limits,
+    which a backend's server may have) is refused here, as problem+json, leaving room
+    for the headers the gateway adds itself."""
     if len(lines) > MAX_HEADER_FIELDS:
         raise Problem(431, "Request header fields too large", f"at most {MAX_HEADER_FIELDS} header fields")
     if any(len(line) > MAX_HEADER_LINE for line in lines):
@@ -500,8 +501,8 @@ class Upstream:
     a 503), so a connection idle for REUSE_IDLE or longer is not reused.
     """
 
-    # Well below gunicorn's keep-alive (2 s), so a reused connection is never one the
-    # backend is about to close.
+    # Well below the backends' keep-alive (gunicorn's 2 s, which its uvicorn worker
+    # takes), so a reused connection is never one the backend is about to close.
     REUSE_IDLE = 1.0
 
     def __init__(self, connect_timeout: float, read_timeout: float) -> None:

@@ -38,7 +38,10 @@ class Settings(BaseModel):
     db_user: str | None = None
     db_name: str = "clinic"
     db_ip_type: str = "PRIVATE"
-    # Connections per process; functions-framework serves requests on threads.
+    # Requests a process serves at once, each on a thread of its own (shared/asgi.py);
+    # THREADS, the name functions-framework gives it.
+    threads: int = Field(default=8, ge=1, le=1000)
+    # Connections per process: a thread holds at most one, so no more than threads.
     db_pool_size: int = Field(default=8, ge=1, le=100)
     db_connect_timeout: float = Field(default=5.0, gt=0)
     # Cap on any single statement so a stuck query cannot hold a request forever.

@@ -1,8 +1,11 @@
 """Patients and booking: POST /patients, POST/GET /appointments, GET /appointments/{id}[/audit]."""
 
-import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from shared import appointments, dispatch, patients
+from shared.asgi import serve
 from shared.db import in_transaction, transaction
 from shared.models import AppointmentCreate, AppointmentQuery, PatientCreate
 from shared.web import ApiRequest, Reply, Router
@@ -50,6 +53,6 @@ def get_audit(req: ApiRequest) -> Reply:
         return 200, appointments.get_audit(tx, caller, req.params["appointment_id"])
 
 
-@functions_framework.http
-def book(request):  # type: ignore[no-untyped-def]
-    return router(request)
+@functions_framework.aio.http
+async def book(request: Request) -> Response:
+    return await serve(router, request)

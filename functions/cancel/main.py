@@ -1,8 +1,11 @@
 """Changing an appointment: PATCH /appointments/{id} (cancel, complete, no-show, move)."""
 
-import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from shared import appointments, dispatch
+from shared.asgi import serve
 from shared.db import in_transaction
 from shared.models import AppointmentChange
 from shared.web import ApiRequest, Reply, Router
@@ -25,6 +28,6 @@ def change_appointment(req: ApiRequest) -> Reply:
     return status, appointment
 
 
-@functions_framework.http
-def cancel(request):  # type: ignore[no-untyped-def]
-    return router(request)
+@functions_framework.aio.http
+async def cancel(request: Request) -> Response:
+    return await serve(router, request)

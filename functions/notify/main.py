@@ -1,10 +1,13 @@
 """Called only by Cloud Tasks and Cloud Scheduler: POST /tasks/notify, POST /tasks/sweep
 (the outbox sweep, and the pruning of what is kept only for a while)."""
 
-import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from shared import dispatch, retention
 from shared import notify as rules
+from shared.asgi import serve
 from shared.web import ApiRequest, Reply, Router
 
 router = Router("notify")
@@ -26,6 +29,6 @@ def sweep_outbox(req: ApiRequest) -> Reply:
     return 200, result
 
 
-@functions_framework.http
-def notify(request):  # type: ignore[no-untyped-def]
-    return router(request)
+@functions_framework.aio.http
+async def notify(request: Request) -> Response:
+    return await serve(router, request)

@@ -1,8 +1,11 @@
 """Doctors and their slots: GET/POST /doctors, GET /doctors/{id}, GET/POST /doctors/{id}/slots."""
 
-import functions_framework
+import functions_framework.aio
+from starlette.requests import Request
+from starlette.responses import Response
 
 from shared import doctors
+from shared.asgi import serve
 from shared.db import in_transaction, transaction
 from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, SlotQuery
 from shared.web import ApiRequest, Reply, Router
@@ -45,6 +48,6 @@ def publish_slots(req: ApiRequest) -> Reply:
     return 201, published
 
 
-@functions_framework.http
-def slots(request):  # type: ignore[no-untyped-def]
-    return router(request)
+@functions_framework.aio.http
+async def slots(request: Request) -> Response:
+    return await serve(router, request)

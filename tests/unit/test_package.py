@@ -72,6 +72,23 @@ def test_requirements_hold_every_locked_package_pinned() -> None:
         assert dev_only not in names
 
 
+def test_bundles_pin_the_versions_the_tests_ran_on() -> None:
+    """requirements.lock is compiled with `-c requirements-dev.lock`: a function deploys the
+    very versions `make test` exercised (starlette, uvicorn and the rest), not newer ones."""
+
+    def pins(path: Path) -> dict[str, str]:
+        found = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line and line[0] not in "# ":
+                requirement = Requirement(line)
+                found[canonicalize_name(requirement.name)] = str(requirement.specifier)
+        return found
+
+    runtime, dev = pins(LOCK), pins(ROOT / "requirements-dev.lock")
+    differing = {name: (spec, dev.get(name)) for name, spec in runtime.items() if dev.get(name) != spec}
+    assert runtime and not differing
+
+
 def test_every_function_gets_a_bundle(bundles: dict[str, Path]) -> None:
     assert set(bundles) == {"slots", "book", "cancel", "notify"}
     for name, bundle in bundles.items():

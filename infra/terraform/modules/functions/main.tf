@@ -11,8 +11,9 @@
 #
 # Sizing (see variables.tf and docs/decisions/0003-connection-budget.md):
 #   max_instance_request_concurrency > 1 lets one instance serve several
-#   requests on threads (functions-framework on gunicorn); this needs a whole
-#   vCPU (available_cpu = "1"). Each instance keeps a DB pool of db_pool_size
+#   requests on threads (functions-framework's ASGI mode, each request's work
+#   on a thread of THREADS: shared/asgi.py); this needs a whole vCPU
+#   (available_cpu = "1"). Each instance keeps a DB pool of db_pool_size
 #   connections, so max_instances x db_pool_size summed over the functions is
 #   what Cloud SQL's max_connections must hold; the root module refuses a plan
 #   that breaks that budget.
@@ -51,8 +52,8 @@ locals {
   # Read by the runtime, not by our settings.
   runtime_env = {
     for name, cfg in var.functions : name => {
-      # functions-framework serves THREADS requests at once per instance (else 4 per
-      # vCPU): one thread per request Cloud Run may send, or the rest queue in gunicorn.
+      # An instance runs THREADS requests at once (shared/asgi.py; else 8): one thread
+      # per request Cloud Run may send, or the rest queue for a thread.
       THREADS = tostring(cfg.concurrency)
       # Not set by the runtime; the logs need it to link each line to its request's
       # trace (logging.googleapis.com/trace = projects/PROJECT/traces/ID).

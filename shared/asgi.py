@@ -1,0 +1,99 @@
+"""Serving a Router under functions-framework's ASGI mode: uvicorn and httptools take the
+HTTP, and the handler runs, synchronous as it is, on a thread of a pool.
+
+Why not functions-framework's default (gunicorn's gthread worker and Flask): that runtime
+alone costs ~0.35 ms of CPU per request before our code runs, where uvicorn, httptools
+and one hop to a thread cost ~0.1 ms (bench/booking, phase r). The handlers and the
+rules in shared/ stay synchronous: a request runs whole on one thread (pg8000, its
+transaction, the thread-local trace id), so a slow statement never holds up the event
+loop, and THREADS requests run at once per process, as under gthread.
+
+Cloud Functions serves a function decorated with `functions_framework.aio.http` this
+way without further configuration (functions-framework >= 3.9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from shared.settings import get_settings
+from shared.web import MAX_BODY_BYTES, HttpRequest
+
+Answer = tuple[bytes, int, dict[str, str]]
+
+
+class AsgiRequest:
+    """A Starlette request with its body read, in the shape shared.web expects (werkzeug's names)."""
+
+    def __init__(self, request: Request, body: bytes) -> None:
+        self._request = request
+        self._body = body
+        self.method: str = request.method
+        self.path: str = request.scope["path"]
+        self.headers: Mapping[str, str] = request.headers
+        content_type = request.headers.get("content-type", "")
+        self.mimetype: str = content_type.split(";", 1)[0].strip().lower()
+        length = request.headers.get("content-length")
+        self.content_length: int | None = int(length) if length is not None and length.isdigit() else None
+
+    @property
+    def args(self) -> Any:
+        return self._request.query_params
+
+    def get_data(self, cache: bool = True, as_text: bool = False) -> bytes:
+        return self._body
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, or its first MAX_BODY_BYTES + 1 bytes: enough for shared.web to refuse it
+    (413) without holding a huge body in memory. Nothing when the declared length is
+    already too long."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            break
+    return b"".join(chunks)
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_pid = 0
+_executor_lock = threading.Lock()
+
+
+def _threads() -> ThreadPoolExecutor:
+    """This process' request threads (made on first use: gunicorn forks workers after import)."""
+    global _executor, _executor_pid
+    if _executor is None or _executor_pid != os.getpid():
+        with _executor_lock:
+            if _executor is None or _executor_pid != os.getpid():
+                _executor = ThreadPoolExecutor(max_workers=get_settings().threads, thread_name_prefix="request")
+                _executor_pid = os.getpid()
+    return _executor
+
+
+async def serve(answer: Callable[[HttpRequest], Answer], request: Request) -> Response:
+    """Reads the request, runs `answer` (a Router) on a request thread, and sends its reply."""
+    try:
+        body = await read_body(request)
+    except ClientDisconnect:
+        return Response(status_code=400)  # the client is gone; nobody reads this
+    # functions-framework keeps the execution id in a context variable: carry it over.
+    context = contextvars.copy_context()
+    loop = asyncio.get_running_loop()
+    data, status, headers = await loop.run_in_executor(_threads(), context.run, answer, AsgiRequest(request, body))
+    return Response(data, status, headers)
