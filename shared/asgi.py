@@ -9,7 +9,7 @@ transaction, the thread-local trace id), so a slow statement never holds up the 
 loop, and THREADS requests run at once per process, as under gthread.
 
 Cloud Functions serves a function decorated with `functions_framework.aio.http` this
-way without further configuration (functions-framework >= 3.9).
+way without further configuration (functions-framework >= 3.10).
 """
 
 from __future__ import annotations
@@ -18,17 +18,39 @@ import asyncio
 import contextvars
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from shared import logs
 from shared.settings import get_settings
 from shared.web import MAX_BODY_BYTES, HttpRequest
 
 Answer = tuple[bytes, int, dict[str, str]]
+
+
+class Headers(Mapping[str, str]):
+    """A request's headers by name in any case, a repeated one joined with ", " as a WSGI
+    server joins it: two identity headers, or two content types, are then one value that
+    is refused, never the first of them taken."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._by_name: dict[str, str] = {}
+        for name, value in raw:
+            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+            self._by_name[key] = f"{self._by_name[key]}, {text}" if key in self._by_name else text
+
+    def __getitem__(self, name: str) -> str:
+        return self._by_name[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
 
 
 class AsgiRequest:
@@ -38,11 +60,12 @@ class AsgiRequest:
         self._request = request
         self._body = body
         self.method: str = request.method
-        self.path: str = request.scope["path"]
-        self.headers: Mapping[str, str] = request.headers
-        content_type = request.headers.get("content-type", "")
+        # As werkzeug has it: "//doctors" is "/doctors".
+        self.path: str = "/" + request.scope["path"].lstrip("/")
+        self.headers: Mapping[str, str] = Headers(request.scope["headers"])
+        content_type = self.headers.get("content-type", "")
         self.mimetype: str = content_type.split(";", 1)[0].strip().lower()
-        length = request.headers.get("content-length")
+        length = self.headers.get("content-length")
         self.content_length: int | None = int(length) if length is not None and length.isdigit() else None
 
     @property
@@ -76,11 +99,18 @@ _executor_lock = threading.Lock()
 
 
 def _threads() -> ThreadPoolExecutor:
-    """This process' request threads (made on first use: gunicorn forks workers after import)."""
+    """This process' request threads, made on its first request (gunicorn forks workers
+    after import).
+
+    Logging is set up again then: with LOG_EXECUTION_ID (Cloud Functions sets it),
+    functions-framework's ASGI mode configures logging after our modules were imported,
+    which drops our JSON handler and disables our loggers; every line would be lost.
+    """
     global _executor, _executor_pid
     if _executor is None or _executor_pid != os.getpid():
         with _executor_lock:
             if _executor is None or _executor_pid != os.getpid():
+                logs.setup(again=True)
                 _executor = ThreadPoolExecutor(max_workers=get_settings().threads, thread_name_prefix="request")
                 _executor_pid = os.getpid()
     return _executor

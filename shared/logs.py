@@ -39,14 +39,21 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup() -> None:
+def setup(again: bool = False) -> None:
+    """Our JSON lines on stdout for every logger; `again` takes logging back after someone
+    else configured it (functions-framework does, in ASGI mode with LOG_EXECUTION_ID, after
+    our modules were imported: shared/asgi.py)."""
     root = logging.getLogger()
-    if any(isinstance(h.formatter, _JsonFormatter) for h in root.handlers):
+    if not again and any(isinstance(h.formatter, _JsonFormatter) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_JsonFormatter())
     root.handlers = [handler]
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    # logging.config.dictConfig disables every logger that existed before it ran.
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger) and logger.name.startswith("clinic"):
+            logger.disabled = False
 
 
 def get(name: str) -> logging.Logger:

@@ -178,3 +178,42 @@ def test_context_variables_of_the_request_reach_its_thread() -> None:
 
     asyncio.run(main())
     assert seen == ["abc123"]
+
+
+def test_a_repeated_header_is_one_joined_value_never_the_first_alone() -> None:
+    raw = AsgiRequest(
+        request(headers=[(b"x-apigateway-api-userinfo", b"e30"), (b"X-Apigateway-Api-Userinfo", b"e31")]), b""
+    )
+    assert raw.headers.get("x-apigateway-api-userinfo") == "e30, e31"
+    assert dict(raw.headers) == {"x-apigateway-api-userinfo": "e30, e31"}
+    twice = [(b"content-type", b"application/json"), (b"content-type", b"application/json")]
+    assert answer(request(headers=twice, chunks=[b'{"text": "x"}'])).status_code == 415
+
+
+def test_extra_leading_slashes_are_one_as_werkzeug_has_it() -> None:
+    assert AsgiRequest(request(path="//notes"), b"").path == "/notes"
+    assert answer(request(path="//notes", chunks=[b'{"text": "x"}'])).status_code == 201
+
+
+def test_logging_is_ours_again_after_functions_framework_configured_it(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging.config
+
+    from shared import logs
+
+    log = logs.get("clinic.test-asgi")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    loggers = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    disabled = [lg.disabled for lg in loggers]
+    try:
+        # What functions-framework runs in ASGI mode with LOG_EXECUTION_ID, after our import.
+        logging.config.dictConfig({"version": 1, "handlers": {}, "root": {"level": "WARNING", "handlers": []}})
+        assert log.disabled
+        logs.setup(again=True)
+        log.info("back", extra={"fields": {"k": 1}})
+    finally:
+        root.handlers, root.level = handlers, level
+        for lg, was in zip(loggers, disabled, strict=True):
+            lg.disabled = was
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {"severity": "INFO", "message": "back", "logger": "clinic.test-asgi", "k": 1} in lines
