@@ -229,6 +229,9 @@ def test_connection_close_and_http_1_0_end_the_connection(gateway: int) -> None:
         (b"DELETE /doctors HTTP/1.1\r\n\r\n", 405),
         (b"GET /tasks/sweep HTTP/1.1\r\n\r\n", 404),
         (b"GET /appointments HTTP/1.1\r\n\r\n", 401),
+        (b"GET /doctors HTTP/1.1\r\nX-F@o: 1\r\n\r\n", 400),
+        (b"GET /doctors HTTP/1.1\r\nX-Caf\xc3\xa9: 1\r\n\r\n", 400),
+        (b"GET /doctors HTTP/1.1\r\nX-Tab\t: 1\r\n\r\n", 400),
     ],
     ids=[
         "request line over 64 KiB",
@@ -255,6 +258,9 @@ def test_connection_close_and_http_1_0_end_the_connection(gateway: int) -> None:
         "no such method",
         "no such route",
         "no token",
+        "a header name with @",
+        "a header name with a non-ASCII byte",
+        "a header name with a tab",
     ],
 )
 def test_bad_requests_are_problems_and_reach_no_backend(gateway: int, request_bytes: bytes, status: int) -> None:
@@ -262,6 +268,15 @@ def test_bad_requests_are_problems_and_reach_no_backend(gateway: int, request_by
     assert status_of(response) == status
     assert problem_of(response)["status"] == status
     assert Echo.seen == []
+
+
+def test_a_query_is_forwarded_with_what_it_may_not_hold_raw_percent_encoded(gateway: int) -> None:
+    response = raw(
+        gateway, b"GET /doctors?specialty=caf\xc3\xa9&a=\tb+c&d=%41%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert status_of(response) == 200
+    [seen] = Echo.seen
+    assert seen["path"] == "/doctors?specialty=caf%C3%A9&a=%09b+c&d=%41%zz"
 
 
 def test_a_body_shorter_than_its_length_is_a_408_not_a_hang(gateway: int, monkeypatch: pytest.MonkeyPatch) -> None:
