@@ -732,12 +732,16 @@ def test_openapi_placeholders_are_exactly_the_template_variables() -> None:
 
 
 def test_openapi_is_valid_swagger_2() -> None:
-    from jsonschema import Draft4Validator
+    # Schemathesis 4 keeps the Swagger 2.0 meta-schema and validates with jsonschema-rs.
+    from jsonschema_rs import Draft4Validator
     from schemathesis.specs.openapi.definitions import SWAGGER_20
 
     document = _render(_openapi_text())
     assert document["swagger"] == "2.0"
-    errors = sorted(Draft4Validator(SWAGGER_20).iter_errors(document), key=str)
+    # The structure only, as jsonschema's Draft4Validator did: jsonschema-rs would also check
+    # "format", and API Gateway's own securityDefinitions take authorizationUrl: "" (not a URI).
+    validator = Draft4Validator(SWAGGER_20, validate_formats=False, offline=True)
+    errors = sorted(validator.iter_errors(document), key=str)
     assert not errors, "\n".join(e.message for e in errors[:10])
 
 
