@@ -149,7 +149,7 @@ class Stack:
                 # A web client under development, on whatever port its dev server picks.
                 "CORS_ALLOWED_ORIGINS": os.environ.get("CORS_ALLOWED_ORIGINS", "*"),
                 "PYTHONUNBUFFERED": "1",
-                # As Cloud Functions sets it: functions-framework then configures logging
+                # As Cloud Functions may set it: functions-framework then configures logging
                 # again after our import (shared/asgi.py must win that).
                 "LOG_EXECUTION_ID": "true",
             }

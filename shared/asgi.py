@@ -102,7 +102,7 @@ def _threads() -> ThreadPoolExecutor:
     """This process' request threads, made on its first request (gunicorn forks workers
     after import).
 
-    Logging is set up again then: with LOG_EXECUTION_ID (Cloud Functions sets it),
+    Logging is set up again then: with LOG_EXECUTION_ID (which Cloud Functions may set),
     functions-framework's ASGI mode configures logging after our modules were imported,
     which drops our JSON handler and disables our loggers; every line would be lost.
     """
