@@ -233,7 +233,7 @@ class Gateway:
         """The backend URL and the headers to send it, or a Problem."""
         raw_path, _, query = request.target.partition("?")
         if len(request.target) > MAX_URL:
-            # The functions' servers refuse longer request lines with an HTML page.
+            # gunicorn refused longer request lines with an HTML page; kept as the gateway's limit.
             raise Problem(414, "URI too long", f"the path and query must be at most {MAX_URL} characters")
         # Matched decoded, as a WSGI server would give it; sent encoded again, so a `%1F`
         # in an id is not a control character in the backend's request line.

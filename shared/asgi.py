@@ -3,7 +3,7 @@ HTTP, and the handler runs, synchronous as it is, on a thread of a pool.
 
 Why not functions-framework's default (gunicorn's gthread worker and Flask): that runtime
 alone costs ~0.35 ms of CPU per request before our code runs, where uvicorn, httptools
-and one hop to a thread cost ~0.1 ms (bench/booking, phase r). The handlers and the
+and one hop to a thread cost ~0.12 ms (bench/booking, phase r). The handlers and the
 rules in shared/ stay synchronous: a request runs whole on one thread (pg8000, its
 transaction, the thread-local trace id), so a slow statement never holds up the event
 loop, and THREADS requests run at once per process, as under gthread.
@@ -90,7 +90,7 @@ async def read_body(request: Request) -> bytes:
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             break
-    return b"".join(chunks)
+    return b"".join(chunks)[: MAX_BODY_BYTES + 1]
 
 
 _executor: ThreadPoolExecutor | None = None

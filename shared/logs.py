@@ -46,13 +46,16 @@ def setup(again: bool = False) -> None:
     root = logging.getLogger()
     if not again and any(isinstance(h.formatter, _JsonFormatter) for h in root.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
+    # Again, the process' own stdout: functions-framework may have swapped sys.stdout for
+    # a wrapper of its own for the request under way.
+    handler = logging.StreamHandler(sys.__stdout__ if again and sys.__stdout__ else sys.stdout)
     handler.setFormatter(_JsonFormatter())
     root.handlers = [handler]
     root.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
-    # logging.config.dictConfig disables every logger that existed before it ran.
+    # logging.config.dictConfig disables every logger that existed before it ran (ours,
+    # asyncio's, which reports event-loop errors, and the rest).
     for logger in logging.Logger.manager.loggerDict.values():
-        if isinstance(logger, logging.Logger) and logger.name.startswith("clinic"):
+        if isinstance(logger, logging.Logger):
             logger.disabled = False
 
 

@@ -1,7 +1,8 @@
 """The HTTP edge shared by all functions: routing, parsing, problem+json.
 
-It works on the request object functions-framework passes (a werkzeug/Flask
-request) by duck typing, so `shared` never imports Flask.
+It works on any request with werkzeug's names (HttpRequest below) by duck typing:
+shared/asgi.py adapts the Starlette request functions-framework's ASGI mode passes,
+and the tests build werkzeug requests.
 """
 
 from __future__ import annotations

@@ -330,7 +330,8 @@ def test_problems_carry_the_types_the_functions_use(gateway: int) -> None:
 
 
 def test_heads_the_backends_would_refuse_are_refused_here_as_problems(gateway: int) -> None:
-    """gunicorn answers a header line over 8190 bytes, or over 100 fields, with an HTML page."""
+    """A header line over 8190 bytes, or over 100 fields: gunicorn's limits, which the gateway
+    keeps as its own (uvicorn, the functions' server now, has none)."""
     many = b"".join(b"X-Field-%d: v\r\n" % n for n in range(97))
     long_line = b"X-Long: " + b"v" * 8180 + b"\r\n"
     for extra in (many, long_line):

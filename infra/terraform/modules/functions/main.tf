@@ -49,7 +49,7 @@ locals {
     }
   }
 
-  # Read by the runtime, not by our settings.
+  # How each instance runs, and where its logs point.
   runtime_env = {
     for name, cfg in var.functions : name => {
       # An instance runs THREADS requests at once (shared/asgi.py; else 8): one thread
