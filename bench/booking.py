@@ -74,6 +74,8 @@ Step = tuple[str, dict[str, str], str | None]
 # Each benchmark patient books dozens of slots: the cap (MAX_UPCOMING_APPOINTMENTS), still
 # counted on every booking, is set above that in every phase.
 BENCH_MAX_UPCOMING = 1_000_000
+# Likewise their changes of the hour (MAX_CHANGES_PER_HOUR): counted on every booking.
+BENCH_MAX_CHANGES = 1_000_000
 
 PGBENCH_STEPS: list[Step] = [
     ("BEGIN", {}, None),
@@ -89,6 +91,8 @@ PGBENCH_STEPS: list[Step] = [
             "slot_id": "slot_id",
             "reason": "NULL",
             "max_upcoming": str(BENCH_MAX_UPCOMING),
+            "limited_actor": "patient_id",
+            "max_changes": str(BENCH_MAX_CHANGES),
         },
         "a_",
     ),
@@ -600,7 +604,10 @@ def _http_phases(args: argparse.Namespace, url: str, postmaster: int | None) -> 
         seed=False,
         extensions=[],
         functions=("book",),
-        extra_env={"MAX_UPCOMING_APPOINTMENTS": str(BENCH_MAX_UPCOMING)},
+        extra_env={
+            "MAX_UPCOMING_APPOINTMENTS": str(BENCH_MAX_UPCOMING),
+            "MAX_CHANGES_PER_HOUR": str(BENCH_MAX_CHANGES),
+        },
     )
     patients = _patients(url)
     results: dict[str, Figures] = {}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,7 @@ from shared.errors import (
     NotFound,
     PatientBusy,
     SlotTaken,
+    TooManyChanges,
     TooManyUpcoming,
     TransitionNotAllowed,
     Unprocessable,
@@ -182,7 +184,10 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         raise Forbidden("a patient books only for themself")
     else:
         patient_id = caller.id
-    cap = None if caller.is_admin() else get_settings().max_upcoming_appointments
+    settings = get_settings()
+    cap = None if caller.is_admin() else settings.max_upcoming_appointments
+    # A patient's own bookings count against their changes of the hour; an admin's do not.
+    max_changes = None if caller.is_admin() else settings.max_changes_per_hour
     try:
         row = tx.one(
             SQL.book_appointment,
@@ -196,6 +201,8 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
             slot_id=body.slot_id,
             reason=body.reason,
             max_upcoming=cap,
+            limited_actor=None if max_changes is None else caller.id,
+            max_changes=max_changes,
         )
     except IntegrityViolation as error:
         if error.constraint in _NO_CALLER_ROW:
@@ -203,8 +210,11 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         _raise_conflict(error)
         raise
     upcoming = int(row.pop("upcoming"))
+    recent_changes, oldest_change = int(row.pop("recent_changes")), row.pop("oldest_change")
     if row["id"] is None:
         check_account(tx, caller)
+        if max_changes is not None and recent_changes >= max_changes:
+            raise too_many_changes(max_changes, oldest_change)
         slot = tx.first(SQL.select_slot, id=body.slot_id)
         if slot is not None and slot["started"]:
             raise Unprocessable("this slot is in the past")
@@ -295,8 +305,13 @@ def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
 def _move(
     tx: Tx, caller: Caller, appointment_id: UUID, slot_id: UUID, reason: str | None
 ) -> tuple[Appointment, list[int]]:
-    tx.first(SQL.take_patients_turn, id=appointment_id)
+    # A patient's own moves count against their changes of the hour; a doctor's or an
+    # admin's do not. (Cancelling is never refused for it: it frees the slot.)
+    max_changes = get_settings().max_changes_per_hour if caller.role == "patient" else None
+    turn = tx.first(SQL.take_patients_turn, id=appointment_id, limited_actor=None if max_changes is None else caller.id)
     row = _load_visible(tx, caller, appointment_id, lock=True)
+    if turn is not None and max_changes is not None and turn["recent_changes"] >= max_changes:
+        raise too_many_changes(max_changes, turn["oldest_change"])
     if row["status"] != "BOOKED":
         raise TransitionNotAllowed(f"a {row['status']} appointment cannot be moved")
     if row["started"]:
@@ -335,6 +350,19 @@ def _move(
     }
     outbox_ids = _audit(tx, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
     return _public(updated), outbox_ids
+
+
+def too_many_changes(limit: int, oldest: datetime | None) -> TooManyChanges:
+    """The refusal of a patient's change past `limit` in the hour; it may come again once
+    the oldest change of that hour is an hour old."""
+    now = datetime.now(UTC)
+    free_at = (oldest or now) + timedelta(hours=1)
+    wait = max(1, math.ceil((free_at - now).total_seconds()))
+    return TooManyChanges(
+        f"you made {limit} changes to your appointments in the last hour, the most allowed;"
+        f" try again in {math.ceil(wait / 60)} minutes, or ask the clinic",
+        retry_after=wait,
+    )
 
 
 def idempotency_key(header: str | None) -> str | None:

@@ -69,6 +69,17 @@ class TransitionNotAllowed(Conflict):
     title, type_ = "Transition not allowed", "/problems/transition-not-allowed"
 
 
+class TooManyChanges(Conflict):
+    """A 409, not a 429: the load balancer replaces every 429 body (Cloud Armor's rate
+    limit) with its own, which would hide when the patient may change again."""
+
+    title, type_ = "Too many changes", "/problems/too-many-changes"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after  # seconds: the Retry-After header
+
+
 class PayloadTooLarge(DomainError):
     status, title, type_ = 413, "Payload too large", "/problems/payload-too-large"
 

@@ -25,6 +25,7 @@ from shared.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    TooManyChanges,
     Unprocessable,
     UnsupportedMediaType,
 )
@@ -242,6 +243,8 @@ def problem(error: DomainError) -> Response:
     body, status, headers = _problem_body(error.status, error.title, error.type_, error.public_detail, error.errors)
     if status == 503:
         headers["Retry-After"] = "2"
+    if isinstance(error, TooManyChanges):
+        headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allow)
     return body, status, headers

@@ -165,6 +165,7 @@ module "functions" {
   reminder_offsets        = var.reminder_offsets
 
   max_upcoming_appointments = var.max_upcoming_appointments
+  max_changes_per_hour      = var.max_changes_per_hour
 
   gateway_service_account_email = module.gateway.service_account_email
   edge_token                    = random_password.edge_token.result

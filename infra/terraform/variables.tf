@@ -373,6 +373,17 @@ variable "max_upcoming_appointments" {
   }
 }
 
+variable "max_changes_per_hour" {
+  type        = number
+  description = "MAX_CHANGES_PER_HOUR: bookings, cancellations and moves a patient may make of their own appointments in any hour; past it their bookings and moves are 429 (cancelling never is). So that a script looping book-cancel cannot flood the clinic's mail and its audit trail, whatever addresses it comes from (Cloud Armor limits per IP only)."
+  default     = 20
+
+  validation {
+    condition     = var.max_changes_per_hour >= 1 && floor(var.max_changes_per_hour) == var.max_changes_per_hour
+    error_message = "max_changes_per_hour is a whole number, at least 1."
+  }
+}
+
 variable "cors_allowed_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the API (e.g. [\"https://app.clinic.example\"]), or [\"*\"] for any; empty for none (mobile apps need none)."

@@ -7,10 +7,11 @@ WHERE id = :id
 -- The whole booking in one statement, one round trip: the caller's user row and (for a
 -- patient booking for themself) their empty profile on first use, the appointment on
 -- the slot if it has not started, and its audit row. One row back, always: with the
--- patient's upcoming appointments as counted in their turn, and the appointment's
--- columns null when none was booked: the slot is missing or has started, the
--- caller's account has another role, or the patient is at :max_upcoming (the caller
--- tells which, with that count). Races are decided as ever by
+-- patient's upcoming appointments and :limited_actor's changes of the last hour as
+-- counted in their turn, and the appointment's columns null when none was booked: the
+-- slot is missing or has started, the caller's account has another role, or the
+-- patient is at :max_upcoming or the actor at :max_changes (the caller tells which,
+-- with those counts). Races are decided as ever by
 -- appointments_one_booked_per_slot and appointments_patient_no_overlap, whose
 -- violations the caller maps by name. The user row is inserted as upsert_user does
 -- (every unique index an arbiter, so concurrent first requests wait, not fail); an
@@ -33,19 +34,21 @@ WITH caller AS (
     ON CONFLICT (user_id) DO NOTHING
     RETURNING user_id
 ), patient_turn AS (
-    -- One booking or move of a patient at a time (migration 0006), and their upcoming
-    -- appointments counted once it is their turn.
-    SELECT take_patients_turn(CAST(:patient_id AS uuid)) AS upcoming
+    -- One booking or move of a patient at a time (migrations 0006, 0008), and their
+    -- upcoming appointments and the actor's recent changes counted once it is their turn.
+    SELECT t.upcoming, t.recent_changes, t.oldest_change
+    FROM take_patients_turn(CAST(:patient_id AS uuid), CAST(:limited_actor AS uuid)) AS t
 ), slot AS (
     -- The subqueries run first (a one-time filter), so the caller's rows are written
     -- and the patient's turn taken before the appointment: an email that belongs to
     -- another account is reported ahead of a taken slot, in the order the separate
-    -- statements had. :max_upcoming NULL: no cap (an admin booking for a patient).
+    -- statements had. :max_upcoming, :max_changes NULL: no cap (an admin booking).
     SELECT id, doctor_id, start_time, end_time
     FROM slots
     WHERE id = :slot_id AND start_time > now()
       AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) >= 0
       AND (SELECT upcoming FROM patient_turn) < coalesce(CAST(:max_upcoming AS bigint), 9223372036854775807)
+      AND (SELECT recent_changes FROM patient_turn) < coalesce(CAST(:max_changes AS bigint), 9223372036854775807)
       AND (SELECT ok FROM same_role)
 ), booked AS (
     INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
@@ -60,7 +63,7 @@ WITH caller AS (
     FROM booked
     RETURNING id, occurred_at
 )
-SELECT t.upcoming, b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
+SELECT t.upcoming, t.recent_changes, t.oldest_change, b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
        b.created_at, b.updated_at, a.id AS audit_id, a.occurred_at AS audit_occurred_at
 FROM patient_turn AS t
 LEFT JOIN (booked AS b CROSS JOIN audit AS a) ON true
@@ -78,13 +81,15 @@ FROM appointments
 WHERE id = :id
 
 -- name: take_patients_turn
--- The patient's turn (migration 0006, as book_appointment takes it) before a move locks
--- any row: a move and a booking of one patient, checked against each other by
--- appointments_patient_no_overlap, would otherwise each wait for the other's
--- uncommitted row. Taken first, so the lock order stays turn, appointment, slots.
-SELECT take_patients_turn(patient_id) AS upcoming
-FROM appointments
-WHERE id = :id
+-- The patient's turn (migrations 0006, 0008, as book_appointment takes it) before a
+-- move or a patient's cancel locks any row: a move and a booking of one patient,
+-- checked against each other by appointments_patient_no_overlap, would otherwise each
+-- wait for the other's uncommitted row. Taken first, so the lock order stays turn,
+-- appointment, slots. Counts :limited_actor's changes of the last hour (none if NULL).
+SELECT t.upcoming, t.recent_changes, t.oldest_change
+FROM appointments AS a
+CROSS JOIN LATERAL take_patients_turn(a.patient_id, CAST(:limited_actor AS uuid)) AS t
+WHERE a.id = :id
 
 -- name: lock_appointment
 SELECT id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,

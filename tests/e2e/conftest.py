@@ -25,6 +25,9 @@ E2E_ENV = {
     # Above what the access matrix's one patient comes to hold (~16), so no cell meets
     # the cap; tests/e2e/test_booking_flows.py books up to it.
     "MAX_UPCOMING_APPOINTMENTS": "30",
+    # Above what any other test's patient changes (the cap test above: ~32), so only
+    # tests/e2e/test_booking_flows.py meets it, on purpose.
+    "MAX_CHANGES_PER_HOUR": "60",
 }
 
 

@@ -14,6 +14,7 @@ from local.stack import Stack
 from tests.e2e.booking_support import (
     assert_problem,
     book,
+    database,
     free_slot_ids,
     new_id,
     past_slot,
@@ -228,6 +229,36 @@ def test_a_patient_books_themself_up_to_max_upcoming_appointments(api: Api) -> N
     # The clinic may book one more for them.
     extra = api.admin().post("/appointments", {"slot_id": slots[cap + 1]["id"], "patient_id": str(patient.id)})
     assert extra.status_code == 201, extra.text
+
+
+def test_a_patient_changes_their_own_appointments_at_most_max_changes_per_hour(api: Api, stack: Stack) -> None:
+    """MAX_CHANGES_PER_HOUR (20 by default, 60 in these tests): a script looping
+    book-cancel is stopped, whatever addresses it comes from; cancelling never is."""
+    limit = int(E2E_ENV["MAX_CHANGES_PER_HOUR"])
+    doctor = api.doctor()
+    slots = api.publish(doctor, soon(15), "06:00", "09:00", 30)
+    patient = api.patient()
+    assert limit % 2 == 0, "the loop below makes the changes two at a time"
+    for _ in range(limit // 2):
+        cancel(patient, book(patient, slots[0]["id"])["id"])
+    # The clinic books one for them (not one of their changes); their next change is refused.
+    held = book(api.admin(), slots[1]["id"], patient_id=str(patient.id))
+    refused = patient.post("/appointments", {"slot_id": slots[2]["id"]})
+    body = assert_problem(refused, 409)
+    assert body["type"] == "/problems/too-many-changes"
+    assert f"you made {limit} changes to your appointments in the last hour" in body["detail"]
+    assert 3000 <= int(refused.headers["Retry-After"]) <= 3600
+    moved = patient.patch(f"/appointments/{held['id']}", {"slot_id": slots[2]["id"]})
+    assert assert_problem(moved, 409)["type"] == "/problems/too-many-changes"
+    assert slots[2]["id"] in free_slot_ids(api, doctor, soon(15).isoformat(), soon(15).isoformat())
+    with database(stack.database_url or "") as db:
+        [[changes]] = db.run("SELECT count(*) FROM audit_appointment WHERE actor_id = :p", p=patient.id)
+    assert changes == limit
+    # Cancelling still works, and the clinic may still book and move for them.
+    cancel(patient, held["id"])
+    admin = api.admin()
+    again = book(admin, slots[2]["id"], patient_id=str(patient.id))
+    assert admin.patch(f"/appointments/{again['id']}", {"slot_id": slots[3]["id"]}).status_code == 200
 
 
 def test_a_patient_cannot_hold_two_overlapping_appointments(api: Api) -> None:

@@ -581,6 +581,18 @@ def test_the_book_function_gets_the_upcoming_cap_with_the_code_default() -> None
     assert variables(TF)["max_upcoming_appointments"]["default"] == default
 
 
+def test_book_and_cancel_get_the_hourly_change_limit_with_the_code_default() -> None:
+    from shared.settings import Settings
+
+    fn = module_dir("functions")
+    assert locals_(fn)["changes_env"]["MAX_CHANGES_PER_HOUR"] == "${tostring(var.max_changes_per_hour)}"
+    api_env = one(resources(fn, "google_cloudfunctions2_function")["api"]["service_config"])["environment_variables"]
+    assert 'contains(["book", "cancel"], each.key) ? local.changes_env : {}' in api_env
+    assert module_calls()["functions"]["max_changes_per_hour"] == "${var.max_changes_per_hour}"
+    default = Settings.model_fields["max_changes_per_hour"].default
+    assert variables(TF)["max_changes_per_hour"]["default"] == default
+
+
 def test_production_default_attempts_match_the_code_default() -> None:
     from shared.settings import Settings
 

@@ -79,6 +79,11 @@ locals {
     MAX_UPCOMING_APPOINTMENTS = tostring(var.max_upcoming_appointments)
   }
 
+  # What book (bookings) and cancel (moves) read: a patient's own changes per hour.
+  changes_env = {
+    MAX_CHANGES_PER_HOUR = tostring(var.max_changes_per_hour)
+  }
+
   notify_env = {
     VERIFY_OIDC     = "true"
     OIDC_AUDIENCE   = local.notify_url
@@ -326,6 +331,7 @@ resource "google_cloudfunctions2_function" "api" {
       local.db_env[each.key],
       contains(local.dispatchers, each.key) ? local.dispatch_env : {},
       each.key == "book" ? local.booking_env : {},
+      contains(["book", "cancel"], each.key) ? local.changes_env : {},
       { EDGE_TOKEN = var.edge_token, CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
     )
   }

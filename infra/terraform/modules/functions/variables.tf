@@ -151,6 +151,11 @@ variable "max_upcoming_appointments" {
   description = "MAX_UPCOMING_APPOINTMENTS of the book function."
 }
 
+variable "max_changes_per_hour" {
+  type        = number
+  description = "MAX_CHANGES_PER_HOUR of the book and cancel functions."
+}
+
 variable "cors_allowed_origins" {
   type        = list(string)
   description = "Browser origins slots, book and cancel answer CORS requests from; [\"*\"] for any."

@@ -1,0 +1,112 @@
+"""A patient makes at most MAX_CHANGES_PER_HOUR bookings, cancellations and moves of
+their own appointments in any hour; past it their bookings and moves are refused (429,
+with when to come back), so that a script looping book-cancel cannot flood the clinic's
+mail and its append-only trail. Cancelling is never refused: it frees the slot. Counted
+in the patient's turn, so changes at once cannot slip past it either."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pg8000.native
+import pytest
+
+from shared import appointments
+from shared.auth import Caller
+from shared.db import transaction
+from shared.errors import TooManyChanges
+from shared.models import AppointmentChange, AppointmentCreate
+from tests.integration.notify_support import environment
+from tests.integration.test_deadlocks import new_doctor, new_slot
+from tests.integration.test_first_use import THREADS, new_caller, together
+
+Conn = pg8000.native.Connection
+LIMIT = 4
+
+
+@pytest.fixture
+def slots(sql: Conn) -> list[uuid.UUID]:
+    """2 x THREADS future slots of one doctor, one after another."""
+    doctor = new_doctor(sql)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    return [new_slot(sql, doctor, start + timedelta(minutes=30 * i)) for i in range(2 * THREADS)]
+
+
+def book(caller: Caller, slot: uuid.UUID, patient: Caller | None = None) -> appointments.Appointment:
+    body = AppointmentCreate(slot_id=slot, patient_id=patient.id if patient else None)
+    with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)), transaction() as tx:
+        return appointments.book(tx, caller, body)[0]
+
+
+def change(caller: Caller, appointment: uuid.UUID, **body: object) -> appointments.Appointment:
+    with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)), transaction() as tx:
+        return appointments.change(tx, caller, appointment, AppointmentChange.model_validate(body))[0]
+
+
+def changes_by(sql: Conn, actor: Caller) -> int:
+    return int(sql.run("SELECT count(*) FROM audit_appointment WHERE actor_id = :a", a=actor.id)[0][0])
+
+
+def test_bookings_moves_and_cancels_count_and_the_next_booking_or_move_is_refused(
+    sql: Conn, slots: list[uuid.UUID]
+) -> None:
+    patient = new_caller()
+    first = book(patient, slots[0])
+    change(patient, first.id, slot_id=str(slots[1]))
+    change(patient, first.id, status="CANCELLED")
+    second = book(patient, slots[2])
+    assert changes_by(sql, patient) == LIMIT
+    with pytest.raises(TooManyChanges) as refused:
+        book(patient, slots[3])
+    assert 3590 <= refused.value.retry_after <= 3600
+    assert f"you made {LIMIT} changes to your appointments in the last hour" in refused.value.detail
+    with pytest.raises(TooManyChanges):
+        change(patient, second.id, slot_id=str(slots[3]))
+    # Nothing was written for the refused ones; a cancel still goes through.
+    assert changes_by(sql, patient) == LIMIT
+    assert change(patient, second.id, status="CANCELLED").status == "CANCELLED"
+    assert changes_by(sql, patient) == LIMIT + 1
+
+
+def test_the_clinic_is_not_held_to_it_nor_does_it_use_up_the_patients(sql: Conn, slots: list[uuid.UUID]) -> None:
+    patient, admin = new_caller(), new_caller("admin")
+    last = [book(patient, slot) for slot in slots[:LIMIT]][-1]
+    assert changes_by(sql, patient) == LIMIT
+    for slot in slots[LIMIT : 2 * LIMIT + 1]:
+        assert book(admin, slot, patient=patient).status == "BOOKED"
+    moved = change(admin, last.id, slot_id=str(slots[2 * LIMIT + 1]))
+    assert moved.slot_id == slots[2 * LIMIT + 1]
+    assert changes_by(sql, patient) == LIMIT
+
+
+def test_changes_older_than_an_hour_do_not_count_and_retry_after_says_when_one_does_not(
+    sql: Conn, slots: list[uuid.UUID]
+) -> None:
+    patient = new_caller()
+    first = book(patient, slots[0])
+    # The trail is append-only: older changes are written as they would have been.
+    for minutes in (61, 90, 50, 40):
+        sql.run(
+            "INSERT INTO audit_appointment (appointment_id, action, to_status, actor_id, occurred_at)"
+            " VALUES (:a, 'CANCELLED', 'CANCELLED', :p, now() - make_interval(mins => :m))",
+            a=first.id,
+            p=patient.id,
+            m=minutes,
+        )
+    # Counted: the booking and the changes 50 and 40 minutes ago; 61 and 90 are past the hour.
+    book(patient, slots[1])
+    with pytest.raises(TooManyChanges) as refused:
+        book(patient, slots[2])
+    # The oldest change that counts, 50 minutes ago, is an hour old in 10 minutes.
+    assert 590 <= refused.value.retry_after <= 600
+
+
+def test_changes_at_once_stop_at_the_limit(sql: Conn, slots: list[uuid.UUID]) -> None:
+    patient = new_caller()
+    book(patient, slots[0])
+    with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)):
+        errors = together(lambda i: book(patient, slots[1 + i]) and None)
+    assert len(errors) == THREADS - (LIMIT - 1)
+    assert all(error.startswith("TooManyChanges(") for error in errors), errors
+    assert changes_by(sql, patient) == LIMIT
