@@ -7,7 +7,6 @@ in the patient's turn, so changes at once cannot slip past it either."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pg8000.native
 import pytest
@@ -18,7 +17,7 @@ from shared.db import transaction
 from shared.errors import TooManyChanges
 from shared.models import AppointmentChange, AppointmentCreate
 from tests.integration.notify_support import environment
-from tests.integration.test_deadlocks import new_doctor, new_slot
+from tests.integration.test_deadlocks import consecutive_slots
 from tests.integration.test_first_use import THREADS, new_caller, together
 
 Conn = pg8000.native.Connection
@@ -28,9 +27,7 @@ LIMIT = 4
 @pytest.fixture
 def slots(sql: Conn) -> list[uuid.UUID]:
     """2 x THREADS future slots of one doctor, one after another."""
-    doctor = new_doctor(sql)
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-    return [new_slot(sql, doctor, start + timedelta(minutes=30 * i)) for i in range(2 * THREADS)]
+    return consecutive_slots(sql, 2 * THREADS)
 
 
 def book(caller: Caller, slot: uuid.UUID, patient: Caller | None = None) -> appointments.Appointment:

@@ -48,6 +48,13 @@ def new_slot(conn: Conn, doctor: uuid.UUID, start: datetime) -> uuid.UUID:
     return uuid.UUID(str(rows[0][0]))
 
 
+def consecutive_slots(conn: Conn, count: int) -> list[uuid.UUID]:
+    """`count` 30-minute slots of a new doctor, one after another, from three days ahead."""
+    doctor = new_doctor(conn)
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    return [new_slot(conn, doctor, start + timedelta(minutes=30 * i)) for i in range(count)]
+
+
 class Clinic:
     """One patient, known already, and five doctors: two with a slot at X, two at Y, one at Z."""
 

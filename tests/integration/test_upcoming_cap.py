@@ -20,7 +20,7 @@ from shared.errors import TooManyUpcoming
 from shared.models import AppointmentChange, AppointmentCreate
 from shared.users import ensure_user
 from tests.integration.notify_support import environment
-from tests.integration.test_deadlocks import _waits_for_a_lock, new_doctor, new_slot
+from tests.integration.test_deadlocks import _waits_for_a_lock, consecutive_slots, new_doctor, new_slot
 from tests.integration.test_first_use import THREADS, new_caller, together
 
 Conn = pg8000.native.Connection
@@ -30,9 +30,7 @@ CAP = 3
 @pytest.fixture
 def slots(sql: Conn) -> list[uuid.UUID]:
     """THREADS future slots of one doctor, one after another."""
-    doctor = new_doctor(sql)
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-    return [new_slot(sql, doctor, start + timedelta(minutes=30 * i)) for i in range(THREADS)]
+    return consecutive_slots(sql, THREADS)
 
 
 def book(caller: Caller, slot: uuid.UUID, patient: Caller | None = None) -> appointments.Appointment:

@@ -569,28 +569,24 @@ def test_each_instance_runs_a_thread_per_request_it_may_be_sent_and_logs_with_it
     assert "local.runtime_env[each.key]" in one(functions["api"]["service_config"])["environment_variables"]
 
 
-def test_the_book_function_gets_the_upcoming_cap_with_the_code_default() -> None:
+@pytest.mark.parametrize(
+    ("setting", "env", "given_to"),
+    [
+        # The upcoming cap: bookings only (book).
+        ("max_upcoming_appointments", "booking_env", 'each.key == "book" ? local.booking_env : {}'),
+        # A patient's changes per hour: bookings (book) and moves (cancel).
+        ("max_changes_per_hour", "changes_env", 'contains(["book", "cancel"], each.key) ? local.changes_env : {}'),
+    ],
+)
+def test_the_booking_limits_reach_their_functions_with_the_code_defaults(setting: str, env: str, given_to: str) -> None:
     from shared.settings import Settings
 
     fn = module_dir("functions")
-    assert locals_(fn)["booking_env"]["MAX_UPCOMING_APPOINTMENTS"] == "${tostring(var.max_upcoming_appointments)}"
+    assert locals_(fn)[env][setting.upper()] == f"${{tostring(var.{setting})}}"
     api_env = one(resources(fn, "google_cloudfunctions2_function")["api"]["service_config"])["environment_variables"]
-    assert 'each.key == "book" ? local.booking_env : {}' in api_env
-    assert module_calls()["functions"]["max_upcoming_appointments"] == "${var.max_upcoming_appointments}"
-    default = Settings.model_fields["max_upcoming_appointments"].default
-    assert variables(TF)["max_upcoming_appointments"]["default"] == default
-
-
-def test_book_and_cancel_get_the_hourly_change_limit_with_the_code_default() -> None:
-    from shared.settings import Settings
-
-    fn = module_dir("functions")
-    assert locals_(fn)["changes_env"]["MAX_CHANGES_PER_HOUR"] == "${tostring(var.max_changes_per_hour)}"
-    api_env = one(resources(fn, "google_cloudfunctions2_function")["api"]["service_config"])["environment_variables"]
-    assert 'contains(["book", "cancel"], each.key) ? local.changes_env : {}' in api_env
-    assert module_calls()["functions"]["max_changes_per_hour"] == "${var.max_changes_per_hour}"
-    default = Settings.model_fields["max_changes_per_hour"].default
-    assert variables(TF)["max_changes_per_hour"]["default"] == default
+    assert given_to in api_env
+    assert module_calls()["functions"][setting] == f"${{var.{setting}}}"
+    assert variables(TF)[setting]["default"] == Settings.model_fields[setting].default
 
 
 def test_production_default_attempts_match_the_code_default() -> None:
