@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -210,11 +210,12 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         _raise_conflict(error)
         raise
     upcoming = int(row.pop("upcoming"))
-    recent_changes, oldest_change = int(row.pop("recent_changes")), row.pop("oldest_change")
+    recent_changes = int(row.pop("recent_changes"))
+    row.pop("oldest_change")
     if row["id"] is None:
         check_account(tx, caller)
         if max_changes is not None and recent_changes >= max_changes:
-            raise too_many_changes(max_changes, oldest_change)
+            raise too_many_changes(tx, caller, max_changes, recent_changes)
         slot = tx.first(SQL.select_slot, id=body.slot_id)
         if slot is not None and slot["started"]:
             raise Unprocessable("this slot is in the past")
@@ -311,7 +312,7 @@ def _move(
     turn = tx.first(SQL.take_patients_turn, id=appointment_id, limited_actor=None if max_changes is None else caller.id)
     row = _load_visible(tx, caller, appointment_id, lock=True)
     if turn is not None and max_changes is not None and turn["recent_changes"] >= max_changes:
-        raise too_many_changes(max_changes, turn["oldest_change"])
+        raise too_many_changes(tx, caller, max_changes, int(turn["recent_changes"]))
     if row["status"] != "BOOKED":
         raise TransitionNotAllowed(f"a {row['status']} appointment cannot be moved")
     if row["started"]:
@@ -352,14 +353,14 @@ def _move(
     return _public(updated), outbox_ids
 
 
-def too_many_changes(limit: int, oldest: datetime | None) -> TooManyChanges:
-    """The refusal of a patient's change past `limit` in the hour; it may come again once
-    the oldest change of that hour is an hour old."""
-    now = datetime.now(UTC)
-    free_at = (oldest or now) + timedelta(hours=1)
-    wait = max(1, math.ceil((free_at - now).total_seconds()))
+def too_many_changes(tx: Tx, caller: Caller, limit: int, made: int) -> TooManyChanges:
+    """The refusal of a patient's change past `limit` in the hour, saying when the next
+    one will be allowed: when enough of the hour's changes have aged out (more than one
+    after cancels, which are never refused, took the count past the limit)."""
+    row = tx.first(SQL.seconds_until_changes_fall_below, actor=caller.id, skip=max(0, made - limit))
+    wait = max(1, int(row["wait"]) if row else 1)
     return TooManyChanges(
-        f"you made {limit} changes to your appointments in the last hour, the most allowed;"
+        f"you made {made} changes to your appointments in the last hour, the most allowed is {limit};"
         f" try again in {math.ceil(wait / 60)} minutes, or ask the clinic",
         retry_after=wait,
     )

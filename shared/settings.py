@@ -100,7 +100,7 @@ class Settings(BaseModel):
     max_upcoming_appointments: int = Field(default=10, ge=1)
     # Bookings, cancellations and moves a patient may make of their own appointments in
     # any hour: each sends email and writes rows kept for good, so a script looping
-    # book-cancel is stopped (429) whatever addresses it comes from.
+    # book-cancel is stopped (409 too-many-changes) whatever addresses it comes from.
     max_changes_per_hour: int = Field(default=20, ge=1)
 
     @field_validator("reminder_offsets", mode="before")

@@ -375,7 +375,7 @@ variable "max_upcoming_appointments" {
 
 variable "max_changes_per_hour" {
   type        = number
-  description = "MAX_CHANGES_PER_HOUR: bookings, cancellations and moves a patient may make of their own appointments in any hour; past it their bookings and moves are 429 (cancelling never is). So that a script looping book-cancel cannot flood the clinic's mail and its audit trail, whatever addresses it comes from (Cloud Armor limits per IP only)."
+  description = "MAX_CHANGES_PER_HOUR: bookings, cancellations and moves a patient may make of their own appointments in any hour; past it their bookings and moves are 409 too-many-changes with Retry-After (cancelling never is). So that a script looping book-cancel cannot flood the clinic's mail and its audit trail, whatever addresses it comes from (Cloud Armor limits per IP only)."
   default     = 20
 
   validation {

@@ -82,7 +82,7 @@ WHERE id = :id
 
 -- name: take_patients_turn
 -- The patient's turn (migrations 0006, 0008, as book_appointment takes it) before a
--- move or a patient's cancel locks any row: a move and a booking of one patient,
+-- move locks any row: a move and a booking of one patient,
 -- checked against each other by appointments_patient_no_overlap, would otherwise each
 -- wait for the other's uncommitted row. Taken first, so the lock order stays turn,
 -- appointment, slots. Counts :limited_actor's changes of the last hour (none if NULL).
@@ -90,6 +90,16 @@ SELECT t.upcoming, t.recent_changes, t.oldest_change
 FROM appointments AS a
 CROSS JOIN LATERAL take_patients_turn(a.patient_id, CAST(:limited_actor AS uuid)) AS t
 WHERE a.id = :id
+
+-- name: seconds_until_changes_fall_below
+-- When :actor's changes of the last hour fall below :max_changes again: once the one
+-- :skip (their count less the limit) places after the oldest is an hour old.
+SELECT CAST(ceil(extract(epoch FROM occurred_at + interval '1 hour' - now())) AS bigint) AS wait
+FROM audit_appointment
+WHERE actor_id = :actor AND occurred_at > now() - interval '1 hour'
+ORDER BY occurred_at
+OFFSET :skip
+LIMIT 1
 
 -- name: lock_appointment
 SELECT id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,
