@@ -6,8 +6,6 @@ in the patient's turn, so changes at once cannot slip past it either."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 
 import pg8000.native
@@ -19,7 +17,7 @@ from shared.db import transaction
 from shared.errors import TooManyChanges
 from shared.models import AppointmentChange, AppointmentCreate
 from tests.integration.notify_support import environment
-from tests.integration.test_deadlocks import _waits_for_a_lock, consecutive_slots
+from tests.integration.test_deadlocks import book_while_their_turn_is_held, consecutive_slots
 from tests.integration.test_first_use import THREADS, new_caller, together
 
 Conn = pg8000.native.Connection
@@ -132,26 +130,9 @@ def test_a_booking_that_waited_for_its_turn_counts_the_change_the_turn_before_ma
     patient = new_caller()
     for slot in slots[: LIMIT - 1]:
         book(patient, slot)
-    outcome: list[object] = []
-    pid: list[int] = []
-
-    def ours() -> None:
-        try:
-            with transaction() as tx:
-                pid.append(int(tx.one("SELECT pg_backend_pid() AS pid")["pid"]))
-                outcome.append(appointments.book(tx, patient, AppointmentCreate(slot_id=slots[LIMIT]))[0])
-        except Exception as error:  # the test thread reports it
-            outcome.append(error)
-
-    thread = threading.Thread(target=ours)
     with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)):  # for both threads, to the end
-        with transaction() as tx:
-            appointments.book(tx, patient, AppointmentCreate(slot_id=slots[LIMIT - 1]))  # theirs: the last allowed
-            thread.start()
-            while not pid:
-                time.sleep(0.01)
-            _waits_for_a_lock(database_url, pid[0])
-        thread.join(timeout=30)
+        # Theirs: the last change allowed.
+        outcome = book_while_their_turn_is_held(database_url, patient, slots[LIMIT - 1], slots[LIMIT])
     assert [type(o) for o in outcome] == [TooManyChanges]
     assert changes_by(sql, patient) == LIMIT
 

@@ -121,6 +121,34 @@ def _waits_for_a_lock(url: str, pid: int) -> None:
         probe.close()
 
 
+def book_while_their_turn_is_held(
+    database_url: str, patient: Caller, theirs: uuid.UUID, ours: uuid.UUID
+) -> list[object]:
+    """Theirs books `theirs` and, holding the patient's turn, lets ours start booking
+    `ours` on another thread; commits once ours waits for the turn. Ours thus starts
+    before theirs commits. Returns what ours came to: the appointment, or the error."""
+    outcome: list[object] = []
+    pid: list[int] = []
+
+    def run_ours() -> None:
+        try:
+            with transaction() as tx:
+                pid.append(int(tx.one("SELECT pg_backend_pid() AS pid")["pid"]))
+                outcome.append(appointments.book(tx, patient, AppointmentCreate(slot_id=ours))[0])
+        except Exception as error:  # the test thread reports it
+            outcome.append(error)
+
+    thread = threading.Thread(target=run_ours)
+    with transaction() as tx:
+        appointments.book(tx, patient, AppointmentCreate(slot_id=theirs))
+        thread.start()
+        while not pid:
+            time.sleep(0.01)
+        _waits_for_a_lock(database_url, pid[0])
+    thread.join(timeout=30)
+    return outcome
+
+
 def _race(database_url: str, sql: Conn, clinic: Clinic, theirs_first: Callable[[Tx], None]) -> None:
     """Ours books X1, then theirs runs `theirs_first` and books X2, then ours books Y1.
 

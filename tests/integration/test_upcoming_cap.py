@@ -5,8 +5,6 @@ turn, so bookings at once cannot slip past it either."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +18,7 @@ from shared.errors import TooManyUpcoming
 from shared.models import AppointmentChange, AppointmentCreate
 from shared.users import ensure_user
 from tests.integration.notify_support import environment
-from tests.integration.test_deadlocks import _waits_for_a_lock, consecutive_slots, new_doctor, new_slot
+from tests.integration.test_deadlocks import book_while_their_turn_is_held, consecutive_slots, new_doctor, new_slot
 from tests.integration.test_first_use import THREADS, new_caller, together
 
 Conn = pg8000.native.Connection
@@ -61,26 +59,9 @@ def test_a_booking_that_waited_for_its_turn_counts_what_the_turn_before_booked(
     patient = new_caller()
     for slot in slots[: CAP - 1]:
         book(patient, slot)
-    outcome: list[object] = []
-    pid: list[int] = []
-
-    def ours() -> None:
-        try:
-            with transaction() as tx:
-                pid.append(int(tx.one("SELECT pg_backend_pid() AS pid")["pid"]))
-                outcome.append(appointments.book(tx, patient, AppointmentCreate(slot_id=slots[CAP]))[0])
-        except Exception as error:  # the test thread reports it
-            outcome.append(error)
-
-    thread = threading.Thread(target=ours)
     with environment(MAX_UPCOMING_APPOINTMENTS=str(CAP)):  # for both threads, to the end
-        with transaction() as tx:
-            appointments.book(tx, patient, AppointmentCreate(slot_id=slots[CAP - 1]))  # theirs: the last one allowed
-            thread.start()
-            while not pid:
-                time.sleep(0.01)
-            _waits_for_a_lock(database_url, pid[0])
-        thread.join(timeout=30)
+        # Theirs: the last one allowed.
+        outcome = book_while_their_turn_is_held(database_url, patient, slots[CAP - 1], slots[CAP])
     assert [type(o) for o in outcome] == [TooManyUpcoming]
     assert booked(sql, patient) == CAP
 
