@@ -211,7 +211,6 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         raise
     upcoming = int(row.pop("upcoming"))
     recent_changes = int(row.pop("recent_changes"))
-    row.pop("oldest_change")
     if row["id"] is None:
         check_account(tx, caller)
         if max_changes is not None and recent_changes >= max_changes:

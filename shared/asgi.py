@@ -28,8 +28,7 @@ from starlette.responses import Response
 from shared import logs
 from shared.settings import get_settings
 from shared.web import MAX_BODY_BYTES, HttpRequest
-
-Answer = tuple[bytes, int, dict[str, str]]
+from shared.web import Response as Answer
 
 
 class Headers(Mapping[str, str]):
@@ -54,11 +53,12 @@ class Headers(Mapping[str, str]):
 
 
 class AsgiRequest:
-    """A Starlette request with its body read, in the shape shared.web expects (werkzeug's names)."""
+    """A Starlette request, and its body once read, in the shape shared.web expects
+    (werkzeug's names)."""
 
-    def __init__(self, request: Request, body: bytes) -> None:
+    def __init__(self, request: Request, body: bytes = b"") -> None:
         self._request = request
-        self._body = body
+        self.body = body
         self.method: str = request.method
         # As werkzeug has it: "//doctors" is "/doctors".
         self.path: str = "/" + request.scope["path"].lstrip("/")
@@ -73,15 +73,14 @@ class AsgiRequest:
         return self._request.query_params
 
     def get_data(self, cache: bool = True, as_text: bool = False) -> bytes:
-        return self._body
+        return self.body
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: Request, declared: int | None) -> bytes:
     """The body, or its first MAX_BODY_BYTES + 1 bytes: enough for shared.web to refuse it
-    (413) without holding a huge body in memory. Nothing when the declared length is
-    already too long."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+    (413) without holding a huge body in memory. Nothing when the `declared` length
+    (Content-Length) is already too long."""
+    if declared is not None and declared > MAX_BODY_BYTES:
         return b""
     chunks: list[bytes] = []
     size = 0
@@ -118,12 +117,13 @@ def _threads() -> ThreadPoolExecutor:
 
 async def serve(answer: Callable[[HttpRequest], Answer], request: Request) -> Response:
     """Reads the request, runs `answer` (a Router) on a request thread, and sends its reply."""
+    raw = AsgiRequest(request)
     try:
-        body = await read_body(request)
+        raw.body = await read_body(request, raw.content_length)
     except ClientDisconnect:
         return Response(status_code=400)  # the client is gone; nobody reads this
     # functions-framework keeps the execution id in a context variable: carry it over.
     context = contextvars.copy_context()
     loop = asyncio.get_running_loop()
-    data, status, headers = await loop.run_in_executor(_threads(), context.run, answer, AsgiRequest(request, body))
+    data, status, headers = await loop.run_in_executor(_threads(), context.run, answer, raw)
     return Response(data, status, headers)

@@ -20,6 +20,11 @@ class DomainError(Exception):
         """What the caller is told; `detail` is what the logs say."""
         return self.detail
 
+    @property
+    def retry_after(self) -> int | None:
+        """Seconds for the Retry-After header, if any: a 503 is worth trying again shortly."""
+        return 2 if self.status == 503 else None
+
 
 class BadRequest(DomainError):
     status, title, type_ = 400, "Bad request", "/problems/bad-request"
@@ -77,7 +82,11 @@ class TooManyChanges(Conflict):
 
     def __init__(self, detail: str, retry_after: int) -> None:
         super().__init__(detail)
-        self.retry_after = retry_after  # seconds: the Retry-After header
+        self._retry_after = retry_after
+
+    @property
+    def retry_after(self) -> int | None:
+        return self._retry_after
 
 
 class PayloadTooLarge(DomainError):

@@ -25,7 +25,6 @@ from shared.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    TooManyChanges,
     Unprocessable,
     UnsupportedMediaType,
 )
@@ -241,9 +240,7 @@ def _require_edge(request: HttpRequest) -> None:
 
 def problem(error: DomainError) -> Response:
     body, status, headers = _problem_body(error.status, error.title, error.type_, error.public_detail, error.errors)
-    if status == 503:
-        headers["Retry-After"] = "2"
-    if isinstance(error, TooManyChanges):
+    if error.retry_after is not None:
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allow)

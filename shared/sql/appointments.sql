@@ -36,7 +36,7 @@ WITH caller AS (
 ), patient_turn AS (
     -- One booking or move of a patient at a time (migrations 0006, 0008), and their
     -- upcoming appointments and the actor's recent changes counted once it is their turn.
-    SELECT t.upcoming, t.recent_changes, t.oldest_change
+    SELECT t.upcoming, t.recent_changes
     FROM take_patients_turn(CAST(:patient_id AS uuid), CAST(:limited_actor AS uuid)) AS t
 ), slot AS (
     -- The subqueries run first (a one-time filter), so the caller's rows are written
@@ -63,7 +63,7 @@ WITH caller AS (
     FROM booked
     RETURNING id, occurred_at
 )
-SELECT t.upcoming, t.recent_changes, t.oldest_change, b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
+SELECT t.upcoming, t.recent_changes, b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
        b.created_at, b.updated_at, a.id AS audit_id, a.occurred_at AS audit_occurred_at
 FROM patient_turn AS t
 LEFT JOIN (booked AS b CROSS JOIN audit AS a) ON true
@@ -86,7 +86,7 @@ WHERE id = :id
 -- checked against each other by appointments_patient_no_overlap, would otherwise each
 -- wait for the other's uncommitted row. Taken first, so the lock order stays turn,
 -- appointment, slots. Counts :limited_actor's changes of the last hour (none if NULL).
-SELECT t.upcoming, t.recent_changes, t.oldest_change
+SELECT t.upcoming, t.recent_changes
 FROM appointments AS a
 CROSS JOIN LATERAL take_patients_turn(a.patient_id, CAST(:limited_actor AS uuid)) AS t
 WHERE a.id = :id
