@@ -146,6 +146,8 @@ class Stack:
                 "NOTIFY_URL": f"{self.url('notify')}/tasks/notify",
                 # Locally nothing mints OIDC tokens; production verifies them (see Terraform).
                 "VERIFY_OIDC": "false",
+                # The web app is served by the gateway: emails link to appointments there.
+                "PUBLIC_URL": self.url("gateway"),
                 # A web client under development, on whatever port its dev server picks.
                 "CORS_ALLOWED_ORIGINS": os.environ.get("CORS_ALLOWED_ORIGINS", "*"),
                 "PYTHONUNBUFFERED": "1",

@@ -135,7 +135,14 @@ def subject(notice: Notice) -> str:
     return f"{_SUBJECT[_wording(notice)]}: {start.day} {start:%b %Y}, {_clock(start)} with {doctor}"
 
 
-def text_body(notice: Notice) -> str:
+def manage_url(notice: Notice, public_url: str | None) -> str | None:
+    """The app's page for this appointment (a hash route, so any host serving the app works)."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/#/appointments/{notice.appointment_id}"
+
+
+def text_body(notice: Notice, link: str | None = None) -> str:
     lead = _LEAD[_wording(notice)]
     lines = [
         f"Hello {notice.patient_name},",
@@ -152,11 +159,13 @@ def text_body(notice: Notice) -> str:
         lines.append("If you did not ask for this, please book a new time or contact the clinic.")
     else:
         lines.append("To cancel or move it, use the clinic's app or website.")
+    if link:
+        lines += ["", f"Manage this appointment: {link}"]
     lines += ["", "Your clinic"]
     return "\n".join(lines) + "\n"
 
 
-def html_body(notice: Notice) -> str:
+def html_body(notice: Notice, link: str | None = None) -> str:
     e = html.escape
     lead = _LEAD[_wording(notice)]
     was = (
@@ -164,6 +173,7 @@ def html_body(notice: Notice) -> str:
         if notice.previous
         else ""
     )
+    manage = f'<p><a href="{e(link)}">Manage this appointment</a></p>' if link else ""
     return (
         '<!doctype html><html><body style="font-family:sans-serif">'
         f"<p>Hello {e(notice.patient_name)},</p>"
@@ -174,6 +184,7 @@ def html_body(notice: Notice) -> str:
         f"{was}"
         f'<tr><th align="left">Reference</th><td>{e(notice.appointment_id)}</td></tr>'
         "</table>"
+        f"{manage}"
         "<p>Your clinic</p></body></html>"
     )
 
@@ -275,8 +286,9 @@ def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> 
     message["X-Clinic-Message-Key"] = notice.message_key
     message["X-Clinic-Appointment"] = notice.appointment_id
     message["X-Clinic-Kind"] = notice.kind
-    message.set_content(text_body(notice))
-    message.add_alternative(html_body(notice), subtype="html")
+    link = manage_url(notice, settings.public_url)
+    message.set_content(text_body(notice, link))
+    message.add_alternative(html_body(notice, link), subtype="html")
     method = calendar_method(notice.kind)
     if method is not None:
         message.add_attachment(

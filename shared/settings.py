@@ -91,6 +91,9 @@ class Settings(BaseModel):
     smtp_starttls: bool = False
     smtp_timeout_s: float = 10.0
     mail_from: str = "Clinic <no-reply@clinic.example>"
+    # The web app's address (https://clinic.example): each email links to the appointment
+    # there (PUBLIC_URL/#/appointments/ID). Unset: no link.
+    public_url: str | None = None
 
     reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=24),)
 

@@ -326,3 +326,14 @@ def test_an_outage_stops_a_batch_but_a_refused_task_does_not() -> None:
     assert dispatch._unreachable(ConnectionRefusedError())
     assert not dispatch._unreachable(exceptions.InvalidArgument("schedule_time too far"))
     assert not dispatch._unreachable(exceptions.FailedPrecondition("no such queue"))
+
+
+def test_every_email_links_to_the_appointment_in_the_app_when_the_apps_address_is_set() -> None:
+    settings = Settings(mail_from="Clinic <no-reply@clinic.example>", public_url="https://clinic.example/")
+    link = f"https://clinic.example/#/appointments/{APPOINTMENT}"
+    for kind in ("CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"):
+        message = mail.compose(notice(kind), settings)
+        assert f"Manage this appointment: {link}" in message.get_body(("plain",)).get_content()
+        assert f'<a href="{link}">Manage this appointment</a>' in message.get_body(("html",)).get_content()
+    # Without the address there is nowhere to link to.
+    assert "Manage this appointment" not in mail.compose(notice(), SETTINGS).get_body(("plain",)).get_content()
