@@ -115,10 +115,23 @@ def sweep(now: datetime | None = None, limit: int = SWEEP_BATCH, settle: timedel
         # once that one went out, so a batch that sent anything earns another.
         if counts.failed or counts.tasks + counts.events == 0 or time.monotonic() > deadline:
             break
+    at = now or datetime.now(UTC)
     with transaction() as tx:
-        pending = tx.one(SQL.count_pending)
+        pending = tx.one(SQL.count_pending, now=at, horizon=at + TASKS_HORIZON)
+    return report_sweep(total, pending)
+
+
+def report_sweep(total: Counts, pending: Row) -> dict[str, int]:
+    """The sweep's answer, also logged as one structured line: the outbox-age alert and
+    dashboard read `oldest_due_age_s` and `due` from it (infra/terraform/modules/monitoring)."""
     result = asdict(total)
-    result.update(pending_tasks=int(pending["tasks"]), pending_events=int(pending["events"]))
+    result.update(
+        pending_tasks=int(pending["tasks"]),
+        pending_events=int(pending["events"]),
+        due=int(pending["due"]),
+        oldest_due_age_s=int(pending["oldest_due_age_s"]),
+    )
+    log.info("outbox swept", extra={"fields": result})
     return result
 
 

@@ -309,7 +309,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             # for `clinic resend-failed` to find: the log line is the message's only trace.
             log.error(
                 "message LOST: the database was unavailable or busy on the queue's last attempt",
-                extra={"fields": {**fields, "payload": message.model_dump(mode="json")}},
+                extra={"fields": {**fields, "outcome": "lost", "payload": message.model_dump(mode="json")}},
             )
         raise
     except mail.MailRejected as error:
@@ -317,9 +317,12 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     except mail.MailUnavailable as error:
         if attempt >= settings.tasks_max_attempts:
             return _give_up(message, recipient, attempt, error, fields)
-        log.warning("mail relay unavailable; Cloud Tasks will retry", extra={"fields": {**fields, "error": str(error)}})
+        log.warning(
+            "mail relay unavailable; Cloud Tasks will retry",
+            extra={"fields": {**fields, "outcome": "retry", "error": str(error)}},
+        )
         raise Unavailable("the mail relay is unavailable; try again later") from error
-    log.info("sent", extra={"fields": fields})
+    log.info("sent", extra={"fields": {**fields, "outcome": "sent"}})
     return Outcome("sent", f"{message.kind.lower()} sent")
 
 
@@ -365,12 +368,12 @@ def _previous(calendar: Row, row: Row) -> mail.Previous | None:
 
 
 def _skipped(reason: str | None, fields: dict[str, Any]) -> Outcome:
-    log.info("nothing to send: %s", reason, extra={"fields": fields})
+    log.info("nothing to send: %s", reason, extra={"fields": {**fields, "outcome": "skipped"}})
     return Outcome("skipped", reason or "no such appointment")
 
 
 def _duplicate(fields: dict[str, Any]) -> Outcome:
-    log.info("already sent; duplicate delivery ignored", extra={"fields": fields})
+    log.info("already sent; duplicate delivery ignored", extra={"fields": {**fields, "outcome": "duplicate"}})
     return Outcome("duplicate", "this message was already sent")
 
 
@@ -390,5 +393,5 @@ def _record(tx: Any, message: TaskMessage, recipient: str, status: str, attempt:
 def _give_up(message: TaskMessage, recipient: str, attempt: int, error: Exception, fields: dict[str, Any]) -> Outcome:
     with transaction() as tx:
         _record(tx, message, recipient, "FAILED", attempt, str(error)[:1000])
-    log.error("message FAILED for good", extra={"fields": {**fields, "error": str(error)}})
+    log.error("message FAILED for good", extra={"fields": {**fields, "outcome": "failed", "error": str(error)}})
     return Outcome("failed", "recorded as FAILED")

@@ -73,10 +73,23 @@ SET attempts = attempts + 1, last_error = :error
 WHERE id = :id AND dispatched_at IS NULL
 
 -- name: count_pending
+-- What the sweep leaves behind, for its log line (a log-based metric reads it): rows not
+-- sent, those already due (an event at once, a task once within :horizon of :now), and
+-- how many seconds the oldest due one has waited since it became due (0 if none).
 SELECT count(*) FILTER (WHERE target = 'TASK') AS tasks,
-       count(*) FILTER (WHERE target = 'EVENT') AS events
-FROM outbox
-WHERE dispatched_at IS NULL
+       count(*) FILTER (WHERE target = 'EVENT') AS events,
+       count(*) FILTER (WHERE due_since <= CAST(:now AS timestamptz)) AS due,
+       CAST(COALESCE(floor(extract(epoch FROM CAST(:now AS timestamptz)
+           - min(due_since) FILTER (WHERE due_since <= CAST(:now AS timestamptz)))), 0) AS bigint) AS oldest_due_age_s
+FROM (
+    SELECT target,
+           CASE WHEN target = 'TASK'
+                THEN greatest(created_at, deliver_at - (CAST(:horizon AS timestamptz) - CAST(:now AS timestamptz)))
+                ELSE created_at
+           END AS due_since
+    FROM outbox
+    WHERE dispatched_at IS NULL
+) AS pending
 
 -- name: select_failed_messages
 -- Messages that FAILED for good since :since and have not gone out since, whose task

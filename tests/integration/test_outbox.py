@@ -26,6 +26,7 @@ from shared.settings import get_settings
 from tests.emulators import Recorder, cloud_tasks, free_port, needs_gcloud, pubsub
 from tests.helpers import state_dir
 from tests.integration import notify_support as data
+from tests.log_lines import captured
 
 QUEUE = "projects/clinic-local/locations/us-central1/queues/notify"
 
@@ -223,6 +224,27 @@ def test_unconfigured_queues_leave_rows_waiting(database_url: str, sql: pg8000.n
     assert counts["tasks"] == counts["events"] == counts["failed"] == 0
     assert counts["pending_tasks"] == 2 and counts["pending_events"] == 1
     assert all(r["dispatched_at"] is None and r["attempts"] == 0 for r in rows(sql, appointment_id))
+
+
+def test_the_sweep_logs_how_long_due_rows_have_waited(database_url: str, sql: pg8000.native.Connection) -> None:
+    """The outbox-age alert reads `oldest_due_age_s` and `due` from the sweep's log line.
+    Nothing is sent (no queue configured), so only the clock moves the figures."""
+    with data.environment(TASKS_QUEUE=None, PUBSUB_TOPIC=None, NOTIFY_URL=None, REMINDER_OFFSETS="24h"):
+        now = datetime.now(UTC)
+        # Measured at the same clock, so rows of other tests that come due meanwhile count in both.
+        before = dispatch.sweep(now=now + timedelta(minutes=10))["due"]
+        doctor = data.doctor("UTC")
+        appointment_id, _ = data.book(data.patient(), data.slots(doctor, data.in_days(46))[0])
+        with captured("clinic.dispatch") as lines:
+            counts = dispatch.sweep(now=now + timedelta(minutes=10))
+        # The confirmation and the event are due; the reminder, 45 days ahead, is not yet.
+        assert counts["due"] == before + 2
+        assert counts["oldest_due_age_s"] >= 590  # booked just after `now`
+        later = dispatch.sweep(now=now + timedelta(days=16))  # the reminder came within 30 days
+    assert later["due"] >= counts["due"] + 1
+    [line] = [line for line in lines if line["message"] == "outbox swept"]
+    assert line["due"] == counts["due"] and line["oldest_due_age_s"] == counts["oldest_due_age_s"]
+    assert all(r["dispatched_at"] is None for r in rows(sql, appointment_id))
 
 
 @needs_gcloud
