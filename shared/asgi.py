@@ -20,14 +20,18 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
 from typing import Any
 
+from starlette.exceptions import HTTPException
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from shared import logs
+from shared.errors import DomainError, NotFound
 from shared.settings import get_settings
-from shared.web import MAX_BODY_BYTES, HttpRequest
+from shared.web import MAX_BODY_BYTES, HttpRequest, problem
 from shared.web import Response as Answer
 
 
@@ -127,3 +131,34 @@ async def serve(answer: Callable[[HttpRequest], Answer], request: Request) -> Re
     loop = asyncio.get_running_loop()
     data, status, headers = await loop.run_in_executor(_threads(), context.run, answer, raw)
     return Response(data, status, headers)
+
+
+async def _http_exception(_: ExceptionMiddleware, request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (functions-framework's routes) as problem+json."""
+    assert isinstance(exc, HTTPException)
+    method, path = request.method, request.scope.get("path", "")
+    error: DomainError
+    if exc.status_code == 404:
+        error = NotFound(f"no route for {method} {path}")
+    elif exc.status_code == 405:
+        # A method outside functions-framework's list (TRACE, CONNECT, an unknown one):
+        # one no route takes (RFC 9110 15.6.2).
+        error = NotImplementedMethod(f"no route takes {method}")
+    else:  # none other is known to happen; answered alike all the same
+        title = HTTPStatus(exc.status_code).phrase
+        error = DomainError(title)
+        error.status, error.title, error.type_ = exc.status_code, title, "/problems/" + title.lower().replace(" ", "-")
+    data, status, headers = problem(error)
+    return Response(data, status, headers)
+
+
+class NotImplementedMethod(DomainError):
+    status, title, type_ = 501, "Not implemented", "/problems/not-implemented"
+
+
+# functions-framework's Starlette app answers some requests before a function sees them,
+# in plain text: a path its `/{path:path}` route does not match (a newline in it: the
+# route's `.*` stops there), /robots.txt and /favicon.ico, a method outside its list. The
+# app is built after the function's module (which imports this one) is loaded, so its
+# ExceptionMiddleware takes this handler.
+ExceptionMiddleware.http_exception = _http_exception  # type: ignore[method-assign, assignment]

@@ -34,4 +34,9 @@ def _check_stored_role(caller: Caller, stored: Row | None) -> None:
     if stored is None:
         raise Conflict("this email belongs to another account")
     if stored["role"] != caller.role:
-        raise Forbidden(f"this account is a {stored['role']} account; the token says {caller.role}")
+        raise Forbidden(f"this account is {_a(stored['role'])} account; the token says {caller.role}")
+
+
+def _a(role: str) -> str:
+    """The role with its article: "a doctor", "an admin"."""
+    return f"an {role}" if role[:1] in "aeiou" else f"a {role}"

@@ -141,7 +141,7 @@ class Router:
         return list(self._templates)
 
     def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
-        pattern = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?$")
+        pattern = re.compile(_PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?")
 
         def register(handler: Handler) -> Handler:
             self._routes.append((method, pattern, handler))
@@ -153,6 +153,10 @@ class Router:
     def __call__(self, request: HttpRequest) -> Response:
         body, status, headers = self._answer(request)
         headers.update(_cors(request))
+        if request.method == "HEAD":
+            # RFC 9110 9.3.2: GET's status and headers, the size of GET's content, no content.
+            headers["Content-Length"] = str(len(body))
+            body = b""
         return body, status, headers
 
     def _answer(self, request: HttpRequest) -> Response:
@@ -176,17 +180,21 @@ class Router:
 
     def _match(self, method: str, path: str) -> tuple[Handler, dict[str, uuid.UUID]]:
         allowed: list[str] = []
+        # HEAD is GET without the content (RFC 9110 9.3.2).
+        wanted = "GET" if method == "HEAD" else method
         for route_method, pattern, handler in self._routes:
-            found = pattern.match(path)
+            # fullmatch: `$` would also match before a trailing newline ("/doctors%0A").
+            found = pattern.fullmatch(path)
             if not found:
                 continue
-            if route_method != method:
-                allowed.append(route_method)
-                continue
+            # An id that is no uuid names nothing, whatever the method: 404, not 405.
             params = {k: _path_id(v) for k, v in found.groupdict().items()}
+            if route_method != wanted:
+                allowed += [route_method, "HEAD"] if route_method == "GET" else [route_method]
+                continue
             return handler, params
         if allowed:
-            raise MethodNotAllowed(f"{method} is not allowed on {path}", sorted(allowed))
+            raise MethodNotAllowed(f"{method} is not allowed on {path}", sorted(set(allowed)))
         raise NotFound(f"no route for {method} {path}")
 
 

@@ -219,3 +219,62 @@ def test_logging_is_ours_again_after_functions_framework_configured_it(capfd: py
     # Written to the process' own stdout (fd 1), not to whatever sys.stdout was then.
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
     assert {"severity": "INFO", "message": "back", "logger": "clinic.test-asgi", "k": 1} in lines
+
+
+def asgi_call(app: Any, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    """One request through a whole ASGI app, as uvicorn makes it (the path percent-decoded)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {**request(method, path, headers=[]).scope, "http_version": "1.1", "asgi": {"version": "3.0"}}
+    asyncio.run(app(scope, receive, send))
+    headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
+    return sent[0]["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.fixture(scope="module")
+def functions_apps() -> dict[str, Any]:
+    """The book and slots functions as functions-framework's ASGI mode serves them."""
+    from functions_framework.aio import create_asgi_app
+
+    from local.paths import ROOT
+
+    return {
+        name: create_asgi_app(target=name, source=str(ROOT / "functions" / name / "main.py"))
+        for name in ("slots", "book")
+    }
+
+
+APPOINTMENT = "30000000-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(
+    ("function", "method", "path", "status"),
+    [
+        # A line break stops the `.*` of functions-framework's catch-all route: Starlette
+        # itself answered these, in plain text.
+        ("slots", "GET", "/doctors/\n\n", 404),
+        ("book", "GET", f"/appointments/{APPOINTMENT}\r\nX-Injected: 1", 404),
+        ("book", "PATCH", f"/appointments/{APPOINTMENT}\r\n", 404),
+        ("slots", "GET", "/robots.txt", 404),
+        ("slots", "GET", "/favicon.ico", 404),
+        # Methods outside functions-framework's list.
+        ("slots", "TRACE", "/doctors", 501),
+        ("slots", "BREW", "/doctors", 501),
+        # These reach our router: a trailing newline is not the route before it.
+        ("slots", "GET", "/doctors\n", 404),
+        ("slots", "POST", "/doctors/\n", 404),
+    ],
+)
+def test_every_answer_of_a_function_is_problem_json(
+    functions_apps: dict[str, Any], function: str, method: str, path: str, status: int
+) -> None:
+    got, headers, body = asgi_call(functions_apps[function], method, path)
+    assert (got, headers["content-type"]) == (status, "application/problem+json"), body
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["type"].startswith("/problems/")

@@ -155,3 +155,20 @@ def test_an_unverified_email_is_refused(verified: object) -> None:
     encoded = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()
     with pytest.raises(Forbidden, match="verify your email address"):
         caller_from_header(encoded)
+
+
+@pytest.mark.parametrize(
+    ("stored", "claimed", "said"), [("admin", "patient", "an admin"), ("doctor", "admin", "a doctor")]
+)
+def test_a_token_of_another_role_is_told_what_the_account_is(stored: str, claimed: str, said: str) -> None:
+    from shared.users import check_reader
+
+    caller = Caller(uuid.uuid4(), "someone@example.com", "Someone", claimed)  # type: ignore[arg-type]
+
+    class Tx:
+        def first(self, *_: object, **__: object) -> dict[str, str]:
+            return {"role": stored}
+
+    with pytest.raises(Forbidden) as refused:
+        check_reader(Tx(), caller)  # type: ignore[arg-type]
+    assert refused.value.detail == f"this account is {said} account; the token says {claimed}"

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from shared.settings import get_settings
 from shared.web import ApiRequest, Reply, Router
@@ -55,7 +56,7 @@ def test_a_method_the_path_does_not_take_is_405_with_allow(monkeypatch: pytest.M
     monkeypatch.delenv("EDGE_TOKEN", raising=False)
     get_settings.cache_clear()
     body, status, headers = router(EnvironBuilder(method="DELETE", path="/ping").get_request())
-    assert status == 405 and headers["Allow"] == "GET"
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
     assert json.loads(body)["type"] == "/problems/method-not-allowed"
 
 
@@ -115,3 +116,40 @@ def test_without_origins_options_is_just_a_method_the_path_does_not_take(monkeyp
     get_settings.cache_clear()
     _, status, headers = send("OPTIONS", {"Origin": "https://app.clinic.example"})
     assert status == 405 and "Access-Control-Allow-Origin" not in headers
+
+
+@pytest.fixture
+def plain(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("EDGE_TOKEN", raising=False)
+    monkeypatch.delenv("CORS_ALLOWED_ORIGINS", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_head_is_answered_as_get_without_the_content(plain: None) -> None:
+    got, got_status, got_headers = send("GET", {})
+    body, status, headers = send("HEAD", {})
+    assert (status, body) == (got_status, b"")
+    assert headers["Content-Type"] == got_headers["Content-Type"] == "application/json"
+    assert headers["Content-Length"] == str(len(got)) and len(got) > 0
+    # A problem too: its status and headers, no content.
+    body, status, headers = router(EnvironBuilder(method="HEAD", path="/nowhere").get_request())
+    assert (status, body, headers["Content-Type"]) == (404, b"", "application/problem+json")
+    assert int(headers["Content-Length"]) > 0
+
+
+def test_a_get_route_allows_head_too(plain: None) -> None:
+    _, status, headers = router(EnvironBuilder(method="POST", path="/ping").get_request())
+    assert status == 405 and headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/ping\n", "/ping/\n", "/ping\r\n", "/ping\n/"])
+def test_a_line_break_after_a_path_is_another_path(plain: None, path: str) -> None:
+    # A regular expression's `$` matches before a final newline: "/ping\n" was "/ping".
+    # (werkzeug's builder would strip the newline: the path is set as a server gives it.)
+    environ = EnvironBuilder(method="GET", path="/").get_environ()
+    environ["PATH_INFO"] = path
+    body, status, headers = router(Request(environ))
+    assert status == 404 and headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["type"] == "/problems/not-found"
