@@ -257,10 +257,12 @@ def get_audit(tx: Tx, caller: Caller, appointment_id: UUID) -> AuditTrail:
 
 def list_appointments(tx: Tx, caller: Caller, query: AppointmentQuery) -> AppointmentList:
     check_reader(tx, caller)
+    if caller.role == "patient" and query.patient_id not in (None, caller.id):
+        raise Forbidden("a patient reads only their own appointments")
     after = paging.decode(query.page_token, {"start": paging.timestamp, "id": paging.uuid})
     rows = tx.all(
         SQL.list_appointments,
-        patient_id=caller.id if caller.role == "patient" else None,
+        patient_id=caller.id if caller.role == "patient" else query.patient_id,
         doctor_id=caller.id if caller.role == "doctor" else None,
         status=query.status,
         range_start=range_bound(query.from_),

@@ -254,6 +254,17 @@ class Patient(BaseModel):
     date_of_birth: date | None
 
 
+class PatientQuery(Strict):
+    q: ShortText | None = Field(default=None, description="Part of the name or email address, any case")
+    page_size: PageSize = 50
+    page_token: str | None = Field(default=None, max_length=500)
+
+
+class PatientList(BaseModel):
+    items: list[Patient]
+    next_page_token: str | None
+
+
 # -- appointments -----------------------------------------------------------------------
 
 
@@ -277,6 +288,7 @@ class AppointmentChange(Strict):
 
 class AppointmentQuery(Strict):
     status: Status | None = None
+    patient_id: UUID | None = Field(default=None, description="One patient's (admin, doctor; a patient: their own)")
     from_: Instant | None = Field(default=None, alias="from")
     to: Instant | None = Field(default=None, description="A date includes that whole day (UTC)")
     page_size: PageSize = 50

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
+from shared import paging
 from shared.auth import Caller, require_role
 from shared.db import Tx, queries
-from shared.errors import Conflict, Forbidden, Unprocessable
-from shared.models import Patient, PatientCreate
-from shared.users import ensure_user
+from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.models import Patient, PatientCreate, PatientList, PatientQuery
+from shared.users import check_reader, ensure_user
 
 SQL = queries("users")
 
@@ -53,3 +56,44 @@ def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool
     )
     patient = tx.one(SQL.select_patient, user_id=user_id)
     return Patient(**patient), bool(profile["created"])
+
+
+def find(tx: Tx, caller: Caller, query: PatientQuery) -> PatientList:
+    """The front desk finds a patient by part of their name or email address."""
+    require_role(caller, "admin")
+    check_reader(tx, caller)
+    after = paging.decode(query.page_token, {"name": str, "id": paging.uuid})
+    pattern = None
+    if query.q:
+        escaped = query.q.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        pattern = f"%{escaped}%"
+    rows = tx.all(
+        SQL.find_patients,
+        pattern=pattern,
+        after_name=after["name"] if after else None,
+        after_id=after["id"] if after else None,
+        limit=query.page_size + 1,
+    )
+    items = [Patient(**row) for row in rows[: query.page_size]]
+    token = None
+    if len(rows) > query.page_size:
+        token = paging.encode({"name": items[-1].name, "id": items[-1].id})
+    return PatientList(items=items, next_page_token=token)
+
+
+def get(tx: Tx, caller: Caller, patient_id: UUID) -> Patient:
+    """A patient: to an admin, to themself, and to a doctor they have an appointment with
+    (whose schedule names them); to anyone else it does not exist (404)."""
+    check_reader(tx, caller)
+    visible = (
+        caller.is_admin()
+        or (caller.role == "patient" and caller.id == patient_id)
+        or (
+            caller.role == "doctor"
+            and tx.one(SQL.doctor_sees_patient, doctor_id=caller.id, patient_id=patient_id)["sees"]
+        )
+    )
+    row = tx.first(SQL.select_patient, user_id=patient_id) if visible else None
+    if row is None:
+        raise NotFound("no such patient")
+    return Patient(**row)

@@ -1,4 +1,5 @@
-"""Patients and booking: POST /patients, POST/GET /appointments, GET /appointments/{id}[/audit]."""
+"""Patients and booking: POST/GET /patients, GET /patients/{id}, POST/GET /appointments,
+GET /appointments/{id}[/audit]."""
 
 import functions_framework.aio
 from starlette.requests import Request
@@ -7,7 +8,7 @@ from starlette.responses import Response
 from shared import appointments, dispatch, patients
 from shared.asgi import serve
 from shared.db import in_transaction, transaction
-from shared.models import AppointmentCreate, AppointmentQuery, PatientCreate
+from shared.models import AppointmentCreate, AppointmentQuery, PatientCreate, PatientQuery
 from shared.web import ApiRequest, Reply, Router
 
 router = Router("book")
@@ -19,6 +20,20 @@ def register_patient(req: ApiRequest) -> Reply:
     with transaction() as tx:
         patient, created = patients.register(tx, caller, body)
     return (201 if created else 200), patient
+
+
+@router.route("GET", "/patients")
+def find_patients(req: ApiRequest) -> Reply:
+    caller, query = req.caller, req.query(PatientQuery)
+    with transaction() as tx:
+        return 200, patients.find(tx, caller, query)
+
+
+@router.route("GET", "/patients/{patient_id}")
+def get_patient(req: ApiRequest) -> Reply:
+    caller = req.caller
+    with transaction() as tx:
+        return 200, patients.get(tx, caller, req.params["patient_id"])
 
 
 @router.route("POST", "/appointments")

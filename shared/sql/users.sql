@@ -38,3 +38,19 @@ WHERE p.user_id = :user_id
 -- name: insert_patient_profile_if_missing
 INSERT INTO patients_profiles (user_id) VALUES (:user_id)
 ON CONFLICT (user_id) DO NOTHING
+
+-- name: find_patients
+-- A substring of the name or email (LIKE's wildcards in it escaped with '!' by the caller): a
+-- scan of the clinic's patients, fine for the front desk's occasional search.
+SELECT u.id, u.email, u.name, p.phone, p.date_of_birth
+FROM patients_profiles AS p
+JOIN users AS u ON u.id = p.user_id
+WHERE (CAST(:pattern AS text) IS NULL
+       OR lower(u.name) LIKE :pattern ESCAPE '!' OR u.email LIKE :pattern ESCAPE '!')
+  AND (CAST(:after_name AS text) IS NULL OR (u.name, u.id) > (:after_name, CAST(:after_id AS uuid)))
+ORDER BY u.name, u.id
+LIMIT :limit
+
+-- name: doctor_sees_patient
+-- A doctor sees the patients who have (or had) an appointment with them.
+SELECT EXISTS (SELECT 1 FROM appointments WHERE doctor_id = :doctor_id AND patient_id = :patient_id) AS sees

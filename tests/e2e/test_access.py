@@ -17,6 +17,9 @@ wrong role is 403, no token is 401. The table (checked against ACCESS below):
 | POST /appointments (self) | 401 | 201 | 201 | 403 | 403 | 422 |
 | POST /appointments {patient_id: P} | 401 | 201 | 403 | 403 | 403 | 201 |
 | GET /appointments (is A listed?) | 401 | 200 yes | 200 no | 200 yes | 200 no | 200 yes |
+| GET /appointments {patient_id: P} (is A listed?) | 401 | 200 yes | 403 | 200 yes | 200 no | 200 yes |
+| GET /patients {q: P's email} (is P listed?) | 401 | 403 | 403 | 403 | 403 | 200 yes |
+| GET /patients/{P} | 401 | 200 | 404 | 200 | 404 | 200 |
 | GET /appointments/{A} | 401 | 200 | 404 | 200 | 404 | 200 |
 | GET /appointments/{unknown} | 401 | 404 | 404 | 404 | 404 | 404 |
 | GET /appointments/{A}/audit | 401 | 200 | 404 | 200 | 404 | 200 |
@@ -173,6 +176,10 @@ def list_appointments(w: World, c: Client) -> requests.Response:
     return response
 
 
+def list_patients_appointments(w: World, c: Client) -> requests.Response:
+    return send(c, "GET", f"/appointments?patient_id={w.patient.id}&page_size=100&status=BOOKED")
+
+
 def patch_started(status: str) -> Request:
     return lambda w, c: send(c, "PATCH", f"/appointments/{w.started()}", {"status": status})
 
@@ -193,6 +200,11 @@ ROUTES: dict[str, Request] = {
         c, "POST", "/appointments", {"slot_id": next(w.slots), "patient_id": str(w.patient.id)}
     ),
     "GET /appointments (is A listed?)": list_appointments,
+    "GET /appointments {patient_id: P} (is A listed?)": list_patients_appointments,
+    "GET /patients {q: P's email} (is P listed?)": lambda w, c: send(
+        c, "GET", f"/patients?q={w.patient.email.upper()}"
+    ),
+    "GET /patients/{P}": lambda w, c: send(c, "GET", f"/patients/{w.patient.id}"),
     "GET /appointments/{A}": lambda w, c: send(c, "GET", f"/appointments/{w.appointment}"),
     "GET /appointments/{unknown}": lambda w, c: send(c, "GET", f"/appointments/{uuid.uuid4()}"),
     "GET /appointments/{A}/audit": lambda w, c: send(c, "GET", f"/appointments/{w.appointment}/audit"),
@@ -219,6 +231,9 @@ ACCESS: dict[str, tuple[str, ...]] = {
     "POST /appointments (self)": ("401", "201", "201", "403", "403", "422"),
     "POST /appointments {patient_id: P}": ("401", "201", "403", "403", "403", "201"),
     "GET /appointments (is A listed?)": ("401", "200 yes", "200 no", "200 yes", "200 no", "200 yes"),
+    "GET /appointments {patient_id: P} (is A listed?)": ("401", "200 yes", "403", "200 yes", "200 no", "200 yes"),
+    "GET /patients {q: P's email} (is P listed?)": ("401", "403", "403", "403", "403", "200 yes"),
+    "GET /patients/{P}": ("401", "200", "404", "200", "404", "200"),
     "GET /appointments/{A}": ("401", "200", "404", "200", "404", "200"),
     "GET /appointments/{unknown}": ("401", "404", "404", "404", "404", "404"),
     "GET /appointments/{A}/audit": ("401", "200", "404", "200", "404", "200"),
@@ -240,7 +255,11 @@ def render_matrix() -> str:
 def test_the_matrix_covers_every_route_and_the_docstring_shows_it() -> None:
     assert set(ROUTES) == set(ACCESS)
     methods_paths = {
-        " ".join(name.split()[:2]).replace("{D}", "{id}").replace("{A}", "{id}").replace("{unknown}", "{id}")
+        " ".join(name.split()[:2])
+        .replace("{D}", "{id}")
+        .replace("{A}", "{id}")
+        .replace("{P}", "{id}")
+        .replace("{unknown}", "{id}")
         for name in ROUTES
     }
     assert methods_paths == {
@@ -250,6 +269,8 @@ def test_the_matrix_covers_every_route_and_the_docstring_shows_it() -> None:
         "GET /doctors/{id}/slots",
         "POST /doctors/{id}/slots",
         "POST /patients",
+        "GET /patients",
+        "GET /patients/{id}",
         "POST /appointments",
         "GET /appointments",
         "GET /appointments/{id}",
@@ -269,7 +290,9 @@ def test_access(world: World, route: str, role: str, expected: str) -> None:
         assert_problem(response, int(status))
         if status == "401":  # refused by the gateway, before any function
             assert response.headers.get("WWW-Authenticate") == "Bearer"
-    if listed:
+    if listed and route.startswith("GET /patients"):
+        assert (str(world.patient.id) in [p["id"] for p in response.json()["items"]]) == (listed == "yes")
+    elif listed:
         items = response.json()["items"]
         assert (world.appointment in [a["id"] for a in items]) == (listed == "yes")
         if role in ("patient", "other patient"):

@@ -81,6 +81,7 @@ def gateway(spec: dict[str, Any], key_state: Path) -> Gateway:
         ("GET", f"/doctors/{SUB}/slots", "listFreeSlots", "http://slots.test"),
         ("POST", f"/doctors/{SUB}/slots", "publishSlots", "http://slots.test"),
         ("POST", "/patients", "registerPatient", "http://book.test"),
+        ("GET", "/patients", "findPatients", "http://book.test"),
         ("POST", "/appointments", "bookAppointment", "http://book.test"),
         ("GET", "/appointments", "listAppointments", "http://book.test"),
         ("GET", f"/appointments/{SUB}", "getAppointment", "http://book.test"),
@@ -133,7 +134,7 @@ def test_unknown_paths_are_404(gateway: Gateway, path: str) -> None:
         ("POST", f"/appointments/{SUB}/audit"),
         ("PUT", "/appointments"),
         ("PATCH", "/patients"),
-        ("GET", "/patients"),
+        ("DELETE", "/patients"),
     ],
 )
 def test_unknown_methods_are_405(gateway: Gateway, method: str, path: str) -> None:

@@ -39,6 +39,7 @@ DEFINITIONS: dict[str, type[BaseModel]] = {
     "PublishedSlots": models.PublishedSlots,
     "PatientCreate": models.PatientCreate,
     "Patient": models.Patient,
+    "PatientList": models.PatientList,
     "AppointmentCreate": models.AppointmentCreate,
     "AppointmentChange": models.AppointmentChange,
     "Appointment": models.Appointment,
@@ -57,6 +58,8 @@ OPERATIONS: dict[str, tuple[type[BaseModel] | None, str | None, dict[str, str]]]
     "listFreeSlots": (models.SlotQuery, None, {"200": "SlotList"}),
     "publishSlots": (None, "AvailabilityWindow", {"201": "PublishedSlots"}),
     "registerPatient": (None, "PatientCreate", {"200": "Patient", "201": "Patient"}),
+    "findPatients": (models.PatientQuery, None, {"200": "PatientList"}),
+    "getPatient": (None, None, {"200": "Patient"}),
     "bookAppointment": (None, "AppointmentCreate", {"201": "Appointment"}),
     "listAppointments": (models.AppointmentQuery, None, {"200": "AppointmentList"}),
     "getAppointment": (None, None, {"200": "Appointment"}),
@@ -187,6 +190,7 @@ def test_arrays_hold_the_documented_items(spec: dict[str, Any]) -> None:
     }
     assert items == {
         "DoctorList": "Doctor",
+        "PatientList": "Patient",
         "SlotList": "Slot",
         "PublishedSlots": "Slot",
         "AppointmentList": "Appointment",
