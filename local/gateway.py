@@ -83,11 +83,12 @@ class Problem(Exception):
 
 
 # The problem types the functions use, so a client can rely on `type` whichever of the
-# two answered; 414, 431 and 500 only the gateway answers itself.
+# two answered; 408, 414, 431 and 500 only the gateway answers itself.
 PROBLEM_TYPES = {
     error.status: error.type_
     for error in (BadRequest, Unauthenticated, NotFound, MethodNotAllowed, PayloadTooLarge, DatabaseUnavailable)
 } | {
+    408: "/problems/request-timeout",
     414: "/problems/uri-too-long",
     431: "/problems/header-fields-too-large",
     500: "/problems/internal",
@@ -105,7 +106,7 @@ def render(document: str, values: dict[str, str]) -> dict[str, Any]:
 def load_routes(spec: dict[str, Any]) -> list[Route]:
     routes = []
     for template, item in spec["paths"].items():
-        pattern = re.compile("^" + re.sub(r"\{(\w+)\}", r"[^/]+", template) + "$")
+        pattern = re.compile(re.sub(r"\{(\w+)\}", r"[^/]+", template))
         operations = {}
         for method, op in item.items():
             backend = op["x-google-backend"]
@@ -222,7 +223,8 @@ class Gateway:
 
     def match(self, method: str, path: str) -> Operation:
         for route in self.routes:
-            if route.pattern.match(path):
+            # fullmatch: `$` would also match before a trailing newline ("/doctors%0A").
+            if route.pattern.fullmatch(path):
                 if method not in route.operations:
                     allow = [("Allow", ", ".join(sorted(route.operations)))]
                     raise Problem(405, "Method not allowed", f"{method} is not allowed on {path}", allow)
@@ -262,6 +264,9 @@ class Gateway:
                 log.warning("backend %s did not answer: %r", url.split("?")[0], error)
                 raise Problem(503, "Service unavailable", "the backend did not answer; try again shortly") from error
             kept = [(k, v) for k, v in upstream.headers if k.lower() not in _HOP_BY_HOP]
+            if request.method == "HEAD":
+                # The backend's Content-Length is the size of GET's content, which came without it.
+                kept += [(k, v) for k, v in upstream.headers if k.lower() == "content-length"]
             return Reply(upstream.status, kept, upstream.data)
         except Problem as problem:
             return problem_reply(problem)
@@ -274,7 +279,7 @@ _HOP_BY_HOP = {"connection", "transfer-encoding", "keep-alive", "content-length"
 def problem_reply(problem: Problem) -> Reply:
     payload = json.dumps(
         {
-            "type": PROBLEM_TYPES.get(problem.status, "about:blank"),
+            "type": PROBLEM_TYPES[problem.status],
             "title": problem.title,
             "status": problem.status,
             "detail": problem.detail,
@@ -425,7 +430,8 @@ def encode_reply(reply: Reply, keep_alive: bool, head: bool = False) -> bytes:
     """The reply on the wire; to a HEAD request, its head only (RFC 9110, 9.3.2)."""
     lines = [f"HTTP/1.1 {reply.status} {_reason(reply.status)}"]
     lines += [f"{k}: {v}" for k, v in reply.headers]
-    lines.append(f"Content-Length: {len(reply.data)}")
+    if not (head and header_value(reply.headers, "Content-Length") is not None):
+        lines.append(f"Content-Length: {len(reply.data)}")
     if not keep_alive:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (b"" if head else reply.data)

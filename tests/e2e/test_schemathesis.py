@@ -19,8 +19,9 @@ from local.paths import OPENAPI
 from local.stack import Stack
 from tests.e2e.client import Api, Caller
 
-# Per operation, valid and invalid requests together: 21 operations (13, and a CORS preflight
-# per path) x 25 = 525 cases at most; a preflight has little to vary, so it gets a few.
+# Per operation, valid and invalid requests together: 29 operations (13, a HEAD per GET, and
+# a CORS preflight per path) x 25 = 725 cases at most; a preflight has little to vary, so it
+# gets a few.
 EXAMPLES = 25
 # (operation, status) of every generated request, for the coverage check below.
 SENT: list[tuple[str, int]] = []
@@ -94,6 +95,15 @@ def test_the_fuzz_reached_every_operation(stack: Stack) -> None:
         "GET /appointments/{appointment_id}",
         "PATCH /appointments/{appointment_id}",
         "GET /appointments/{appointment_id}/audit",
+        # HEAD, one per GET.
+        "HEAD /doctors",
+        "HEAD /doctors/{doctor_id}",
+        "HEAD /doctors/{doctor_id}/slots",
+        "HEAD /patients",
+        "HEAD /patients/{patient_id}",
+        "HEAD /appointments",
+        "HEAD /appointments/{appointment_id}",
+        "HEAD /appointments/{appointment_id}/audit",
         # CORS preflights, one per path.
         "OPTIONS /doctors",
         "OPTIONS /doctors/{doctor_id}",
@@ -104,7 +114,7 @@ def test_the_fuzz_reached_every_operation(stack: Stack) -> None:
         "OPTIONS /appointments/{appointment_id}/audit",
     }
     assert {operation for operation, _ in SENT} == operations
-    assert 150 <= len(SENT) <= 525, len(SENT)
+    assert 200 <= len(SENT) <= 725, len(SENT)
     statuses = {status for _, status in SENT}
     assert any(s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses), statuses
     assert requests.get(stack.url("gateway") + "/doctors", timeout=10).status_code == 200

@@ -46,6 +46,14 @@ class Echo(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PATCH = _echo
 
+    def do_HEAD(self) -> None:
+        reply = json.dumps({"method": "GET", "path": self.path}).encode()
+        Echo.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers.items())})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+
     def log_message(self, *_: Any) -> None:
         pass
 
@@ -285,6 +293,7 @@ def test_a_body_shorter_than_its_length_is_a_408_not_a_hang(gateway: int, monkey
     response = raw(gateway, head + b"{")
     assert status_of(response) == 408
     assert problem_of(response)["detail"] == "the request body did not arrive within 0.5 s"
+    assert problem_of(response)["type"] == "/problems/request-timeout"
     assert b"connection: close" in response.lower()
     assert Echo.seen == []
 
@@ -303,19 +312,25 @@ def test_a_backend_that_is_down_is_a_503_with_retry_after(tmp_path: Path) -> Non
     assert json.loads(reply.data)["status"] == 503
 
 
-def test_a_reply_to_head_has_no_body_and_the_connection_goes_on(gateway: int) -> None:
+def test_head_is_forwarded_and_its_reply_has_no_body_and_the_connection_goes_on(gateway: int) -> None:
     with socket.create_connection(("127.0.0.1", gateway), timeout=10) as conn:
         conn.sendall(
-            b"HEAD /doctors HTTP/1.1\r\nHost: x\r\n\r\nGET /doctors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            b"HEAD /doctors HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"
+            b"GET /doctors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
         )
         received = b""
         while chunk := conn.recv(65536):
             received += chunk
     first, _, rest = received.partition(b"\r\n\r\n")
-    assert status_of(first) == 405
-    assert b"allow: get" in first.lower()  # what the route takes
-    assert b"content-length: 0" not in first.lower()  # the length a GET-like reply would have
-    # Straight after the head comes the next response, not a body.
+    assert status_of(first) == 200
+    # The backend's length (of the content GET would have), not the 0 bytes that came.
+    length = len(json.dumps({"method": "GET", "path": "/doctors"}))
+    assert f"content-length: {length}\r\n".encode() in first.lower() + b"\r\n"
+    assert [seen["method"] for seen in Echo.seen[:1]] == ["HEAD"]
+    # Straight after each head comes the next response, not a body.
+    second, _, rest = rest.partition(b"\r\n\r\n")
+    assert status_of(second) == 404 and b"application/problem+json" in second
     assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:80]
 
 
@@ -326,7 +341,7 @@ def test_problems_carry_the_types_the_functions_use(gateway: int) -> None:
     assert problem_of(missing)["type"] == "/problems/not-found"
     wrong = raw(gateway, b"DELETE /doctors HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert problem_of(wrong)["type"] == "/problems/method-not-allowed"
-    assert b"\r\nAllow: GET, OPTIONS, POST\r\n" in wrong
+    assert b"\r\nAllow: GET, HEAD, OPTIONS, POST\r\n" in wrong
 
 
 def test_heads_the_backends_would_refuse_are_refused_here_as_problems(gateway: int) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import http.server
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -15,8 +16,9 @@ from uuid import uuid4
 import jwt
 import pytest
 
+from local import gateway as gateway_module
 from local import keys
-from local.gateway import USERINFO, Gateway, Problem, Reply, Request, Upstream, Verifier, render
+from local.gateway import PROBLEM_TYPES, USERINFO, Gateway, Problem, Reply, Request, Upstream, Verifier, render
 from local.paths import OPENAPI
 
 VALUES = {
@@ -87,6 +89,10 @@ def gateway(spec: dict[str, Any], key_state: Path) -> Gateway:
         ("GET", f"/appointments/{SUB}", "getAppointment", "http://book.test"),
         ("PATCH", f"/appointments/{SUB}", "changeAppointment", "http://cancel.test"),
         ("GET", f"/appointments/{SUB}/audit", "getAppointmentAudit", "http://book.test"),
+        # HEAD as API Gateway routes it: declared beside each GET, on the same backend.
+        ("HEAD", "/doctors", "headListDoctors", "http://slots.test"),
+        ("HEAD", f"/doctors/{SUB}/slots", "headListFreeSlots", "http://slots.test"),
+        ("HEAD", f"/appointments/{SUB}", "headGetAppointment", "http://book.test"),
     ],
 )
 def test_routes(gateway: Gateway, method: str, path: str, operation: str, backend: str) -> None:
@@ -115,6 +121,8 @@ def test_secured_routes(gateway: Gateway) -> None:
         "/Doctors",
         "/doctors//slots",
         f"/appointments/{SUB}/",
+        # A regular expression's `$` matches before a final newline: "/doctors\n" was /doctors.
+        "/doctors\n",
     ],
 )
 def test_unknown_paths_are_404(gateway: Gateway, path: str) -> None:
@@ -395,3 +403,13 @@ def test_idle_connections_are_not_reused_near_the_backends_keep_alive(monkeypatc
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_every_problem_the_gateway_makes_has_a_problem_type() -> None:
+    """Each status a Problem is raised with in the gateway's source has its own /problems/ type
+    (a 408 was `about:blank`)."""
+    source = Path(gateway_module.__file__).read_text()
+    statuses = {int(status) for status in re.findall(r"Problem\((\d{3}),", source)}
+    assert {400, 401, 404, 405, 408, 413, 414, 431, 500, 503} <= statuses
+    for status in statuses:
+        assert PROBLEM_TYPES[status].startswith("/problems/"), status

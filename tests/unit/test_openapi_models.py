@@ -74,13 +74,28 @@ def spec() -> dict[str, Any]:
 
 
 def operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """The API's operations; CORS preflights (OPTIONS) are checked on their own."""
+    """The API's operations; CORS preflights (OPTIONS) and HEAD twins are checked on their own."""
     return [
         (path, method.upper(), op)
         for path, item in spec["paths"].items()
         for method, op in item.items()
-        if method != "options"
+        if method not in ("options", "head")
     ]
+
+
+def test_every_get_has_a_head_twin_on_its_backend(spec: dict[str, Any]) -> None:
+    """API Gateway routes only declared methods (a HEAD it does not know is its 405): each GET
+    has a HEAD with the same backend, security and parameters, and nothing else has one."""
+    for path, item in spec["paths"].items():
+        assert ("get" in item) == ("head" in item), path
+        if "get" not in item:
+            continue
+        get, head = item["get"], item["head"]
+        assert head["operationId"] == "head" + get["operationId"][0].upper() + get["operationId"][1:]
+        for key in ("x-google-backend", "security", "parameters"):
+            assert head.get(key) == get.get(key), (path, key)
+        assert set(head["responses"]) == set(get["responses"]), path
+        assert all("schema" not in response for response in head["responses"].values()), path
 
 
 def test_every_path_has_a_preflight_on_its_own_backend(spec: dict[str, Any], routers: dict[str, Router]) -> None:
