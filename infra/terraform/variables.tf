@@ -84,8 +84,9 @@ variable "rate_limit_requests_per_minute" {
   default     = 300
 
   validation {
-    condition     = var.rate_limit_requests_per_minute >= 10
-    error_message = "rate_limit_requests_per_minute must be at least 10."
+    # The ban threshold is three times this, and Cloud Armor refuses a threshold count over 10,000.
+    condition     = var.rate_limit_requests_per_minute >= 10 && var.rate_limit_requests_per_minute * 3 <= 10000 && floor(var.rate_limit_requests_per_minute) == var.rate_limit_requests_per_minute
+    error_message = "rate_limit_requests_per_minute must be a whole number from 10 to 3333: the ban threshold, three times it, may not pass Cloud Armor's cap of 10,000."
   }
 }
 

@@ -345,9 +345,9 @@ def test_dispatchers_get_exactly_the_roles_they_need() -> None:
         assert grant["member"] == "${google_service_account.functions[each.key].member}"
     secret = resources(fn, "google_secret_manager_secret_iam_member")["notify_smtp"]
     assert secret["member"] == '${google_service_account.functions["notify"].member}'
-    # Only notify reads the SMTP secrets.
+    # Only notify reads the SMTP secrets; the API functions read only the edge token.
     api_sc = one(resources(fn, "google_cloudfunctions2_function")["api"]["service_config"])
-    assert "secret_environment_variables" not in api_sc
+    assert {s["key"] for s in api_sc["secret_environment_variables"]} == {"EDGE_TOKEN"}
 
 
 def test_cloud_sql_is_private_iam_authenticated_backed_up_and_protected() -> None:
@@ -402,10 +402,23 @@ def test_only_requests_through_the_load_balancer_reach_the_api_functions() -> No
     assert backend["custom_request_headers"] == ["X-Clinic-Edge: ${var.edge_token}"]
     fn = module_dir("functions")
     functions = resources(fn, "google_cloudfunctions2_function")
-    api_env = one(functions["api"]["service_config"])["environment_variables"]
-    assert "EDGE_TOKEN = var.edge_token" in api_env
+    api_sc = one(functions["api"]["service_config"])
+    api_env = api_sc["environment_variables"]
     assert 'CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins)' in api_env
-    assert "EDGE_TOKEN" not in str(one(functions["notify"]["service_config"])["environment_variables"])
+    # The token is a secret environment variable: not readable with Viewer on the project.
+    assert "EDGE_TOKEN" not in str(api_env)
+    secret = one([s for s in api_sc["secret_environment_variables"] if s["key"] == "EDGE_TOKEN"])
+    assert secret["secret"] == "${google_secret_manager_secret.edge_token.secret_id}"
+    assert secret["version"] == "${google_secret_manager_secret_version.edge_token.version}"
+    assert resources(fn, "google_secret_manager_secret_version")["edge_token"]["secret_data"] == "${var.edge_token}"
+    reader = resources(fn, "google_secret_manager_secret_iam_member")["edge_token"]
+    assert reader["role"] == "roles/secretmanager.secretAccessor"
+    assert reader["for_each"] == "${local.api_functions}"  # slots, book, cancel: not notify
+    assert reader["member"] == "${google_service_account.functions[each.key].member}"
+    assert "${google_secret_manager_secret_iam_member.edge_token}" in functions["api"]["depends_on"]
+    notify_sc = one(functions["notify"]["service_config"])
+    assert "EDGE_TOKEN" not in str(notify_sc["environment_variables"])
+    assert "EDGE_TOKEN" not in {s["key"] for s in notify_sc["secret_environment_variables"]}
     assert variables(fn)["edge_token"]["sensitive"] is True
     assert variables(module_dir("edge"))["edge_token"]["sensitive"] is True
     calls = module_calls()
@@ -603,6 +616,8 @@ def _env_names_set_by_terraform() -> set[str]:
     names |= set(loc["dispatch_env"]) | set(loc["notify_env"]) | set(loc["booking_env"])
     notify_sc = one(resources(fn, "google_cloudfunctions2_function")["notify"]["service_config"])
     names |= {s["key"] for s in notify_sc["secret_environment_variables"]}
+    api_sc = one(resources(fn, "google_cloudfunctions2_function")["api"]["service_config"])
+    names |= {s["key"] for s in api_sc["secret_environment_variables"]}
     return names
 
 

@@ -92,10 +92,10 @@ locals {
     # Cloud Run checks each token and forwards it without its signature, so notify
     # checks the claims of such a token instead of a signature that is no longer there.
     OIDC_CHECKED_BY_CLOUD_RUN = "true"
-    SMTP_HOST       = var.smtp_host
-    SMTP_PORT       = tostring(var.smtp_port)
-    SMTP_STARTTLS   = tostring(var.smtp_starttls)
-    MAIL_FROM       = var.mail_from
+    SMTP_HOST                 = var.smtp_host
+    SMTP_PORT                 = tostring(var.smtp_port)
+    SMTP_STARTTLS             = tostring(var.smtp_starttls)
+    MAIL_FROM                 = var.mail_from
   }
 }
 
@@ -332,15 +332,27 @@ resource "google_cloudfunctions2_function" "api" {
       contains(local.dispatchers, each.key) ? local.dispatch_env : {},
       each.key == "book" ? local.booking_env : {},
       contains(["book", "cancel"], each.key) ? local.changes_env : {},
-      { EDGE_TOKEN = var.edge_token, CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
+      { CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
     )
+
+    # The load balancer's proof header, from Secret Manager rather than a plain variable
+    # that anyone with Viewer on the project could read. The version is pinned, so a new
+    # token (apply -replace=random_password.edge_token) redeploys the functions with it.
+    secret_environment_variables {
+      key        = "EDGE_TOKEN"
+      project_id = var.project_id
+      secret     = google_secret_manager_secret.edge_token.secret_id
+      version    = google_secret_manager_secret_version.edge_token.version
+    }
   }
 
-  # The build account needs its roles before the build starts.
+  # The build account needs its roles before the build starts, and the secret must be
+  # readable before the first revision starts.
   depends_on = [
     google_project_iam_member.build,
     google_storage_bucket_iam_member.build_reads_sources,
     google_project_iam_member.build_reads_staged_sources,
+    google_secret_manager_secret_iam_member.edge_token,
   ]
 }
 
@@ -429,6 +441,33 @@ resource "google_secret_manager_secret_iam_member" "notify_smtp" {
   secret_id = each.value
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.functions["notify"].member
+}
+
+# The edge token: the load balancer adds it to every request (module.edge) and slots, book
+# and cancel refuse requests without it. Its value comes from random_password in the root
+# module and is in the state already (the backend service's header holds it too), so the
+# version takes it as secret_data. Only the three API functions may read it.
+resource "google_secret_manager_secret" "edge_token" {
+  secret_id = "${var.name_prefix}-edge-token"
+  project   = var.project_id
+
+  replication {
+    auto {}
+  }
+}
+
+resource "google_secret_manager_secret_version" "edge_token" {
+  secret      = google_secret_manager_secret.edge_token.id
+  secret_data = var.edge_token
+}
+
+resource "google_secret_manager_secret_iam_member" "edge_token" {
+  for_each = local.api_functions
+
+  project   = var.project_id
+  secret_id = google_secret_manager_secret.edge_token.secret_id
+  role      = "roles/secretmanager.secretAccessor"
+  member    = google_service_account.functions[each.key].member
 }
 
 # After apply: warn if the URL we computed for notify is not one its service

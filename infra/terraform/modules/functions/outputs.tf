@@ -27,3 +27,8 @@ output "bundle_objects" {
   description = "Function name => object of the bundle deployed now (for rollbacks)."
   value       = { for name, obj in google_storage_bucket_object.bundle : name => obj.name }
 }
+
+output "edge_token_secret_id" {
+  description = "Secret id (short name) of the edge token the API functions read as EDGE_TOKEN."
+  value       = google_secret_manager_secret.edge_token.secret_id
+}
