@@ -6,16 +6,15 @@ runs it with the fixes listed there. What the emulator (even so) does not do tha
 Cloud Tasks does:
 
 - no OIDC token: it sends no Authorization header (notify runs with VERIFY_OIDC=false);
-- tasks live in memory only: a restart loses what was queued (the outbox marked them
-  dispatched; production's queue is durable);
 - no rate limits (max_dispatches_per_second); concurrency is the wrapper's
   --max-concurrent-dispatches;
 - X-CloudTasks-TaskExecutionCount equals the retry count (Cloud Tasks counts only
   attempts that got a response); no X-CloudTasks-TaskPreviousResponse/RetryReason;
 - no 30-day limit on schedule_time (the outbox enforces it anyway);
-- names of finished tasks are remembered until the emulator stops (Cloud Tasks: ~1 h
-  to 9 days).
-What it does honour: schedule_time (delivered within ~0.1 s of it), the task's URL,
+- names of finished tasks are remembered for a day with a store, until the emulator
+  stops without one (Cloud Tasks: ~1 h to 9 days).
+What it does honour: its queue across restarts (the stack gives it a file in its state
+folder; decision 0012), schedule_time (delivered within ~0.1 s of it), the task's URL,
 method, headers and body, X-CloudTasks-TaskRetryCount (0 on the first attempt),
 X-CloudTasks-TaskName/QueueName/TaskETA, and max attempts (-r = attempts - 1).
 """
@@ -37,6 +36,8 @@ QUEUE = "projects/clinic-local/locations/us-central1/queues/notify"
 VENV = ROOT / ".venv-tasks"
 LOCK = ROOT / "tools" / "tasks-emulator.lock"
 READY = VENV / ".ready"
+# The queue's file in a stack's state folder.
+STORE = "tasks-queue.jsonl"
 
 
 def python() -> Path:
@@ -90,10 +91,16 @@ def command(
     min_backoff: float = 1.0,
     max_backoff: float = 10.0,
     max_concurrent: int = 8,
+    store: Path | None = None,
+    target: str | None = None,
 ) -> list[str] | None:
+    """The emulator's command; with `store` its queue is kept in that file across restarts,
+    and a task restored from it for this machine is sent to `target` (scheme://host:port)."""
     interpreter = ensure_venv()
     if interpreter is None:
         return None
+    kept = ["--store", str(store)] if store else []
+    kept += ["--target", target] if target else []
     return [
         str(interpreter),
         "-m",
@@ -104,6 +111,7 @@ def command(
         str(max_backoff),
         "--max-concurrent-dispatches",
         str(max_concurrent),
+        *kept,
         "start",
         "--port",
         str(port),
@@ -120,7 +128,8 @@ def extend(stack: Stack) -> None:
     from shared.settings import get_settings
 
     max_attempts = int(stack.extra_env.get("TASKS_MAX_ATTEMPTS") or get_settings().tasks_max_attempts)
-    argv = command(stack.ports.tasks, max_attempts=max_attempts)
+    # Kept in the stack's state folder: a restart (a crash, the next `make run`) loses nothing.
+    argv = command(stack.ports.tasks, max_attempts=max_attempts, store=stack.state / STORE, target=stack.url("notify"))
     if argv is None:
         return
     stack.services.append(Service("tasks", argv, stack.ports.tasks))

@@ -60,10 +60,14 @@ def child(argv: list[str], port: int, log: Path, timeout: float = 60.0) -> Itera
 
 
 @contextmanager
-def cloud_tasks(log_dir: Path, port: int | None = None, max_attempts: int = 8) -> Iterator[str]:
-    """The Cloud Tasks emulator with the notify queue; yields its host:port."""
+def cloud_tasks(
+    log_dir: Path, port: int | None = None, max_attempts: int = 8, store: Path | None = None, target: str | None = None
+) -> Iterator[str]:
+    """The Cloud Tasks emulator with the notify queue (kept in `store`); yields its host:port."""
     port = port or free_port()
-    argv = tasks_emulator.command(port, max_attempts=max_attempts, min_backoff=0.2, max_backoff=1.0)
+    argv = tasks_emulator.command(
+        port, max_attempts=max_attempts, min_backoff=0.2, max_backoff=1.0, store=store, target=target
+    )
     if argv is None:
         raise RuntimeError("the Cloud Tasks emulator could not be installed")
     with child(argv, port, log_dir / f"tasks-{port}.log"):
