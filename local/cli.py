@@ -111,21 +111,31 @@ def cmd_run(_: argparse.Namespace) -> None:
 
 
 def _banner(stack: object) -> str:
+    from local.auth_emulator import DEMO_PASSWORD
     from local.keys import make_token
-    from local.seed import PATIENTS_SEED
+    from local.seed import ADMIN, PATIENTS_SEED
     from local.stack import Stack
 
     assert isinstance(stack, Stack)
     patient_id, email, name = PATIENTS_SEED[0]
     token = make_token("patient", patient_id, email, name, ttl=24 * 3600, state=stack.state)
-    lines = ["", "The clinic's local stack is running:"]
-    lines.append(f"  gateway      {stack.url('gateway')}   (the API: README.md, infra/terraform/openapi.yaml)")
+    lines = [
+        "",
+        f"Open the app: {stack.url('gateway')}/   (sign in as {email}, {ADMIN[1]} or a doctor; "
+        f"password {DEMO_PASSWORD})",
+        "",
+        "The clinic's local stack is running:",
+    ]
+    lines.append(
+        f"  gateway      {stack.url('gateway')}   (the web app and the API: README.md, infra/terraform/openapi.yaml)"
+    )
     # The services that do not speak HTTP, and what each is.
     described = {
         "tasks": "127.0.0.1:{port}   (Cloud Tasks emulator, gRPC; queue notify)",
         "pubsub": "127.0.0.1:{port}   (Pub/Sub emulator, gRPC; topic appointment-events)",
         "smtp": "127.0.0.1:{port}    (SMTP sink)",
         "sweeper": "(outbox sweep every {interval} s)",
+        "auth": "http://127.0.0.1:{port}   (Firebase Auth emulator: every demo user, custom claim role)",
     }
     interval = stack.extra_env.get("SWEEP_INTERVAL") or os.environ.get("SWEEP_INTERVAL") or "5"
     for service in stack.services:

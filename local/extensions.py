@@ -14,6 +14,6 @@ if TYPE_CHECKING:
 
 
 def default() -> list[Callable[[Stack], None]]:
-    from local import mailsink, pubsub_emulator, sweeper, tasks_emulator
+    from local import auth_emulator, mailsink, pubsub_emulator, sweeper, tasks_emulator
 
-    return [tasks_emulator.extend, pubsub_emulator.extend, mailsink.extend, sweeper.extend]
+    return [auth_emulator.extend, tasks_emulator.extend, pubsub_emulator.extend, mailsink.extend, sweeper.extend]

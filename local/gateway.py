@@ -31,6 +31,7 @@ import jwt
 import yaml
 
 from local.paths import OPENAPI
+from local.webapp import WebApp
 from shared.errors import (
     BadRequest,
     DatabaseUnavailable,
@@ -121,11 +122,17 @@ def load_routes(spec: dict[str, Any]) -> list[Route]:
 
 
 class Verifier:
-    """RS256 tokens of one issuer, checked against its JWKS (a file locally)."""
+    """RS256 tokens of one issuer, checked against its JWKS (a file locally).
 
-    def __init__(self, issuer: str, jwks_path: Path, audiences: list[str]) -> None:
+    With `emulator_project` (set by the local stack only, never a default), it also
+    takes the Firebase Auth emulator's unsigned tokens (alg "none") of that project,
+    whose claims are a production ID token's: decision 0010.
+    """
+
+    def __init__(self, issuer: str, jwks_path: Path, audiences: list[str], emulator_project: str | None = None) -> None:
         self.issuer = issuer
         self.audiences = audiences
+        self.emulator_project = emulator_project
         jwks = json.loads(jwks_path.read_text())
         self.keys = {k.get("kid"): jwt.PyJWK(k).key for k in jwks["keys"]}
         self._verified: dict[str, tuple[dict[str, Any], float, str]] = {}
@@ -166,6 +173,8 @@ class Verifier:
             raise Problem(401, "Unauthenticated", "the Authorization header must be 'Bearer <token>'")
         try:
             header = jwt.get_unverified_header(token)
+            if header.get("alg") == "none":
+                return self._emulator_claims(token)
             key = self.keys.get(header.get("kid")) if len(self.keys) > 1 else next(iter(self.keys.values()))
             if key is None:
                 raise jwt.InvalidTokenError("unknown signing key")
@@ -182,6 +191,28 @@ class Verifier:
             raise Problem(401, "Unauthenticated", "the token has expired") from error
         except jwt.InvalidTokenError as error:
             raise Problem(401, "Unauthenticated", f"the token is not valid: {error}") from error
+        return claims
+
+    def _emulator_claims(self, token: str) -> dict[str, Any]:
+        """An unsigned token: only the auth emulator's, and only where the stack said so."""
+        if self.emulator_project is None:
+            raise jwt.InvalidTokenError("an unsigned token (alg none) is never taken here")
+        project = self.emulator_project
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            options={
+                "verify_signature": False,
+                "verify_exp": True,
+                "verify_nbf": True,
+                "verify_iat": True,
+                "verify_aud": True,
+                "verify_iss": True,
+                "require": ["exp", "iss", "sub", "aud"],
+            },
+            audience=project,
+            issuer=f"https://securetoken.google.com/{project}",
+            leeway=self.LEEWAY,
+        )
         return claims
 
 
@@ -215,11 +246,22 @@ class Reply:
 
 
 class Gateway:
-    def __init__(self, spec: dict[str, Any], jwks_path: Path) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        jwks_path: Path,
+        *,
+        emulator_project: str | None = None,
+        web: WebApp | None = None,
+    ) -> None:
         self.routes = load_routes(spec)
         provider = spec["securityDefinitions"]["identity_provider"]
-        self.verifier = Verifier(provider["x-google-issuer"], jwks_path, provider["x-google-audiences"].split(","))
+        self.verifier = Verifier(
+            provider["x-google-issuer"], jwks_path, provider["x-google-audiences"].split(","), emulator_project
+        )
         self.http = Upstream(connect_timeout=2.0, read_timeout=60.0)
+        # The web app's files at its paths (/, /index.html, /assets/*, /config.json).
+        self.web = web
 
     def match(self, method: str, path: str) -> Operation:
         for route in self.routes:
@@ -257,6 +299,8 @@ class Gateway:
 
     async def handle(self, request: Request) -> Reply:
         try:
+            if self.web is not None and (page := self.web.serve(request.method, request.target, request.headers)):
+                return Reply(*page)
             url, headers = self.forward(request)
             try:
                 upstream = await self.http.request(request.method, url, request.body or None, headers)
@@ -612,7 +656,10 @@ def create_app(config_path: str | None = None) -> Gateway:
     """The gateway; config is the JSON the local stack writes (template values, JWKS path)."""
     config = json.loads(Path(config_path or _default_config()).read_text())
     spec = render(OPENAPI.read_text(), config["template"])
-    return Gateway(spec, Path(config["jwks_path"]))
+    web = None
+    if config.get("web_dir"):
+        web = WebApp(Path(config["web_dir"]), config.get("web_config"))
+    return Gateway(spec, Path(config["jwks_path"]), emulator_project=config.get("emulator_project"), web=web)
 
 
 def _default_config() -> str:

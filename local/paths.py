@@ -9,3 +9,5 @@ ROOT = Path(__file__).resolve().parent.parent
 STATE = Path(os.environ.get("CLINIC_STATE_DIR", ROOT / ".local"))
 OPENAPI = ROOT / "infra" / "terraform" / "openapi.yaml"
 MIGRATIONS = ROOT / "db" / "migrations"
+# The web app's build output (`make web`), which the local gateway serves beside the API.
+WEB_DIST = ROOT / "web" / "dist"

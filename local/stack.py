@@ -16,9 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from local import extensions, keys
-from local.paths import ROOT, STATE
+from local.paths import ROOT, STATE, WEB_DIST
 from local.postgres import DEFAULT_PORT, EmbeddedPostgres, connect_native, port_open
 
 FUNCTIONS = ("slots", "book", "cancel", "notify")
@@ -35,6 +36,10 @@ class Ports:
     tasks: int = 8123
     pubsub: int = 8085
     smtp: int = 1025
+    # The Firebase Auth emulator, and the hub and logging ports its CLI opens beside it.
+    auth: int = 9099
+    auth_hub: int = 9100
+    auth_logging: int = 9101
 
     @classmethod
     def offset(cls, by: int) -> Ports:
@@ -84,6 +89,9 @@ class Stack:
     postgres: EmbeddedPostgres | None = None
     # Hooks that add services (emulators, mail sink, timers) before the functions start.
     extensions: list[Callable[[Stack], None]] = field(default_factory=lambda: extensions.default())
+    # What extensions add to the local gateway's configuration (the app's /config.json,
+    # the auth emulator's project whose unsigned tokens it then takes).
+    gateway_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pid_file(self) -> Path:
@@ -201,6 +209,8 @@ class Stack:
                             "jwks_uri": jwks.as_uri(),
                             "jwt_audience": keys.AUDIENCE,
                         },
+                        "web_dir": str(WEB_DIST),
+                        **self.gateway_config,
                     }
                 )
             )

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from local import tasks_emulator
+from local import auth_emulator, tasks_emulator
 from local.stack import Ports, Stack
 from tests.e2e.client import Api
 from tests.helpers import TEST_SLOT, TestServer, state_dir
@@ -51,6 +51,8 @@ def stack(pg_server: TestServer) -> Iterator[Stack]:
         extra_env=dict(E2E_ENV),
     )
     running.start()
+    # The emulator's port opens a moment before its demo users exist.
+    auth_emulator.wait_for_users(running.ports.auth)
     yield running
     running.stop()
 
@@ -58,3 +60,15 @@ def stack(pg_server: TestServer) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def api(stack: Stack) -> Api:
     return Api(stack.url("gateway"), stack.state)
+
+
+@pytest.fixture(scope="session")
+def app_url(stack: Stack) -> str:
+    """The web app (and the API beside it): the gateway serves web/dist at /."""
+    return stack.url("gateway") + "/"
+
+
+@pytest.fixture(scope="session")
+def auth_port(stack: Stack) -> int:
+    """The Firebase Auth emulator the app signs in against (its /config.json names it)."""
+    return stack.ports.auth

@@ -58,6 +58,9 @@ def test_run_serves_refuses_a_second_copy_and_stops_everything(tmp_path: Path) -
             time.sleep(0.2)
         banner = "".join(lines)
         assert f"http://127.0.0.1:{ports.gateway}" in banner and "curl" in banner
+        # The app's address comes first, before anything else the stack prints about itself.
+        first_address = next(line for line in lines if "http://" in line)
+        assert first_address.startswith(f"Open the app: http://127.0.0.1:{ports.gateway}/ ")
 
         doctors = requests.get(f"http://127.0.0.1:{ports.gateway}/doctors", timeout=10)
         assert doctors.status_code == 200
