@@ -6,6 +6,7 @@
 #            -> Cloud SQL, private IP + IAM auth (module.database, module.network)
 #   book/cancel/notify -> Cloud Tasks -> notify -> SMTP; Pub/Sub events;
 #   Cloud Scheduler -> notify /tasks/sweep (module.messaging)
+#   alerts, log-based metrics, uptime check, dashboard, SLO (module.monitoring)
 #
 # Apply order is derived from the references; the modules only pass values.
 
@@ -43,6 +44,7 @@ locals {
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
@@ -92,6 +94,7 @@ module "database" {
   project_id            = var.project_id
   region                = var.region
   name_prefix           = var.name_prefix
+  instance_name         = var.db_instance_name
   network_id            = module.network.network_id
   database_version      = var.db_version
   tier                  = var.db_tier
@@ -206,6 +209,31 @@ module "edge" {
   edge_token                     = random_password.edge_token.result
   problem_error_responses        = var.problem_error_responses
   problems_location              = var.region
+
+  depends_on = [google_project_service.enabled]
+}
+
+module "monitoring" {
+  source = "./modules/monitoring"
+
+  project_id            = var.project_id
+  name_prefix           = var.name_prefix
+  notification_email    = var.alert_email
+  notification_channels = var.alert_notification_channels
+
+  # What is watched, by the names the other modules gave it.
+  public_host              = var.domains[0]
+  backend_service_name     = module.edge.backend_service
+  function_names           = module.functions.function_names
+  dead_letter_subscription = module.messaging.dead_letter_subscription
+  db_instance_name         = module.database.instance_name
+  db_max_connections       = var.db_max_connections
+  # The functions' side of the connection budget (decision 0003).
+  db_connection_budget = sum([for f in values(var.functions) : f.max_instances * f.db_pool_size])
+
+  api_latency_p95_seconds = var.api_latency_p95_seconds
+  outbox_max_age_seconds  = var.outbox_max_age_seconds
+  slo_goal                = var.booking_slo_goal
 
   depends_on = [google_project_service.enabled]
 }

@@ -97,3 +97,18 @@ output "source_bucket" {
   description = "Bucket of the uploaded function bundles."
   value       = module.functions.source_bucket
 }
+
+output "monitoring_dashboard" {
+  description = "The operations dashboard (Cloud Monitoring > Dashboards); the alerts' runbook is docs/operations.md."
+  value       = module.monitoring.dashboard_id
+}
+
+output "booking_slo" {
+  description = "Full name of the booking availability SLO."
+  value       = module.monitoring.booking_slo
+}
+
+output "edge_token_secret" {
+  description = "Secret Manager secret the API functions read EDGE_TOKEN from."
+  value       = module.functions.edge_token_secret_id
+}

@@ -166,6 +166,18 @@ variable "private_services_prefix_length" {
 # Database
 # ---------------------------------------------------------------------------
 
+variable "db_instance_name" {
+  type        = string
+  description = "Cloud SQL instance name; null means \"<name_prefix>-pg\". After a point-in-time restore into a new instance, its name (docs/deploy.md, restore): the functions' INSTANCE_CONNECTION_NAME and IAM conditions follow it."
+  default     = null
+  nullable    = true
+
+  validation {
+    condition     = var.db_instance_name == null || can(regex("^[a-z][a-z0-9-]{0,96}$", var.db_instance_name))
+    error_message = "db_instance_name must be lowercase letters, digits and dashes, starting with a letter."
+  }
+}
+
 variable "db_version" {
   type        = string
   description = "Cloud SQL PostgreSQL version; the same major as the local embedded PostgreSQL."
@@ -458,5 +470,65 @@ variable "events_max_delivery_attempts" {
   validation {
     condition     = var.events_max_delivery_attempts >= 5 && var.events_max_delivery_attempts <= 100
     error_message = "events_max_delivery_attempts must be between 5 and 100."
+  }
+}
+
+# ---------------------------------------------------------------------------
+# Monitoring (module.monitoring; runbook: docs/operations.md)
+# ---------------------------------------------------------------------------
+
+variable "alert_email" {
+  type        = string
+  description = "Where every alert is emailed (an email notification channel); null for none: incidents still open in the console."
+  default     = null
+  nullable    = true
+
+  validation {
+    condition     = var.alert_email == null || can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", var.alert_email))
+    error_message = "alert_email must be an email address, or null."
+  }
+}
+
+variable "alert_notification_channels" {
+  type        = list(string)
+  description = "Further notification channels made outside Terraform (PagerDuty, Slack, SMS), by full name projects/PROJECT/notificationChannels/ID."
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Each channel is projects/PROJECT/notificationChannels/ID."
+  }
+}
+
+variable "api_latency_p95_seconds" {
+  type        = map(number)
+  description = "Per route class (slots, book, cancel): p95 latency at the load balancer, in seconds, held for 10 minutes, above which an alert fires."
+  default     = { slots = 1.0, book = 2.0, cancel = 2.0 }
+
+  validation {
+    condition     = toset(keys(var.api_latency_p95_seconds)) == toset(["slots", "book", "cancel"]) && alltrue([for s in values(var.api_latency_p95_seconds) : s > 0 && s <= 60])
+    error_message = "api_latency_p95_seconds needs slots, book and cancel, each above 0 and at most 60 seconds."
+  }
+}
+
+variable "outbox_max_age_seconds" {
+  type        = number
+  description = "How long a due outbox row may wait undispatched before an alert fires (the sweep runs every minute)."
+  default     = 300
+
+  validation {
+    condition     = var.outbox_max_age_seconds >= 60 && var.outbox_max_age_seconds <= 86400
+    error_message = "outbox_max_age_seconds must be between 60 and 86400."
+  }
+}
+
+variable "booking_slo_goal" {
+  type        = number
+  description = "Booking availability SLO over 28 days: the share of POST /appointments and PATCH /appointments/{id} not answered 5xx at the load balancer."
+  default     = 0.999
+
+  validation {
+    condition     = var.booking_slo_goal >= 0.9 && var.booking_slo_goal <= 0.999
+    error_message = "booking_slo_goal must be between 0.9 and 0.999."
   }
 }

@@ -42,6 +42,7 @@ from shared.notify import TaskMessage
 from tests.emulators import free_port, mail_sink
 from tests.helpers import state_dir
 from tests.integration import notify_support as data
+from tests.log_lines import captured
 
 
 @pytest.fixture(scope="module")
@@ -422,10 +423,16 @@ def test_smtp_down_is_retried_then_recorded_as_failed(smtp: Path, sql: pg8000.na
             notify.deliver(confirmation, retry=0)
         assert raised.value.status == 503
         assert notifications(sql, appointment_id) == []  # the SENT row rolled back with the failure
-        with pytest.raises(notify.Unavailable):
+        with pytest.raises(notify.Unavailable), captured("clinic.notify") as retried:
             notify.deliver(confirmation, retry=6)
-        outcome = notify.deliver(confirmation, retry=7)  # the 8th and last attempt
+        with captured("clinic.notify") as gave_up:
+            outcome = notify.deliver(confirmation, retry=7)  # the 8th and last attempt
     assert outcome.result == "failed"
+    # What the notification-outcomes metric and the FAILED alert read (modules/monitoring).
+    assert [(line["outcome"], line["kind"], line["attempt"]) for line in retried] == [("retry", "CONFIRMATION", 7)]
+    assert [(line["outcome"], line["kind"], line["severity"]) for line in gave_up] == [
+        ("failed", "CONFIRMATION", "ERROR")
+    ]
     [(kind, status, attempts, recipient, error)] = notifications(sql, appointment_id)
     assert (kind, status, attempts, recipient) == ("CONFIRMATION", "FAILED", 8, who.email) and "Connection" in error
     assert mails(smtp, appointment_id) == []

@@ -19,7 +19,7 @@ from hcl2 import SerializationOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "infra" / "terraform"
-MODULES = ("network", "database", "functions", "gateway", "edge", "messaging")
+MODULES = ("network", "database", "functions", "gateway", "edge", "messaging", "monitoring")
 OPENAPI = TF / "openapi.yaml"
 TEMPLATE_VARS = {"slots_url", "book_url", "cancel_url", "jwt_issuer", "jwks_uri", "jwt_audience"}
 FUNCTIONS = {"slots", "book", "cancel", "notify"}

@@ -18,7 +18,8 @@ locals {
 }
 
 resource "google_sql_database_instance" "main" {
-  name             = "${var.name_prefix}-pg"
+  # Another name only after a point-in-time restore into a new instance (docs/deploy.md).
+  name             = coalesce(var.instance_name, "${var.name_prefix}-pg")
   project          = var.project_id
   region           = var.region
   database_version = var.database_version

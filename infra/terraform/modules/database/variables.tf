@@ -13,6 +13,18 @@ variable "name_prefix" {
   description = "Prefix of every resource name, e.g. \"clinic\"."
 }
 
+variable "instance_name" {
+  type        = string
+  description = "Name of the Cloud SQL instance; null means \"<name_prefix>-pg\". Set to a clone's name after a point-in-time restore (docs/deploy.md, restore)."
+  default     = null
+  nullable    = true
+
+  validation {
+    condition     = var.instance_name == null || can(regex("^[a-z][a-z0-9-]{0,96}$", var.instance_name))
+    error_message = "instance_name must be lowercase letters, digits and dashes, starting with a letter."
+  }
+}
+
 variable "network_id" {
   type        = string
   description = "VPC (projects/P/global/networks/N) with private services access, the instance's only network path."

@@ -57,3 +57,8 @@ output "smtp_password_secret_id" {
   description = "Secret id (short name) of the SMTP password."
   value       = google_secret_manager_secret.smtp["smtp-password"].secret_id
 }
+
+output "dead_letter_subscription" {
+  description = "Short name of the subscription that keeps dead-lettered events until a person looks (the dead-letter alert watches it)."
+  value       = google_pubsub_subscription.dead_letter_inbox.name
+}
