@@ -239,13 +239,14 @@ resource "google_logging_metric" "notification_outcomes" {
   }
 }
 
-# Lines at ERROR or worse from the functions' own code (an exception logged, a request that
-# failed), except notify's delivery outcomes, which have their own alert.
+# Lines at ERROR or worse from the functions' own code (our JSON lines on stdout, a traceback
+# on stderr), except notify's delivery outcomes, which have their own alert. Cloud Run's
+# request log is left out: the 5xx condition counts those.
 resource "google_logging_metric" "function_errors" {
   project     = var.project_id
   name        = "${var.name_prefix}/function_errors"
   description = "ERROR log lines of the four functions, per Cloud Run service (delivery outcomes excluded)."
-  filter      = "${local.functions_logs} AND log_id(\"run.googleapis.com/stdout\") AND severity>=ERROR AND NOT jsonPayload.outcome:*"
+  filter      = "${local.functions_logs} AND (log_id(\"run.googleapis.com/stdout\") OR log_id(\"run.googleapis.com/stderr\")) AND severity>=ERROR AND NOT jsonPayload.outcome:*"
 
   metric_descriptor {
     metric_kind  = "DELTA"
