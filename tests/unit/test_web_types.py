@@ -17,7 +17,8 @@ def test_the_apps_api_types_are_generated_from_the_current_openapi_document() ->
 def test_every_operation_is_typed_with_its_parameters_body_and_answer() -> None:
     text = web_types.generate(OPENAPI.read_text())
     assert 'bookAppointment: ["POST", "/appointments"],' in text
-    assert "headers: { \"Idempotency-Key\"?: string };\n    body: AppointmentCreate;\n    response: Appointment;" in text
+    booking = 'headers: { "Idempotency-Key"?: string };\n    body: AppointmentCreate;\n    response: Appointment;'
+    assert booking in text
     assert "query: { from: string; to: string; page_size?: number; page_token?: string };" in text
     assert "  reason?: string | null;" in text
     assert 'status: "BOOKED" | "CANCELLED" | "COMPLETED" | "NO_SHOW";' in text
