@@ -24,7 +24,7 @@ export function Card({
   doctor?: Doctor;
   patient?: Patient;
   onChange: (a: Appointment) => void;
-  headingLevel?: 2 | 3;
+  headingLevel?: 2 | 3 | 4;
 }) {
   const a = appointment;
   const [confirming, setConfirming] = useState(false);
@@ -37,7 +37,7 @@ export function Card({
   const canMove = booked && !started(a);
   const canCancel = booked && (role !== "patient" || !started(a));
   const canMark = booked && started(a) && role !== "patient";
-  const H = headingLevel === 2 ? "h2" : "h3";
+  const H = (["h2", "h3", "h4"] as const)[headingLevel - 2];
   return (
     <article class={`card status-${a.status.toLowerCase()}`} aria-label={`Appointment ${when(a.start_time, a.end_time)}`}>
       <H class="card-title">
@@ -112,11 +112,13 @@ export function List({
   role,
   empty,
   onChange,
+  headingLevel = 3,
 }: {
   items: Appointment[];
   role: Role;
   empty: string;
   onChange: () => void;
+  headingLevel?: 3 | 4;
 }) {
   const { doctors, patients } = useNames(items, role);
   if (!items.length) return <p class="muted">{empty}</p>;
@@ -124,7 +126,14 @@ export function List({
     <ul class="cards">
       {items.map((a) => (
         <li key={a.id}>
-          <Card appointment={a} role={role} doctor={doctors.get(a.doctor_id)} patient={patients.get(a.patient_id)} onChange={onChange} />
+          <Card
+            appointment={a}
+            role={role}
+            doctor={doctors.get(a.doctor_id)}
+            patient={patients.get(a.patient_id)}
+            onChange={onChange}
+            headingLevel={headingLevel}
+          />
         </li>
       ))}
     </ul>

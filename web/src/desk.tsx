@@ -78,9 +78,9 @@ function PatientAppointments({ patientId }: { patientId: string }) {
       {items ? (
         <>
           <h3>Upcoming</h3>
-          <List items={upcoming} role="admin" empty="No upcoming appointments." onChange={reload} />
+          <List items={upcoming} role="admin" empty="No upcoming appointments." onChange={reload} headingLevel={4} />
           <h3>Past and cancelled</h3>
-          <List items={past} role="admin" empty="None." onChange={reload} />
+          <List items={past} role="admin" empty="None." onChange={reload} headingLevel={4} />
         </>
       ) : null}
     </section>

@@ -59,7 +59,7 @@ export function DoctorPage({ route, me, role }: { route: Route; me: string; role
                 <h3>
                   {day(parseDate(d)!)} <span class="muted">· {freeOn(d)} free</span>
                 </h3>
-                <List items={on(d)} role={role} empty="No appointments." onChange={reload} />
+                <List items={on(d)} role={role} empty="No appointments." onChange={reload} headingLevel={4} />
               </li>
             ))}
           </ol>
