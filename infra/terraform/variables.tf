@@ -108,6 +108,42 @@ variable "problem_error_responses" {
 }
 
 # ---------------------------------------------------------------------------
+# Web app (module.web)
+# ---------------------------------------------------------------------------
+
+variable "web_api_key" {
+  type        = string
+  description = "The project's Web API key, which the web app's /config.json carries to sign in with Identity Platform (Identity Platform > Application setup details). Public by design; restrict it to the Identity Toolkit and Token Service APIs and to the domains (docs/deploy.md)."
+
+  validation {
+    condition     = can(regex("^AIza[0-9A-Za-z_-]{35}$", var.web_api_key))
+    error_message = "web_api_key must be a Google API key (AIza followed by 35 characters)."
+  }
+}
+
+variable "web_blocked_ip_ranges" {
+  type        = list(string)
+  description = "Client IP ranges (CIDR) the web app's Cloud Armor edge policy refuses (403), cached files included."
+  default     = []
+
+  validation {
+    condition     = alltrue([for r in var.web_blocked_ip_ranges : can(cidrhost(r, 0))])
+    error_message = "Each entry of web_blocked_ip_ranges must be a CIDR range."
+  }
+}
+
+variable "web_noncurrent_version_days" {
+  type        = number
+  description = "Days the app's bucket keeps a replaced or deleted file (for a rollback by hand)."
+  default     = 30
+
+  validation {
+    condition     = var.web_noncurrent_version_days >= 1
+    error_message = "web_noncurrent_version_days must be at least 1."
+  }
+}
+
+# ---------------------------------------------------------------------------
 # Identity provider (API Gateway's JWT check)
 # ---------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from hcl2 import SerializationOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "infra" / "terraform"
-MODULES = ("network", "database", "functions", "gateway", "edge", "messaging", "monitoring")
+MODULES = ("network", "database", "functions", "gateway", "edge", "messaging", "monitoring", "web")
 OPENAPI = TF / "openapi.yaml"
 TEMPLATE_VARS = {"slots_url", "book_url", "cancel_url", "jwt_issuer", "jwks_uri", "jwt_audience"}
 FUNCTIONS = {"slots", "book", "cancel", "notify"}
@@ -221,19 +221,24 @@ def test_references_point_at_declared_things(module: str | None) -> None:
 # ---------------------------------------------------------------------------
 
 
-def test_no_public_principal_anywhere_but_on_the_error_bodies() -> None:
-    # The one exception: the load balancer reads its backend bucket of static problem+json
-    # bodies anonymously (see test_the_load_balancer_answers_its_own_errors_as_problems).
+def test_no_public_principal_anywhere_but_on_the_error_bodies_and_the_web_app() -> None:
+    # The two exceptions: the load balancer reads its backend buckets anonymously, the
+    # static problem+json bodies (see test_the_load_balancer_answers_its_own_errors_as_problems)
+    # and the built web app (tests/unit/test_web_terraform.py), read-only.
     public = resources(module_dir("edge"), "google_storage_bucket_iam_member")["problems_public"]
     assert public["member"] == "allUsers" and public["role"] == "roles/storage.objectViewer"
     assert public["bucket"] == "${google_storage_bucket.problems[0].name}"
+    web = resources(module_dir("web"), "google_storage_bucket_iam_member")["web_public"]
+    assert web["member"] == "allUsers" and web["role"] == "roles/storage.objectViewer"
+    assert web["bucket"] == "${google_storage_bucket.web.name}"
+    allowed = {module_dir("edge") / "main.tf", module_dir("web") / "main.tf"}
     for path in all_tf_files():
         for text in strings(parse(path)):
-            if text == "allUsers" and path == module_dir("edge") / "main.tf":
+            if text == "allUsers" and path in allowed:
                 continue
             assert "allUsers" not in text and "allAuthenticatedUsers" not in text, path
-    edge_text = (module_dir("edge") / "main.tf").read_text()
-    assert edge_text.count("allUsers") == 1
+    for path in allowed:
+        assert path.read_text().count("allUsers") == 1, path
 
 
 def test_every_function_has_its_own_service_account() -> None:
@@ -384,7 +389,8 @@ def test_no_bucket_or_database_can_be_destroyed_with_its_data() -> None:
     for module in MODULES:
         for name, bucket in resources(module_dir(module), "google_storage_bucket").items():
             assert bucket.get("force_destroy") in (None, False), name
-            public = (module, name) == ("edge", "problems")  # static error bodies, read anonymously
+            # Static error bodies and the built web app, read anonymously by the load balancer.
+            public = (module, name) in (("edge", "problems"), ("web", "web"))
             assert bucket["public_access_prevention"] == ("inherited" if public else "enforced"), name
             assert bucket["uniform_bucket_level_access"] is True, name
 

@@ -6,6 +6,7 @@
 #          --> URL map --> backend service [Cloud Armor, request logs]
 #          --> serverless NEG (apigateway.googleapis.com) --> API Gateway
 #          --> slots / book / cancel
+#                      \-> the web app's paths: backend bucket (module.web)
 #
 # Why the gateway sits behind a load balancer: docs/decisions/0002-*.md.
 
@@ -236,10 +237,26 @@ resource "google_compute_backend_service" "gateway" {
   }
 }
 
+# The web app's paths go to its backend bucket (module.web); every other path is the API.
 resource "google_compute_url_map" "https" {
   name            = "${var.name_prefix}-https"
   project         = var.project_id
   default_service = google_compute_backend_service.gateway.id
+
+  host_rule {
+    hosts        = ["*"]
+    path_matcher = "clinic"
+  }
+
+  path_matcher {
+    name            = "clinic"
+    default_service = google_compute_backend_service.gateway.id
+
+    path_rule {
+      paths   = var.web_paths
+      service = var.web_backend_bucket_id
+    }
+  }
 
   dynamic "default_custom_error_response_policy" {
     for_each = google_compute_backend_bucket.problems

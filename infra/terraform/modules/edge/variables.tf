@@ -85,3 +85,18 @@ variable "problems_location" {
   type        = string
   description = "Location of the bucket holding those problem+json bodies."
 }
+
+variable "web_backend_bucket_id" {
+  type        = string
+  description = "The backend bucket of the web app (module.web), which the URL map sends web_paths to."
+}
+
+variable "web_paths" {
+  type        = list(string)
+  description = "URL paths that are the web app's (module.web's app_paths); every other path goes to API Gateway."
+
+  validation {
+    condition     = length(var.web_paths) > 0 && alltrue([for p in var.web_paths : startswith(p, "/")])
+    error_message = "web_paths must be URL paths starting with /."
+  }
+}
