@@ -126,6 +126,8 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for name in (
         "index.html",
         "config.json",
+        ".built",
+        "assets/.cache",
         "favicon.ico",
         "robots.txt",
         "LICENSE",
@@ -161,6 +163,7 @@ def test_each_file_gets_the_content_type_and_cache_control_the_local_gateway_sen
 ) -> None:
     objects = evaluated["objects"]
     assert "config.json" not in objects  # written from variables, never from the build
+    assert ".built" not in objects and "assets/.cache" not in objects  # hidden files are not the app's
     assert set(objects) == {
         "index.html",
         "favicon.ico",

@@ -14,8 +14,9 @@
 locals {
   app_paths = ["/", "/index.html", "/config.json", "/assets/*"]
 
-  # config.json is written below from variables, never taken from the build.
-  files = setsubtract(fileset(var.dist_dir, "**"), ["config.json"])
+  # config.json is written below from variables, never taken from the build; hidden
+  # files (the build's .built stamp) are not the app's.
+  files = toset([for f in fileset(var.dist_dir, "**") : f if f != "config.json" && length(regexall("(^|/)[.]", f)) == 0])
 
   immutable  = "public, max-age=31536000, immutable"
   revalidate = "no-cache"
