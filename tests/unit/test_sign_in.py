@@ -213,3 +213,25 @@ def test_the_production_configuration_refuses_emulator_tokens(key_state: Path) -
     signed = jwt.encode(claims, private, algorithm="RS256", headers={"kid": keys.KEY_ID})
     _, headers = gateway.forward(Request("GET", "/appointments", [("Authorization", f"Bearer {signed}")]))
     assert any(name == "X-Apigateway-Api-Userinfo" for name, _ in headers)
+
+
+def test_every_seed_user_is_a_demo_user_with_its_role_and_the_demo_password() -> None:
+    from local.seed import ADMIN, PATIENTS_SEED
+
+    users = {u["localId"]: u for u in auth_emulator.demo_users()}
+    expected = {str(ADMIN[0]): (ADMIN[1], "admin")}
+    expected |= {str(d[0]): (d[1], "doctor") for d in DOCTORS_SEED}
+    expected |= {str(p[0]): (p[1], "patient") for p in PATIENTS_SEED}
+    assert set(users) == set(expected)
+    for uid, (email, role) in expected.items():
+        user = users[uid]
+        assert user["email"] == email and user["emailVerified"] is True
+        assert user["rawPassword"] == auth_emulator.DEMO_PASSWORD == "clinic-demo"
+        assert json.loads(user["customAttributes"]) == {"role": role}
+
+
+def test_the_emulators_ports_are_the_stacks() -> None:
+    config = auth_emulator.firebase_json(10499, 10500, 10501)["emulators"]
+    assert config["auth"] == {"host": "127.0.0.1", "port": 10499}
+    assert config["hub"]["port"] == 10500 and config["logging"]["port"] == 10501
+    assert config["ui"] == {"enabled": False}
