@@ -8,7 +8,7 @@ TF_PY    := .venv-terraform/bin/python
 TF_READY := .venv-terraform/.ready
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov terraform-fmt-check firebase web browser clean
+.PHONY: help run test test-unit test-integration test-e2e lint fmt bench package checkov terraform-fmt-check firebase web browser screenshots clean
 
 help:
 	@echo "make run      start the whole local stack (database, functions, gateway, emulators)"
@@ -63,6 +63,10 @@ browser:
 	    echo "The browser tests need Chromium at $(CHROMIUM): install Debian's package (sudo apt-get install chromium)," \
 	         "or point CHROMIUM=/path/to/chromium at one."; exit 1; \
 	  fi; }
+
+# The README's pictures, taken by the browser tests that show those pages.
+screenshots: $(READY) $(FIREBASE) $(WEB) browser
+	CLINIC_SCREENSHOTS=1 CHROMIUM=$(CHROMIUM) $(BIN)/pytest tests/e2e/web -k "books_sees or phone_books or publishes_a_window"
 
 run: $(READY) $(FIREBASE) $(WEB)
 	$(BIN)/clinic run

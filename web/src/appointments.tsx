@@ -2,7 +2,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { all, call, type Appointment, type Doctor, type Patient } from "./api";
 import type { Claims } from "./auth";
-import { city, myZone, when } from "./time";
+import { city, myZone, time, when } from "./time";
 import { Alert, Button, go, href, loadDoctors, loadPatient, Notice, Page, STATUS, useAction, useLoad, type Route } from "./ui";
 
 export type Role = NonNullable<Claims["role"]>;
@@ -38,10 +38,12 @@ export function Card({
   const canCancel = booked && (role !== "patient" || !started(a));
   const canMark = booked && started(a) && role !== "patient";
   const H = (["h2", "h3", "h4"] as const)[headingLevel - 2];
+  // Under a day's heading (the doctor's week) the time alone says when.
+  const title = headingLevel === 4 ? `${time(a.start_time)}–${time(a.end_time)}` : when(a.start_time, a.end_time);
   return (
     <article class={`card status-${a.status.toLowerCase()}`} aria-label={`Appointment ${when(a.start_time, a.end_time)}`}>
       <H class="card-title">
-        <a href={href(`/appointments/${a.id}`)}>{when(a.start_time, a.end_time)}</a>
+        <a href={href(`/appointments/${a.id}`)}>{title}</a>
       </H>
       <p>
         <span class="badge">{STATUS[a.status]}</span>{" "}
@@ -97,13 +99,20 @@ export function useNames(items: Appointment[] | undefined, role: Role) {
   useEffect(() => {
     loadDoctors().then((list) => setDoctors(new Map(list.map((d) => [d.id, d]))), () => undefined);
   }, []);
+  // Keyed by the ids, not the array: a list made anew on each render must not fetch again.
+  const ids = role === "patient" ? "" : [...new Set((items ?? []).map((a) => a.patient_id))].sort().join(",");
   useEffect(() => {
-    if (!items || role === "patient") return;
-    const ids = [...new Set(items.map((a) => a.patient_id))];
-    Promise.allSettled(ids.map(loadPatient)).then((results) =>
-      setPatients(new Map(results.flatMap((r) => (r.status === "fulfilled" ? [[r.value.id, r.value] as const] : [])))),
+    if (!ids) return;
+    let live = true;
+    Promise.allSettled(ids.split(",").map(loadPatient)).then(
+      (results) =>
+        live &&
+        setPatients(new Map(results.flatMap((r) => (r.status === "fulfilled" ? [[r.value.id, r.value] as const] : [])))),
     );
-  }, [items, role]);
+    return () => {
+      live = false;
+    };
+  }, [ids]);
   return { doctors, patients };
 }
 

@@ -81,7 +81,8 @@ function Pages({ route, who, me }: { route: Route; who: Claims; me: string }) {
     return null;
   }
   if (appointment) return <AppointmentPage id={appointment[1]} role={role} route={route} />;
-  if (path === "/book" && role !== "doctor") return <Book route={route} role={role} />;
+  // A doctor books nothing but may move their patients' appointments.
+  if (path === "/book" && (role !== "doctor" || route.params.get("move"))) return <Book route={route} role={role} />;
   if (path === "/appointments" && role === "patient") return <MyAppointments role={role} />;
   if (path === "/doctor" && role === "doctor") return <DoctorPage route={route} me={me} role={role} />;
   if (path === "/desk" && role === "admin") return <Desk route={route} />;

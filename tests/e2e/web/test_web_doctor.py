@@ -42,6 +42,17 @@ def test_a_doctor_publishes_a_window_and_sees_a_booking_appear_in_the_week(web: 
     made = patient.caller.post("/appointments", {"slot_id": first["id"], "reason": "Follow-up on blood test"})
     assert made.status_code == 201, made.text
 
+    # Two more patients the day after, so the week (and its screenshot) shows a schedule.
+    web.publish(doctor, day + timedelta(days=1), "14:00", "16:00")
+    next_day = doctor.caller.get(
+        f"/doctors/{doctor.id}/slots",
+        params={"from": (day + timedelta(days=1)).isoformat(), "to": (day + timedelta(days=1)).isoformat()},
+    ).json()["items"]
+    for slot, (name, reason) in zip(
+        next_day[1::2], [("Omar Haddad", "Knee pain"), ("Mia Rossi", "Annual check-up")], strict=False
+    ):
+        other = web.patient(name)
+        assert other.caller.post("/appointments", {"slot_id": slot["id"], "reason": reason}).status_code == 201
     page.goto(f"{web.url}#/doctor?week={day.isoformat()}")
     schedule_day = page.locator(f"li.day[data-date='{day.isoformat()}']")
     card = schedule_day.locator("article")
@@ -49,10 +60,12 @@ def test_a_doctor_publishes_a_window_and_sees_a_booking_appear_in_the_week(web: 
     expect(card).to_contain_text("Patient: Nora Patient")
     expect(card).to_contain_text("Reason: Follow-up on blood test")
     expect(schedule_day.get_by_role("heading", level=3)).to_contain_text("· 5 free")
+    expect(page.get_by_text("Patient: Mia Rossi")).to_be_visible()
+    expect(page.get_by_text("Patient: Omar Haddad")).to_be_visible()
     web.screenshot(page, "doctor-week-desktop")
     phone = web.page(viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2)
     web.sign_in(phone, doctor, f"/doctor?week={day.isoformat()}")
-    expect(phone.locator(f"li.day[data-date='{day.isoformat()}'] article")).to_have_count(1)
+    expect(phone.locator(f"li.day[data-date='{day.isoformat()}'] article")).to_contain_text("Nora Patient")
     phone.locator(f"li.day[data-date='{day.isoformat()}']").scroll_into_view_if_needed()
     web.screenshot(phone, "doctor-week-phone")
 

@@ -35,6 +35,8 @@ def test_a_patient_books_sees_the_confirmation_and_the_emails_link_opens_it(web:
     doctor = web.doctor(specialty="Cardiology (web)", name="Dr. Emma Link")
     day = next_weekday(date.today(), 2)
     web.publish(doctor, day, "09:00", "12:00")
+    for later in (1, 2):  # afternoons around it, so the week (and its screenshot) has more than one day
+        web.publish(doctor, day + timedelta(days=later), "13:00", "17:00")
     patient = web.patient("Lena Vogel")
     page = web.page()
     web.sign_in(page, patient)
