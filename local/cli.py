@@ -22,25 +22,46 @@ warnings.filterwarnings("ignore", module="platformdirs")
 
 @contextmanager
 def _with_database() -> Iterator[None]:
-    """Points DATABASE_URL at the embedded server when nothing else is configured; a
-    server this command had to start is stopped again when it is done (one that
-    `make run` started is left running)."""
+    """Points DATABASE_URL at this checkout's database when nothing else is configured: its
+    running stack's (local/running.py), else its embedded server, which this command starts
+    if it must and stops again when it is done. Refused where the server it would reach is
+    another checkout's."""
     if os.environ.get("DATABASE_URL") or os.environ.get("INSTANCE_CONNECTION_NAME"):
         yield
         return
+    from local import running
     from local.paths import STATE
     from local.postgres import EmbeddedPostgres
     from local.stack import Stack
 
-    stack = Stack(ports=_ports())
-    postgres = stack.postgres = EmbeddedPostgres(STATE / "pgdata", stack.ports.postgres)
-    started_here = not postgres.running()
-    postgres.start()
-    os.environ["DATABASE_URL"] = stack.start_database()
+    pgdata = STATE / "pgdata"
+    stack = running.this_checkouts()
+    if stack is not None:
+        if stack.embedded_postgres:
+            running.check_database_is_ours(stack.database_url, pgdata)
+        os.environ["DATABASE_URL"] = stack.database_url
+        yield
+        return
+    ports = _ports()
+    postgres = EmbeddedPostgres(pgdata, ports.postgres)
+    already = postgres.postmaster()
+    if already is not None:
+        postgres.port = already[1]  # left running on its own port (a stack that was killed)
+    else:
+        try:
+            postgres.start()
+        except RuntimeError as error:
+            raise running.Refused(
+                f"this checkout's local stack is not running, and {error}. Start it with `make run`"
+            ) from None
     try:
+        Stack(ports=ports, postgres=postgres)._ensure_database("clinic")
+        url = postgres.url_for("clinic")
+        running.check_database_is_ours(url, pgdata)
+        os.environ["DATABASE_URL"] = url
         yield
     finally:
-        if started_here:
+        if already is None:
             postgres.stop()
 
 
@@ -94,14 +115,8 @@ def cmd_run(_: argparse.Namespace) -> None:
     print(_banner(stack), flush=True)
     try:
         while True:
-            for service in stack.services:
-                if service.process is not None and service.process.poll() is not None:
-                    print(
-                        f"{service.name} exited ({service.process.returncode}); "
-                        f"see {stack.log_dir / service.name}.log - restarting",
-                        flush=True,
-                    )
-                    stack.spawn(service)
+            for line in stack.heal():
+                print(line, flush=True)
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nstopping the local stack...", flush=True)
@@ -223,9 +238,20 @@ def _since(text: str) -> datetime:
 
 
 def cmd_events(args: argparse.Namespace) -> None:
-    from local import events
+    from local import events, running
 
-    events.main(args.host, args.subscription, args.wait)
+    host = args.host or os.environ.get("PUBSUB_EMULATOR_HOST")
+    if not host:
+        stack = running.this_checkouts()
+        if stack is None:
+            raise running.Refused(
+                "this checkout's local stack is not running (a stack on the default ports would be another "
+                "checkout's): start it with `make run`, or give --host"
+            )
+        if "pubsub" not in stack.services:
+            raise running.Refused("this checkout's stack runs without the Pub/Sub emulator (gcloud is not installed)")
+        host = f"127.0.0.1:{stack.ports['pubsub']}"
+    events.main(host, args.subscription, args.wait)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -256,17 +282,20 @@ def main(argv: list[str] | None = None) -> None:
     again.add_argument("--dry-run", action="store_true", help="say what would be queued, queue nothing")
     again.set_defaults(func=cmd_resend)
     tail = commands.add_parser("events", help="print the domain events arriving on the local Pub/Sub emulator")
-    tail.add_argument("--host", help="the emulator (default PUBSUB_EMULATOR_HOST or 127.0.0.1:8085)")
+    tail.add_argument("--host", help="the emulator (default PUBSUB_EMULATOR_HOST, or this checkout's stack's)")
     tail.add_argument("--subscription", help="full subscription path (default the stack's)")
     tail.add_argument("--wait", type=float, help="stop after this many seconds without an event")
     tail.set_defaults(func=cmd_events)
     args = parser.parse_args(argv)
+    from local.running import Refused
     from shared.errors import DatabaseUnavailable
 
     try:
         args.func(args)
     except DatabaseUnavailable as error:  # a clear line, not a traceback
         parser.exit(1, f"clinic: the database is unavailable: {error}\n")
+    except Refused as error:
+        parser.exit(1, f"clinic {args.command}: {error}\n")
 
 
 if __name__ == "__main__":

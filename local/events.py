@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from local.pubsub_emulator import SUBSCRIPTION
-from local.stack import Ports
 
 
 def pull(host: str, subscription: str, wait: float = 10.0) -> Iterator[dict[str, Any]]:
@@ -51,9 +50,7 @@ def pull(host: str, subscription: str, wait: float = 10.0) -> Iterator[dict[str,
         )
 
 
-def main(host: str | None, subscription: str | None, wait: float | None) -> None:
-    ports = Ports.offset(int(os.environ.get("CLINIC_PORT_OFFSET") or "0"))
-    host = host or os.environ.get("PUBSUB_EMULATOR_HOST") or f"127.0.0.1:{ports.pubsub}"
+def main(host: str, subscription: str | None, wait: float | None) -> None:
     subscription = subscription or os.environ.get("PUBSUB_SUBSCRIPTION") or SUBSCRIPTION
     print(f"tailing {subscription} on {host} (Ctrl-C stops)", flush=True)
     try:

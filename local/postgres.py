@@ -93,8 +93,7 @@ class EmbeddedPostgres:
             )
 
     def start(self) -> None:
-        self.init()
-        if self.running():
+        if (self.data_dir / "PG_VERSION").exists() and self.running():
             return
         if port_open(self.port):
             # Otherwise pg_ctl fails with only "exit status 1" and the reason in its log.
@@ -102,6 +101,7 @@ class EmbeddedPostgres:
                 f"port {self.port} is in use by another program (another PostgreSQL?); "
                 f"stop it, or move this one (CLINIC_TEST_SLOT for the tests, CLINIC_PORT_OFFSET for make run)"
             )
+        self.init()
         self.log_file.touch()
         if os.geteuid() == 0:
             _open_path_for(self.log_file, SYSTEM_USER)
@@ -123,6 +123,19 @@ class EmbeddedPostgres:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"PostgreSQL did not start; see {self.log_file}")
             time.sleep(0.1)
+
+    def postmaster(self) -> tuple[int, int] | None:
+        """(pid, port) of the server running on this data directory, from its lock file;
+        None when none runs (a lock file left by a killed server names a dead pid)."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+            os.kill(pid, 0)
+        except PermissionError:  # alive, and another user's (root runs it as clinic_pg)
+            return pid, port
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid, port
 
     def running(self) -> bool:
         try:

@@ -13,12 +13,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from local import extensions, keys
+from local import extensions, keys, running
 from local.paths import ROOT, STATE, WEB_DIST
 from local.postgres import DEFAULT_PORT, EmbeddedPostgres, connect_native, port_open
 
@@ -122,7 +122,10 @@ class Stack:
                 )
         busy = [f"{n}:{p}" for n, p in vars(self.ports).items() if n != "postgres" and port_open(p)]
         if busy:
-            raise AlreadyRunning(f"ports already in use by another program: {', '.join(busy)}")
+            raise AlreadyRunning(
+                f"ports already in use by another program: {', '.join(busy)} (another checkout's stack? "
+                "start this one beside it with CLINIC_PORT_OFFSET=100, say)"
+            )
         self.pid_file.write_text(str(os.getpid()))
 
     def start_database(self) -> str:
@@ -233,6 +236,8 @@ class Stack:
             for service in self.services:
                 self.spawn(service)
             self.wait_ready()
+            # Where the `clinic` commands of this checkout find this stack (local/running.py).
+            running.record(self)
         except BaseException:
             self.stop()
             raise
@@ -275,7 +280,35 @@ class Stack:
         if service.process is not None:
             stop_process(service.process)
 
+    def heal(self) -> Iterator[str]:
+        """Starts again whatever of the stack died (a service, the embedded PostgreSQL),
+        saying what it does, a line each, as it goes. The supervisor of `make run` runs
+        it every second."""
+        if self.postgres is not None and self.postgres.postmaster() is None:
+            yield f"postgres is gone; see {self.postgres.log_file} - restarting"
+            yield self._restart_postgres(time.monotonic())
+        for service in self.services:
+            if service.process is not None and service.process.poll() is not None:
+                yield (
+                    f"{service.name} exited ({service.process.returncode}); "
+                    f"see {self.log_dir / service.name}.log - restarting"
+                )
+                self.spawn(service)
+
+    def _restart_postgres(self, started: float, within: float = 60.0) -> str:
+        assert self.postgres is not None
+        while True:
+            try:
+                self.postgres.start()
+                return f"postgres restarted in {time.monotonic() - started:.1f} s"
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                # The killed server's backends hold its shared memory until they notice and exit.
+                if time.monotonic() - started > within:
+                    return f"postgres did not start again within {within:g} s ({error}); the next check tries again"
+                time.sleep(0.5)
+
     def stop(self) -> None:
+        running.forget(self)
         for service in reversed(self.services):
             self.stop_service(service)
         self.services.clear()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import requests
 
 from local.postgres import port_open
 from local.stack import Ports
-from tests.helpers import TEST_SLOT
+from tests.helpers import TEST_SLOT, state_dir
 
 OFFSET = 6000 + 100 * TEST_SLOT
 
@@ -46,8 +47,11 @@ def _children_of_state(state: Path) -> list[psutil.Process]:
     return found
 
 
-def test_run_serves_refuses_a_second_copy_and_stops_everything(tmp_path: Path) -> None:
-    state = tmp_path / "state"
+def test_run_serves_refuses_a_second_copy_and_stops_everything() -> None:
+    # Not under pytest's tmp folder: a concurrent pytest session prunes old ones, this
+    # running stack's data directory with them (its PostgreSQL was then never stopped).
+    state = state_dir("run")
+    shutil.rmtree(state)
     ports = Ports.offset(OFFSET)
     process, lines = _start(state)
     try:
