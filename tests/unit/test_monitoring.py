@@ -383,3 +383,10 @@ def test_monitoring_is_enabled_and_outputs_are_wired() -> None:
 @pytest.mark.parametrize("name", sorted(log_metrics()))
 def test_log_metrics_are_named_under_the_prefix(name: str) -> None:
     assert log_metrics()[name]["name"] == f"${{var.name_prefix}}/{name}"
+
+
+def test_every_monitoring_variable_is_validated() -> None:
+    for name, spec in variables(MON).items():
+        assert spec.get("validation"), f"variable {name} has no validation"
+    for name in ("alert_email", "alert_notification_channels", "api_latency_p95_seconds", "booking_slo_goal"):
+        assert variables(TF)[name].get("validation"), name
