@@ -168,7 +168,9 @@ module "functions" {
   smtp_port               = var.smtp_port
   smtp_starttls           = var.smtp_starttls
   mail_from               = var.mail_from
-  reminder_offsets        = var.reminder_offsets
+  # The web app is served at the first domain's root (module.web).
+  public_url       = "https://${var.domains[0]}"
+  reminder_offsets = var.reminder_offsets
 
   max_upcoming_appointments = var.max_upcoming_appointments
   max_changes_per_hour      = var.max_changes_per_hour

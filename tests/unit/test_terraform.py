@@ -642,6 +642,7 @@ def test_the_production_contract_variables_are_all_set() -> None:
         "NOTIFY_URL", "TASKS_SERVICE_ACCOUNT", "TASKS_MAX_ATTEMPTS", "VERIFY_OIDC",
         "OIDC_AUDIENCE", "NOTIFY_INVOKERS", "PUBSUB_TOPIC", "SMTP_HOST", "SMTP_PORT",
         "SMTP_STARTTLS", "MAIL_FROM", "SMTP_USERNAME", "SMTP_PASSWORD", "REMINDER_OFFSETS",
+        "PUBLIC_URL",
     }  # fmt: skip
     assert required <= _env_names_set_by_terraform()
 

@@ -239,3 +239,17 @@ def test_the_terraform_tool_outputs_command_fails_on_a_bad_config(tmp_path: Path
     (tmp_path / "main.tf").write_text('output "x" {\n  value = local.missing\n}\n')
     result = terraform("outputs", str(tmp_path))
     assert result.returncode != 0
+
+
+def test_emails_link_to_the_app_at_the_first_domain() -> None:
+    functions = locals_(module_dir("functions"))
+    assert functions["notify_env"]["PUBLIC_URL"] == "${var.public_url}"
+    assert module_calls()["functions"]["public_url"] == "https://${var.domains[0]}"
+
+
+def test_a_public_url_with_a_path_or_a_slash_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "main.tf").write_text(block(module_dir("functions") / "variables.tf", "variable", "public_url"))
+    assert terraform("plan", str(tmp_path), "-var", "public_url=https://clinic.example").returncode == 0
+    for bad in ("https://clinic.example/", "http://clinic.example", "https://clinic.example/app"):
+        refused = terraform("plan", str(tmp_path), "-var", f"public_url={bad}")
+        assert refused.returncode != 0 and "Invalid value for variable" in refused.stdout, bad

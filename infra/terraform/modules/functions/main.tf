@@ -96,6 +96,8 @@ locals {
     SMTP_PORT                 = tostring(var.smtp_port)
     SMTP_STARTTLS             = tostring(var.smtp_starttls)
     MAIL_FROM                 = var.mail_from
+    # Every email links to the appointment in the web app: PUBLIC_URL/#/appointments/ID.
+    PUBLIC_URL = var.public_url
   }
 }
 

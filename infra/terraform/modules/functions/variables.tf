@@ -141,6 +141,16 @@ variable "mail_from" {
   description = "From header of every message (MAIL_FROM)."
 }
 
+variable "public_url" {
+  type        = string
+  description = "The web app's address (PUBLIC_URL): every email links to PUBLIC_URL/#/appointments/ID."
+
+  validation {
+    condition     = can(regex("^https://[^/\\s]+$", var.public_url))
+    error_message = "public_url is https://host, without a path or a trailing slash."
+  }
+}
+
 variable "reminder_offsets" {
   type        = string
   description = "REMINDER_OFFSETS, e.g. \"24h,2h\"."
