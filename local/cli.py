@@ -67,7 +67,7 @@ def _with_database() -> Iterator[None]:
 
 def _ports() -> Ports:
     """The local stack's ports; CLINIC_PORT_OFFSET moves every one, for a second stack
-    beside the first (and these commands then reach that one)."""
+    beside the first (a running stack's own are read from its .local/stack.json)."""
     from local.stack import Ports
 
     return Ports.offset(int(os.environ.get("CLINIC_PORT_OFFSET") or "0"))

@@ -120,9 +120,15 @@ def this_checkouts(state: Path | None = None) -> Running | None:
 
 def check_database_is_ours(url: str, pgdata: Path) -> None:
     """Refused unless the server at `url` keeps its data in this checkout's `pgdata`."""
-    from local.postgres import connect_native
+    import pg8000
 
-    conn = connect_native(url, timeout=5)
+    from local.postgres import connect_native
+    from shared.errors import DatabaseUnavailable
+
+    try:
+        conn = connect_native(url, timeout=5)
+    except (OSError, pg8000.InterfaceError) as error:
+        raise DatabaseUnavailable(f"{url} does not answer ({error})") from None
     try:
         [[data_directory]] = conn.run("SELECT current_setting('data_directory')")
     finally:

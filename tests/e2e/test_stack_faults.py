@@ -34,6 +34,8 @@ from tests.helpers import TEST_SLOT, state_dir
 
 # Beside test_local_stack.py's stack (6000 + 100 * slot) and the e2e session's.
 OFFSET = 6050 + 100 * TEST_SLOT
+# What this test process may hold of other stacks (local.events.pull sets the emulator's host).
+OTHER_STACKS = {"DATABASE_URL", "TEST_DATABASE_URL", "PUBSUB_EMULATOR_HOST"}
 
 
 @dataclass
@@ -62,7 +64,7 @@ class Supervised:
 
 def clinic(*args: str, state: Path, offset: int | None = None) -> subprocess.CompletedProcess[str]:
     """A `clinic` command as a developer types it in this checkout (no DATABASE_URL)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL", "CLINIC_PORT_OFFSET")}
+    env = {k: v for k, v in os.environ.items() if k not in OTHER_STACKS | {"CLINIC_PORT_OFFSET"}}
     env["CLINIC_STATE_DIR"] = str(state)
     if offset is not None:
         env["CLINIC_PORT_OFFSET"] = str(offset)
@@ -77,7 +79,7 @@ def stack() -> Iterator[Supervised]:
     # running stack's data directory with them.
     state = state_dir("faults")
     shutil.rmtree(state)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in OTHER_STACKS}
     env.update(
         {
             "CLINIC_STATE_DIR": str(state),

@@ -18,6 +18,7 @@ def no_database_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.delenv("INSTANCE_CONNECTION_NAME", raising=False)
     monkeypatch.delenv("CLINIC_PORT_OFFSET", raising=False)
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
     monkeypatch.setattr("local.paths.STATE", tmp_path)
     monkeypatch.setattr(running, "STATE", tmp_path)
     return tmp_path

@@ -34,13 +34,16 @@ DESKTOP = {"width": 1280, "height": 900}
 expect.set_options(timeout=15_000)
 
 
-@pytest.fixture(scope="session")
+# The browser tests' package, not the session: Playwright's sync API keeps an event loop
+# running in the main thread while it is open, and every later asyncio.run() (the gateway's
+# and ASGI unit tests) failed with "cannot be called from a running event loop".
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is missing at {CHROMIUM}: run `make browser` (apt-get install chromium)")
