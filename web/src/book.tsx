@@ -83,6 +83,11 @@ export function Book({ route, role }: { route: Route; role: Role }) {
     <Page title={title}>
       {moving ? <Notice>Moving the appointment of {when(moving.start_time, moving.end_time)}: choose its new time.</Notice> : null}
       {patient ? <Notice>Booking for {patient.name} ({patient.email}).</Notice> : null}
+      {role === "admin" && !patientId && !moveId ? (
+        <p>
+          To book, first <a href={href("/desk")}>find the patient at the front desk</a>; here you can look at free times.
+        </p>
+      ) : null}
       <Alert error={doctorsError || patientError} />
       <div class="pickers">
         <label>
@@ -184,7 +189,7 @@ export function Book({ route, role }: { route: Route; role: Role }) {
           {slots && !slots.length ? <p>No free times this week. Try the next week.</p> : null}
         </section>
       ) : null}
-      {chosen && doctor ? (
+      {chosen && doctor && (role !== "admin" || patientId || moveId) ? (
         <section class="panel" aria-labelledby="chosen-title">
           <h2 id="chosen-title" tabIndex={-1} ref={panel}>
             {when(chosen.start_time, chosen.end_time)} with {doctor.name}
