@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from shared import outbox, paging
+from shared import outbox, paging, waitlist
 from shared.auth import Caller, require_role
 from shared.db import IntegrityViolation, Row, Tx, queries
 from shared.errors import (
@@ -23,6 +23,7 @@ from shared.errors import (
     Forbidden,
     NotFound,
     PatientBusy,
+    SlotHeld,
     SlotTaken,
     TooManyChanges,
     TooManyUpcoming,
@@ -218,6 +219,8 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         slot = tx.first(SQL.select_slot, id=body.slot_id)
         if slot is not None and slot["started"]:
             raise Unprocessable("this slot is in the past")
+        if slot is not None and slot["held"]:
+            raise SlotHeld("this slot is held for a patient on the waitlist; it is offered to them first")
         if slot is not None and cap is not None and upcoming >= cap:
             # The count the booking was refused on, not a new one: a cancel since then
             # must not turn the answer into a 404 for a slot that is there.
@@ -299,8 +302,15 @@ def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
         # Once the visit has begun the clinic records what became of it (COMPLETED,
         # NO_SHOW, or CANCELLED when the clinic called it off); the patient no longer can.
         raise TransitionNotAllowed("the appointment has started: only the clinic can cancel it now")
+    cancelling = body.status == "CANCELLED"
+    if cancelling and not row["started"]:
+        # The slot before the appointment (decision 0013): a booking racing this cancel
+        # then meets the hold written below, or fails at once on the BOOKED row.
+        waitlist.lock_slot(tx, row["slot_id"])
     updated = tx.one(SQL.update_status, id=appointment_id, status=body.status)
     outbox_ids = _audit(tx, updated, body.status, row["status"], caller, body.reason, {})
+    if cancelling and not row["started"]:
+        outbox_ids += waitlist.offer_freed_slot(tx, row["slot_id"], caller.id, "cancelled")
     return _public(updated), outbox_ids
 
 
@@ -326,6 +336,8 @@ def _move(
         raise NotFound("no such slot")
     if target["started"]:
         raise Unprocessable("the new slot is in the past")
+    if target["held_offer_id"] is not None:
+        raise SlotHeld("this slot is held for a patient on the waitlist")
     try:
         with tx.savepoint():
             updated = tx.one(
@@ -351,6 +363,8 @@ def _move(
         "to_end_time": _instant(target["end_time"]),
     }
     outbox_ids = _audit(tx, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
+    # The slot moved away from is free: held for the waitlist in this transaction.
+    outbox_ids += waitlist.offer_freed_slot(tx, row["slot_id"], caller.id, "moved away")
     return _public(updated), outbox_ids
 
 

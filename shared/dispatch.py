@@ -344,7 +344,7 @@ def _publish(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, 
         future = publisher.publish(
             topic,
             json.dumps(payload, sort_keys=True).encode(),
-            ordering_key=str(row["appointment_id"]),
+            ordering_key=str(row["ordering_key"]),
             retry=None,
             timeout=PUBLISH_TIMEOUT_S,
             type=str(payload.get("type", "")),
@@ -361,5 +361,5 @@ def _publish(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, 
             failed[row["id"]] = _summary(error)
             # A failed publish pauses its ordering key until resumed; the sweep
             # publishes the event again, in order.
-            publisher.resume_publish(topic, str(row["appointment_id"]))
+            publisher.resume_publish(topic, str(row["ordering_key"]))
     return published, failed

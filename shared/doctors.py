@@ -122,3 +122,17 @@ def list_free_slots(tx: Tx, doctor_id: UUID, query: SlotQuery) -> SlotList:
     if len(rows) > query.page_size:
         token = paging.encode({"doctor": str(doctor_id), "after": items[-1].start_time.isoformat()})
     return SlotList(items=items, next_page_token=token)
+
+
+def publish_slots_and_hold(
+    tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityWindow
+) -> tuple[PublishedSlots, list[int]]:
+    """Publishes the window, and holds each new slot a waiting entry matches for it, in
+    the same transaction (decision 0013); returns the outbox ids of the offers."""
+    from shared import waitlist
+
+    published = publish_slots(tx, caller, doctor_id, window)
+    ids: list[int] = []
+    for slot in published.items:
+        ids += waitlist.offer_freed_slot(tx, slot.id, caller.id, "published")
+    return published, ids

@@ -58,6 +58,18 @@ class SlotTaken(Conflict):
     title, type_ = "Slot taken", "/problems/slot-taken"
 
 
+class SlotHeld(Conflict):
+    title, type_ = "Slot held", "/problems/slot-held"
+
+
+class OfferEnded(Conflict):
+    title, type_ = "Offer ended", "/problems/offer-ended"
+
+
+class TooManyEntries(Conflict):
+    title, type_ = "Too many waitlist entries", "/problems/too-many-waitlist-entries"
+
+
 class PatientBusy(Conflict):
     title, type_ = "Overlapping appointment", "/problems/overlapping-appointment"
 

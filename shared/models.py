@@ -347,6 +347,76 @@ class AuditTrail(BaseModel):
     items: list[AuditEntry]
 
 
+# -- the waitlist (decision 0013) --------------------------------------------------------
+
+EntryStatus = Literal["WAITING", "OFFERED", "BOOKED", "LEFT", "ENDED"]
+
+
+class WaitlistCreate(Strict):
+    """Join a doctor's waitlist for the dates `from`..`to` (both included, the doctor's
+    days), optionally only for slots starting between `start` and `end` (the doctor's
+    local times of day)."""
+
+    doctor_id: UUID
+    from_: SaneDate = Field(alias="from")
+    to: SaneDate
+    start: Annotated[time, BeforeValidator(_clock_text)] | None = None
+    end: Annotated[time, BeforeValidator(_end_clock_text)] | None = None
+    patient_id: UserId | None = Field(default=None, description="Admin only: join for this patient")
+
+    @model_validator(mode="after")
+    def _range(self) -> WaitlistCreate:
+        if self.to < self.from_:
+            raise ValueError("'to' must not be before 'from'")
+        if (self.start is None) != (self.end is None):
+            raise ValueError("give both 'start' and 'end' times of day, or neither")
+        if self.start is not None and self.end is not None:
+            if any(t.second or t.microsecond for t in (self.start, self.end)):
+                raise ValueError("start and end are whole minutes (HH:MM)")
+            if self.end != time(0) and self.end <= self.start:
+                raise ValueError("'end' must be after 'start'")
+        return self
+
+
+class WaitlistQuery(Strict):
+    active: bool = Field(default=True, description="Only entries still waiting or offered")
+    page_size: PageSize = 50
+    page_token: str | None = Field(default=None, max_length=500)
+
+
+class Offer(BaseModel):
+    """The hold of a slot for this entry until `expires_at`."""
+
+    id: UUID
+    slot_id: UUID
+    start_time: datetime
+    end_time: datetime
+    expires_at: datetime
+
+
+class WaitlistEntry(BaseModel):
+    id: UUID
+    patient_id: UUID
+    doctor_id: UUID
+    range_start: datetime
+    range_end: datetime
+    start: time | None
+    end: time | None
+    status: EntryStatus
+    created_at: datetime
+    offer: Offer | None
+
+
+class WaitlistAnswer(BaseModel):
+    id: UUID
+    status: Literal["WAITING", "LEFT"]
+
+
+class WaitlistList(BaseModel):
+    items: list[WaitlistEntry]
+    next_page_token: str | None
+
+
 class Problem(BaseModel):
     type: str
     title: str

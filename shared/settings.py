@@ -105,6 +105,11 @@ class Settings(BaseModel):
     # any hour: each sends email and writes rows kept for good, so a script looping
     # book-cancel is stopped (409 too-many-changes) whatever addresses it comes from.
     max_changes_per_hour: int = Field(default=20, ge=1)
+    # The waitlist (decision 0013): active entries a patient may hold, how far ahead a
+    # freed slot must start to be offered, and how long an offer holds the slot.
+    waitlist_max_entries: int = Field(default=3, ge=1, le=50)
+    waitlist_lead_minutes: int = Field(default=120, ge=0, le=10_080)
+    hold_minutes: float = Field(default=15, gt=0, le=1_440)
 
     @field_validator("reminder_offsets", mode="before")
     @classmethod

@@ -5,7 +5,7 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import dispatch, retention
+from shared import dispatch, retention, waitlist
 from shared import notify as rules
 from shared.asgi import serve
 from shared.web import ApiRequest, Reply, Router
@@ -16,6 +16,8 @@ router = Router("notify")
 @router.route("POST", "/tasks/notify")
 def notify_task(req: ApiRequest) -> Reply:
     rules.verify_caller(req.headers)
+    if b'"offer_id"' in req.raw.get_data():
+        return 200, waitlist.run_task(req.body(waitlist.WaitlistTask))
     message = req.body(rules.TaskMessage)
     retry = rules.retry_count(req.header("X-CloudTasks-TaskRetryCount"))
     return 200, rules.deliver(message, retry).as_dict()
@@ -25,6 +27,8 @@ def notify_task(req: ApiRequest) -> Reply:
 def sweep_outbox(req: ApiRequest) -> Reply:
     rules.verify_caller(req.headers)
     result = dispatch.sweep()
+    # The safety net of the offers' expiry tasks (decision 0013).
+    result["offers_expired"] = waitlist.expire_due()
     result.update(retention.prune())
     return 200, result
 

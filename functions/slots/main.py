@@ -4,7 +4,7 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import doctors
+from shared import dispatch, doctors
 from shared.asgi import serve
 from shared.db import in_transaction, transaction
 from shared.models import AvailabilityWindow, DoctorCreate, DoctorQuery, SlotQuery
@@ -44,7 +44,10 @@ def list_slots(req: ApiRequest) -> Reply:
 def publish_slots(req: ApiRequest) -> Reply:
     caller, window = req.caller, req.body(AvailabilityWindow)
     # Overlapping windows published at once may deadlock on the slots' exclusion constraint.
-    published = in_transaction(lambda tx: doctors.publish_slots(tx, caller, req.params["doctor_id"], window))
+    published, outbox_ids = in_transaction(
+        lambda tx: doctors.publish_slots_and_hold(tx, caller, req.params["doctor_id"], window)
+    )
+    dispatch.after_commit(outbox_ids)
     return 201, published
 
 

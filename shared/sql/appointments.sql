@@ -1,5 +1,6 @@
 -- name: select_slot
-SELECT id, doctor_id, start_time, end_time, start_time <= now() AS started
+SELECT id, doctor_id, start_time, end_time, start_time <= now() AS started,
+       held_offer_id IS NOT NULL AS held
 FROM slots
 WHERE id = :id
 
@@ -50,6 +51,10 @@ WITH caller AS (
       AND (SELECT upcoming FROM patient_turn) < coalesce(CAST(:max_upcoming AS bigint), 9223372036854775807)
       AND (SELECT recent_changes FROM patient_turn) < coalesce(CAST(:max_changes AS bigint), 9223372036854775807)
       AND (SELECT ok FROM same_role)
+      -- Not held for a waiting patient. FOR SHARE waits for a freeing transaction's
+      -- hold (an UPDATE of this row) and re-checks this on what it committed (decision 0013).
+      AND held_offer_id IS NULL
+    FOR SHARE
 ), booked AS (
     INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
     SELECT id, CAST(:patient_id AS uuid), doctor_id, start_time, end_time, CAST(:reason AS text)
@@ -111,7 +116,7 @@ FOR UPDATE
 -- name: lock_slots
 -- Movers lock both slots in primary-key order, so two moves never deadlock.
 -- NO KEY UPDATE leaves bookings' foreign-key checks (KEY SHARE) unblocked.
-SELECT id, doctor_id, start_time, end_time, start_time <= now() AS started
+SELECT id, doctor_id, start_time, end_time, start_time <= now() AS started, held_offer_id
 FROM slots
 WHERE id = ANY(CAST(:ids AS uuid[]))
 ORDER BY id

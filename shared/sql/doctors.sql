@@ -40,5 +40,10 @@ WHERE s.doctor_id = :doctor_id
       SELECT 1 FROM appointments AS a
       WHERE a.slot_id = s.id AND a.status = 'BOOKED'
   )
+  -- Held for a waiting patient (probes waitlist_offers_one_open_per_slot).
+  AND NOT EXISTS (
+      SELECT 1 FROM waitlist_offers AS o
+      WHERE o.slot_id = s.id AND o.status = 'OFFERED'
+  )
 ORDER BY s.start_time
 LIMIT :limit

@@ -32,15 +32,16 @@ RETURNING id
 -- no connection held, and the sweep leaves fresh untried rows alone (claim_pending).
 -- An event waits while an older event of its appointment is still pending, so the
 -- sweep publishes an appointment's events in order.
-SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts
+SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts,
+       coalesce(o.ordering_key, CAST(o.appointment_id AS text)) AS ordering_key
 FROM outbox AS o
 WHERE o.id = ANY(CAST(:ids AS bigint[]))
   AND o.dispatched_at IS NULL
   AND ((o.target = 'TASK' AND CAST(:tasks AS boolean) AND o.deliver_at <= :horizon)
        OR (o.target = 'EVENT' AND CAST(:events AS boolean) AND NOT EXISTS (
            SELECT 1 FROM outbox AS older
-           WHERE older.appointment_id = o.appointment_id AND older.target = 'EVENT'
-             AND older.dispatched_at IS NULL AND older.id < o.id)))
+           WHERE (older.appointment_id = o.appointment_id OR older.ordering_key = o.ordering_key)
+             AND older.target = 'EVENT' AND older.dispatched_at IS NULL AND older.id < o.id)))
 ORDER BY o.id
 
 -- name: claim_pending
@@ -48,7 +49,8 @@ ORDER BY o.id
 -- horizon), oldest first; concurrent sweeps take disjoint rows. Events are due when
 -- written, so the horizon only holds back far-off tasks. A row not tried yet and
 -- younger than :settled belongs to the request that wrote it (after_commit).
-SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts
+SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts,
+       coalesce(o.ordering_key, CAST(o.appointment_id AS text)) AS ordering_key
 FROM outbox AS o
 WHERE o.dispatched_at IS NULL
   AND o.deliver_at <= :horizon
@@ -56,8 +58,8 @@ WHERE o.dispatched_at IS NULL
   AND ((o.target = 'TASK' AND CAST(:tasks AS boolean))
        OR (o.target = 'EVENT' AND CAST(:events AS boolean) AND NOT EXISTS (
            SELECT 1 FROM outbox AS older
-           WHERE older.appointment_id = o.appointment_id AND older.target = 'EVENT'
-             AND older.dispatched_at IS NULL AND older.id < o.id)))
+           WHERE (older.appointment_id = o.appointment_id OR older.ordering_key = o.ordering_key)
+             AND older.target = 'EVENT' AND older.dispatched_at IS NULL AND older.id < o.id)))
 ORDER BY o.deliver_at, o.id
 LIMIT :limit
 FOR UPDATE OF o SKIP LOCKED

@@ -46,9 +46,21 @@ DEFINITIONS: dict[str, type[BaseModel]] = {
     "AppointmentList": models.AppointmentList,
     "AuditEntry": models.AuditEntry,
     "AuditTrail": models.AuditTrail,
+    "WaitlistCreate": models.WaitlistCreate,
+    "Offer": models.Offer,
+    "WaitlistEntry": models.WaitlistEntry,
+    "WaitlistList": models.WaitlistList,
+    "WaitlistAnswer": models.WaitlistAnswer,
 }
 STRICT_MAX = models.Strict.model_config["str_max_length"]
-REQUESTS = {"DoctorCreate", "AvailabilityWindow", "PatientCreate", "AppointmentCreate", "AppointmentChange"}
+REQUESTS = {
+    "DoctorCreate",
+    "AvailabilityWindow",
+    "PatientCreate",
+    "AppointmentCreate",
+    "AppointmentChange",
+    "WaitlistCreate",
+}
 
 # operationId -> (query model, body model, success status -> response definition)
 OPERATIONS: dict[str, tuple[type[BaseModel] | None, str | None, dict[str, str]]] = {
@@ -65,6 +77,11 @@ OPERATIONS: dict[str, tuple[type[BaseModel] | None, str | None, dict[str, str]]]
     "getAppointment": (None, None, {"200": "Appointment"}),
     "changeAppointment": (None, "AppointmentChange", {"200": "Appointment"}),
     "getAppointmentAudit": (None, None, {"200": "AuditTrail"}),
+    "joinWaitlist": (None, "WaitlistCreate", {"201": "WaitlistEntry"}),
+    "listWaitlist": (models.WaitlistQuery, None, {"200": "WaitlistList"}),
+    "leaveWaitlist": (None, None, {"200": "WaitlistAnswer"}),
+    "acceptOffer": (None, None, {"200": "Appointment"}),
+    "declineOffer": (None, None, {"200": "WaitlistAnswer"}),
 }
 
 
@@ -210,6 +227,7 @@ def test_arrays_hold_the_documented_items(spec: dict[str, Any]) -> None:
         "PublishedSlots": "Slot",
         "AppointmentList": "Appointment",
         "AuditTrail": "AuditEntry",
+        "WaitlistList": "WaitlistEntry",
     }
     for name, item in items.items():
         annotation = DEFINITIONS[name].model_fields["items"].annotation

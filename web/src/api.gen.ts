@@ -121,6 +121,46 @@ export interface AuditTrail {
   items: AuditEntry[];
 }
 
+export interface WaitlistCreate {
+  doctor_id: string;
+  from: string;
+  to: string;
+  start?: string | null;
+  end?: string | null;
+  patient_id?: string | null;
+}
+
+export interface Offer {
+  id: string;
+  slot_id: string;
+  start_time: string;
+  end_time: string;
+  expires_at: string;
+}
+
+export interface WaitlistEntry {
+  id: string;
+  patient_id: string;
+  doctor_id: string;
+  range_start: string;
+  range_end: string;
+  start: string | null;
+  end: string | null;
+  status: "WAITING" | "OFFERED" | "BOOKED" | "LEFT" | "ENDED";
+  created_at: string;
+  offer: Offer | null;
+}
+
+export interface WaitlistList {
+  items: WaitlistEntry[];
+  next_page_token: string | null;
+}
+
+export interface WaitlistAnswer {
+  id: string;
+  status: "WAITING" | "LEFT";
+}
+
 export interface Operations {
   listDoctors: {
     path: {};
@@ -213,6 +253,41 @@ export interface Operations {
     body: undefined;
     response: AuditTrail;
   };
+  joinWaitlist: {
+    path: {};
+    query: {};
+    headers: {};
+    body: WaitlistCreate;
+    response: WaitlistEntry;
+  };
+  listWaitlist: {
+    path: {};
+    query: { active?: boolean; page_size?: number; page_token?: string };
+    headers: {};
+    body: undefined;
+    response: WaitlistList;
+  };
+  leaveWaitlist: {
+    path: { entry_id: string };
+    query: {};
+    headers: {};
+    body: undefined;
+    response: WaitlistAnswer;
+  };
+  acceptOffer: {
+    path: { entry_id: string };
+    query: {};
+    headers: {};
+    body: undefined;
+    response: Appointment;
+  };
+  declineOffer: {
+    path: { entry_id: string };
+    query: {};
+    headers: {};
+    body: undefined;
+    response: WaitlistAnswer;
+  };
 }
 
 export const OPERATIONS: { [K in keyof Operations]: readonly [string, string] } = {
@@ -229,4 +304,9 @@ export const OPERATIONS: { [K in keyof Operations]: readonly [string, string] } 
   getAppointment: ["GET", "/appointments/{appointment_id}"],
   changeAppointment: ["PATCH", "/appointments/{appointment_id}"],
   getAppointmentAudit: ["GET", "/appointments/{appointment_id}/audit"],
+  joinWaitlist: ["POST", "/waitlist"],
+  listWaitlist: ["GET", "/waitlist"],
+  leaveWaitlist: ["DELETE", "/waitlist/{entry_id}"],
+  acceptOffer: ["POST", "/waitlist/{entry_id}/accept"],
+  declineOffer: ["POST", "/waitlist/{entry_id}/decline"],
 };

@@ -26,7 +26,7 @@ locals {
   # Which requests make up each route class, by the labels of api_requests and api_latencies.
   route_classes = {
     slots  = "metric.labels.resource=\"doctors\""
-    book   = "metric.labels.resource=monitoring.regex.full_match(\"appointments|patients\") AND metric.labels.method=monitoring.regex.full_match(\"GET|HEAD|POST\")"
+    book   = "metric.labels.resource=monitoring.regex.full_match(\"appointments|patients|waitlist\") AND metric.labels.method=monitoring.regex.full_match(\"GET|HEAD|POST|DELETE\")"
     cancel = "metric.labels.resource=\"appointments\" AND metric.labels.method=\"PATCH\""
   }
   # The SLO's requests: POST /appointments (book) and PATCH /appointments/{id} (cancel, move).

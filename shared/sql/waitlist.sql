@@ -1,0 +1,194 @@
+-- name: select_doctor_zone
+SELECT user_id AS id, timezone FROM doctors_profiles WHERE user_id = :doctor_id
+
+-- name: count_active_entries
+-- After the patient's waitlist turn, so two joins at once cannot both pass the cap.
+SELECT count(*) AS active
+FROM waitlist_entries
+WHERE patient_id = :patient_id AND status IN ('WAITING', 'OFFERED') AND range_end > now()
+
+-- name: take_waitlist_turn
+SELECT pg_advisory_xact_lock(2, hashtext(CAST(CAST(:patient_id AS uuid) AS text))) AS taken
+
+-- name: insert_entry
+WITH entry AS (
+    INSERT INTO waitlist_entries (patient_id, doctor_id, range_start, range_end, day_start, day_end, created_by)
+    VALUES (:patient_id, :doctor_id, :range_start, :range_end, CAST(:day_start AS time), CAST(:day_end AS time), :actor_id)
+    RETURNING id, patient_id, doctor_id, range_start, range_end, day_start, day_end, status, created_at
+), event AS (
+    INSERT INTO waitlist_events (entry_id, action, actor_id, details)
+    SELECT id, 'JOINED', CAST(:actor_id AS uuid), '{}' FROM entry
+    RETURNING id, occurred_at
+)
+SELECT e.id, e.patient_id, e.doctor_id, e.range_start, e.range_end, e.day_start, e.day_end, e.status,
+       e.created_at, ev.id AS event_id, ev.occurred_at
+FROM entry AS e CROSS JOIN event AS ev
+
+-- name: list_entries
+-- With each entry's open offer (the hold), if any.
+SELECT e.id, e.patient_id, e.doctor_id, e.range_start, e.range_end, e.day_start, e.day_end,
+       e.status, e.created_at, e.range_end <= now() AS past,
+       o.id AS offer_id, o.slot_id AS offer_slot_id, o.expires_at AS offer_expires_at,
+       s.start_time AS offer_start_time, s.end_time AS offer_end_time
+FROM waitlist_entries AS e
+LEFT JOIN waitlist_offers AS o ON o.entry_id = e.id AND o.status = 'OFFERED'
+LEFT JOIN slots AS s ON s.id = o.slot_id
+WHERE (CAST(:patient_id AS uuid) IS NULL OR e.patient_id = :patient_id)
+  AND (CAST(:doctor_id AS uuid) IS NULL OR e.doctor_id = :doctor_id)
+  AND (CAST(:active AS boolean) IS NOT TRUE OR (e.status IN ('WAITING', 'OFFERED') AND e.range_end > now()))
+  AND (CAST(:after_created AS timestamptz) IS NULL
+       OR (e.created_at, e.id) > (CAST(:after_created AS timestamptz), CAST(:after_id AS uuid)))
+ORDER BY e.created_at, e.id
+LIMIT :limit
+
+-- name: lock_entry
+SELECT e.id, e.patient_id, e.doctor_id, e.range_start, e.range_end, e.day_start, e.day_end,
+       e.status, e.created_at, e.range_end <= now() AS past
+FROM waitlist_entries AS e
+WHERE e.id = :id
+FOR UPDATE
+
+-- name: update_entry_status
+UPDATE waitlist_entries
+SET status = CAST(:status AS waitlist_entry_status), updated_at = now()
+WHERE id = :id
+RETURNING id, patient_id, doctor_id, range_start, range_end, day_start, day_end, status, created_at
+
+-- name: insert_event
+INSERT INTO waitlist_events (entry_id, offer_id, slot_id, action, actor_id, details)
+VALUES (:entry_id, :offer_id, :slot_id, CAST(:action AS waitlist_action), :actor_id, CAST(:details AS jsonb))
+RETURNING id, occurred_at
+
+-- name: lock_slot_for_change
+-- Every transaction that frees a slot locks it first, before it changes the appointment
+-- on it (decision 0013): a booking holding FOR SHARE then fails on the still-BOOKED row
+-- instead of the two waiting for each other.
+SELECT id, doctor_id, start_time, end_time, held_offer_id
+FROM slots
+WHERE id = :id
+FOR NO KEY UPDATE
+
+-- name: hold_slot_for_next_entry
+-- The hold, in one statement: the earliest-joined waiting entry that matches the free
+-- slot (decision 0013) gets an offer, the slot row names it (the UPDATE a booking's
+-- FOR SHARE waits for), the entry becomes OFFERED, the trail says so. The entry is
+-- locked, and re-checked after a wait (a concurrent hold of another slot may have
+-- offered it one: then the next entry). No row: no match, the slot stays free.
+WITH slot AS (
+    SELECT s.id, s.doctor_id, s.start_time, s.end_time, d.timezone
+    FROM slots AS s
+    JOIN doctors_profiles AS d ON d.user_id = s.doctor_id
+    WHERE s.id = :slot_id
+      AND s.held_offer_id IS NULL
+      AND s.start_time > now() + make_interval(mins => CAST(:lead_minutes AS integer))
+      AND NOT EXISTS (SELECT 1 FROM appointments AS a WHERE a.slot_id = s.id AND a.status = 'BOOKED')
+), entry AS (
+    SELECT e.id, e.patient_id
+    FROM waitlist_entries AS e
+    WHERE e.doctor_id = (SELECT doctor_id FROM slot)
+      AND e.status = 'WAITING'
+      AND e.range_start <= (SELECT start_time FROM slot)
+      AND e.range_end > (SELECT start_time FROM slot)
+      AND (e.day_start IS NULL OR (
+          CAST((SELECT start_time AT TIME ZONE timezone FROM slot) AS time) >= e.day_start
+          AND CAST((SELECT start_time AT TIME ZONE timezone FROM slot) AS time) < e.day_end))
+      AND NOT EXISTS (
+          SELECT 1 FROM waitlist_offers AS o WHERE o.entry_id = e.id AND o.slot_id = :slot_id)
+      AND NOT EXISTS (
+          SELECT 1 FROM appointments AS a
+          WHERE a.patient_id = e.patient_id AND a.status = 'BOOKED'
+            AND tstzrange(a.start_time, a.end_time) && (SELECT tstzrange(start_time, end_time) FROM slot))
+    ORDER BY e.created_at, e.id
+    LIMIT 1
+    FOR UPDATE OF e
+), offer AS (
+    INSERT INTO waitlist_offers (entry_id, slot_id, expires_at)
+    SELECT entry.id, slot.id, now() + make_interval(secs => CAST(:hold_seconds AS double precision))
+    FROM entry CROSS JOIN slot
+    RETURNING id, entry_id, slot_id, status, offered_at, expires_at
+), held AS (
+    UPDATE slots SET held_offer_id = offer.id
+    FROM offer
+    WHERE slots.id = offer.slot_id
+    RETURNING slots.id
+), offered_entry AS (
+    UPDATE waitlist_entries SET status = 'OFFERED', updated_at = now()
+    FROM offer
+    WHERE waitlist_entries.id = offer.entry_id
+    RETURNING waitlist_entries.id
+), event AS (
+    INSERT INTO waitlist_events (entry_id, offer_id, slot_id, action, actor_id, details)
+    SELECT offer.entry_id, offer.id, offer.slot_id, 'OFFERED', CAST(:actor_id AS uuid),
+           jsonb_build_object('expires_at', offer.expires_at, 'freed_by', CAST(:freed_by AS text))
+    FROM offer
+    RETURNING id, occurred_at
+)
+SELECT o.id, o.entry_id, o.slot_id, o.status, o.offered_at, o.expires_at, en.patient_id,
+       s.doctor_id, s.start_time, s.end_time, ev.id AS event_id, ev.occurred_at,
+       (SELECT count(*) FROM held) + (SELECT count(*) FROM offered_entry) AS written
+FROM offer AS o
+CROSS JOIN entry AS en
+CROSS JOIN slot AS s
+CROSS JOIN event AS ev
+
+-- name: lock_offer
+-- Accept, decline and expiry lock the offer first, then the slot: the first of them
+-- ends it; the others find it no longer OFFERED.
+SELECT o.id, o.entry_id, o.slot_id, o.status, o.offered_at, o.expires_at, o.appointment_id,
+       o.expires_at <= now() AS expired, e.patient_id, e.doctor_id,
+       s.start_time, s.end_time
+FROM waitlist_offers AS o
+JOIN waitlist_entries AS e ON e.id = o.entry_id
+JOIN slots AS s ON s.id = o.slot_id
+WHERE o.id = :id
+FOR UPDATE OF o
+
+-- name: release_hold
+-- The slot is locked by the caller; the hold is cleared only if it is still this offer's.
+UPDATE slots SET held_offer_id = NULL
+WHERE id = :slot_id AND held_offer_id = :offer_id
+RETURNING id
+
+-- name: end_offer
+UPDATE waitlist_offers
+SET status = CAST(:status AS waitlist_offer_status), ended_at = now(), appointment_id = :appointment_id
+WHERE id = :id AND status = 'OFFERED'
+RETURNING id, entry_id, slot_id, status, offered_at, expires_at, ended_at, appointment_id
+
+-- name: list_expired_offers
+-- The sweep's safety net: open offers past their time (the expiry task was lost or late).
+SELECT id FROM waitlist_offers
+WHERE status = 'OFFERED' AND expires_at <= now()
+ORDER BY expires_at
+LIMIT :limit
+
+
+-- name: list_entry_events
+SELECT id, entry_id, offer_id, slot_id, action, actor_id, details, occurred_at
+FROM waitlist_events
+WHERE entry_id = :entry_id
+ORDER BY id
+
+-- name: insert_waitlist_outbox_rows
+-- A waitlist step's messages, with the slot as the events' ordering key.
+INSERT INTO outbox (appointment_id, target, name, payload, deliver_at, ordering_key)
+SELECT NULL, r.target, r.name, r.payload, r.deliver_at, CAST(:ordering_key AS text)
+FROM jsonb_to_recordset(CAST(:rows AS jsonb))
+     AS r (target outbox_target, name text, payload jsonb, deliver_at timestamptz)
+ON CONFLICT (target, name) DO NOTHING
+RETURNING id
+
+-- name: lock_offer_message
+SELECT o.id, o.status, o.emailed_at, o.expires_at, s.start_time, s.end_time, u.email, u.name,
+       du.name AS doctor_name, d.timezone
+FROM waitlist_offers AS o
+JOIN waitlist_entries AS e ON e.id = o.entry_id
+JOIN users AS u ON u.id = e.patient_id
+JOIN slots AS s ON s.id = o.slot_id
+JOIN doctors_profiles AS d ON d.user_id = s.doctor_id
+JOIN users AS du ON du.id = s.doctor_id
+WHERE o.id = :id
+FOR UPDATE OF o
+
+-- name: mark_offer_emailed
+UPDATE waitlist_offers SET emailed_at = now() WHERE id = :id

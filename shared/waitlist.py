@@ -1,0 +1,491 @@
+"""The waitlist (decision 0013): joining, leaving, and the hold of a freed slot for the
+earliest-joined matching entry, offered, accepted, declined or expired.
+
+A use case reads as its steps: authorise, lock, check, write, trail, outbox. A hold is
+written in the transaction that freed the slot (`offer_freed_slot`), and the slot row
+carries it, so a booking that raced the freeing transaction sees it (decision 0013).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, time, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+from typing import Any, Literal
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared import mail, paging
+from shared.auth import Caller
+from shared.db import Row, Tx, queries, transaction
+from shared.errors import Forbidden, NotFound, OfferEnded, TooManyEntries, Unprocessable
+from shared.models import (
+    Appointment,
+    AppointmentCreate,
+    Offer,
+    WaitlistCreate,
+    WaitlistEntry,
+    WaitlistList,
+    WaitlistQuery,
+)
+from shared.settings import get_settings
+from shared.users import check_reader, ensure_user
+
+SQL = queries("waitlist")
+USERS = queries("users")
+log = logging.getLogger(__name__)
+
+# How far ahead an entry's range may reach.
+MAX_AHEAD = timedelta(days=366)
+
+# -- who may do what (the waitlist's rows of the access policy) --------------------------
+
+Action = Literal["join", "list", "leave", "answer"]
+Scope = Literal["own", "doctor", "any"]
+# role -> action -> scope: "own" a patient's own entries, "doctor" entries for that
+# doctor, "any" everyone's. No row: refused. Another patient's entry reads as missing.
+GRANTS: dict[str, dict[Action, Scope]] = {
+    "patient": {"join": "own", "list": "own", "leave": "own", "answer": "own"},
+    "doctor": {"list": "doctor"},
+    "admin": {"join": "any", "list": "any", "leave": "any", "answer": "any"},
+}
+
+
+def authorise(caller: Caller, action: Action, entry: Row | None = None) -> Scope:
+    """The scope the caller has for `action`; on an entry, NotFound unless it is in it."""
+    scope = GRANTS.get(caller.role, {}).get(action)
+    if scope is None:
+        raise Forbidden(f"a {caller.role} may not {action} waitlist entries")
+    if entry is not None and not _in_scope(caller, scope, entry):
+        raise NotFound("no such waitlist entry")
+    return scope
+
+
+def _in_scope(caller: Caller, scope: Scope, entry: Row) -> bool:
+    if scope == "any":
+        return True
+    if scope == "doctor":
+        return bool(entry["doctor_id"] == caller.id)
+    return bool(entry["patient_id"] == caller.id)
+
+
+# -- joining, listing, leaving ---------------------------------------------------------
+
+
+def join(tx: Tx, caller: Caller, body: WaitlistCreate) -> tuple[WaitlistEntry, list[int]]:
+    scope = authorise(caller, "join")
+    ensure_user(tx, caller)
+    if scope == "own":
+        if body.patient_id not in (None, caller.id):
+            raise Forbidden("a patient joins only for themself")
+        patient_id = caller.id
+        # As a first booking does: a patient who never filled in a profile gets one, empty.
+        tx.execute(USERS.insert_patient_profile_if_missing, user_id=caller.id)
+    else:
+        if body.patient_id is None:
+            raise Unprocessable("the front desk joins for a patient: give 'patient_id'")
+        patient_id = body.patient_id
+    if tx.first(USERS.select_patient, user_id=patient_id) is None:
+        raise NotFound("no such patient")
+    doctor = tx.first(SQL.select_doctor_zone, doctor_id=body.doctor_id)
+    if doctor is None:
+        raise NotFound("no such doctor")
+    range_start, range_end = _range(body, doctor["timezone"])
+    now = datetime.now(UTC)
+    if range_end <= now:
+        raise Unprocessable("the range is in the past")
+    if range_start > now + MAX_AHEAD:
+        raise Unprocessable("the range starts more than a year ahead")
+    if range_end > now + MAX_AHEAD + timedelta(days=1):
+        raise Unprocessable("the range reaches more than a year ahead")
+    settings = get_settings()
+    tx.execute(SQL.take_waitlist_turn, patient_id=patient_id)
+    active = int(tx.one(SQL.count_active_entries, patient_id=patient_id)["active"])
+    if active >= settings.waitlist_max_entries:
+        raise TooManyEntries(
+            f"the patient already waits on {active} waitlists, the most allowed is"
+            f" {settings.waitlist_max_entries}; leave one to join another"
+        )
+    row = tx.one(
+        SQL.insert_entry,
+        patient_id=patient_id,
+        doctor_id=body.doctor_id,
+        range_start=range_start,
+        range_end=range_end,
+        day_start=None if body.start is None else body.start.isoformat(),
+        day_end=None if body.end is None else _day_end(body.end).isoformat(),
+        actor_id=caller.id,
+    )
+    ids = _outbox(tx, str(row["doctor_id"]), [_event("joined", row, None, row["event_id"], row["occurred_at"])])
+    return _entry(row), ids
+
+
+def _range(body: WaitlistCreate, zone_name: str) -> tuple[datetime, datetime]:
+    """The doctor's days `from`..`to`, as instants (midnight to midnight in their zone)."""
+    zone = ZoneInfo(zone_name)
+    start = datetime.combine(body.from_, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(body.to + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def _day_end(end: time) -> time:
+    # 24:00 (read as 00:00) ends the day: the last instant of it, as a time can hold.
+    return time(23, 59, 59, 999999) if end == time(0) else end
+
+
+def list_entries(tx: Tx, caller: Caller, query: WaitlistQuery) -> WaitlistList:
+    scope = authorise(caller, "list")
+    check_reader(tx, caller)
+    after = paging.decode(query.page_token, {"created": paging.timestamp, "id": paging.uuid})
+    rows = tx.all(
+        SQL.list_entries,
+        patient_id=caller.id if scope == "own" else None,
+        doctor_id=caller.id if scope == "doctor" else None,
+        active=query.active,
+        after_created=after["created"] if after else None,
+        after_id=after["id"] if after else None,
+        limit=query.page_size + 1,
+    )
+    items = [_entry(row) for row in rows[: query.page_size]]
+    token = None
+    if len(rows) > query.page_size:
+        token = paging.encode({"created": items[-1].created_at.isoformat(), "id": items[-1].id})
+    return WaitlistList(items=items, next_page_token=token)
+
+
+def leave(tx: Tx, caller: Caller, entry_id: UUID) -> list[int]:
+    """Leaves the waitlist; an open offer is declined with it (the slot goes on)."""
+    ensure_user(tx, caller)
+    entry = _locked_entry(tx, caller, "leave", entry_id)
+    if entry["status"] in ("LEFT", "BOOKED"):
+        return []  # already over: leaving again changes nothing
+    ids: list[int] = []
+    if entry["status"] == "OFFERED":
+        offer = _open_offer_of(tx, entry_id)
+        if offer is not None:
+            ids += _end_offer(tx, offer, "DECLINED", caller.id, entry_status="LEFT")
+    updated = tx.one(SQL.update_entry_status, id=entry_id, status="LEFT")
+    event = tx.one(
+        SQL.insert_event,
+        entry_id=entry_id,
+        offer_id=None,
+        slot_id=None,
+        action="LEFT",
+        actor_id=caller.id,
+        details="{}",
+    )
+    ids += _outbox(tx, str(updated["doctor_id"]), [_event("left", updated, None, event["id"], event["occurred_at"])])
+    return ids
+
+
+def _locked_entry(tx: Tx, caller: Caller, action: Action, entry_id: UUID) -> Row:
+    authorise(caller, action)
+    entry = tx.first(SQL.lock_entry, id=entry_id)
+    if entry is None:
+        raise NotFound("no such waitlist entry")
+    authorise(caller, action, entry)
+    return entry
+
+
+def _open_offer_of(tx: Tx, entry_id: UUID) -> Row | None:
+    row = tx.first(
+        "SELECT id FROM waitlist_offers WHERE entry_id = :entry_id AND status = 'OFFERED'", entry_id=entry_id
+    )
+    return None if row is None else tx.one(SQL.lock_offer, id=row["id"])
+
+
+# -- the hold -------------------------------------------------------------------------
+
+
+def lock_slot(tx: Tx, slot_id: UUID) -> Row | None:
+    """The first step of every change that may free the slot (decision 0013)."""
+    return tx.first(SQL.lock_slot_for_change, id=slot_id)
+
+
+def offer_freed_slot(tx: Tx, slot_id: UUID, actor_id: UUID | None, freed_by: str) -> list[int]:
+    """Holds a slot that just became free for the earliest-joined matching entry, in the
+    caller's transaction; returns the outbox ids (the email, the expiry, the event).
+    Nothing when no entry matches: the slot is free to everyone."""
+    settings = get_settings()
+    row = tx.first(
+        SQL.hold_slot_for_next_entry,
+        slot_id=slot_id,
+        lead_minutes=settings.waitlist_lead_minutes,
+        hold_seconds=settings.hold_minutes * 60,
+        actor_id=actor_id,
+        freed_by=freed_by,
+    )
+    if row is None:
+        return []
+    offer_id = str(row["id"])
+    expiry_name = f"offer-{offer_id}-expiry"
+    email_name = f"offer-{offer_id}-email"
+    return _outbox(
+        tx,
+        str(row["slot_id"]),
+        [
+            _task(email_name, {"message_key": email_name, "offer_id": offer_id, "kind": "WAITLIST_OFFER"}, None),
+            _task(
+                expiry_name,
+                {"message_key": expiry_name, "offer_id": offer_id, "kind": "OFFER_EXPIRY"},
+                row["expires_at"],
+            ),
+            _event("offered", {"id": row["entry_id"], **row}, row, row["event_id"], row["occurred_at"]),
+        ],
+    )
+
+
+def accept(tx: Tx, caller: Caller, entry_id: UUID) -> tuple[Appointment, list[int]]:
+    """Books the held slot for the entry's patient. Idempotent: accepting an offer already
+    accepted answers its appointment."""
+    ensure_user(tx, caller)
+    entry = _entry_for_answer(tx, caller, entry_id)
+    offer = _open_offer_of(tx, entry_id)
+    if offer is None:
+        done = tx.first(
+            "SELECT appointment_id FROM waitlist_offers WHERE entry_id = :entry_id AND status = 'ACCEPTED'"
+            " ORDER BY ended_at DESC LIMIT 1",
+            entry_id=entry_id,
+        )
+        if done is not None:
+            from shared import appointments
+
+            return appointments.get_appointment(tx, caller, done["appointment_id"]), []
+        raise OfferEnded("there is no open offer on this waitlist entry (it expired or was declined)")
+    if offer["expired"]:
+        raise OfferEnded("the offer has expired")
+    lock_slot(tx, offer["slot_id"])
+    tx.one(SQL.release_hold, slot_id=offer["slot_id"], offer_id=offer["id"])
+    booking = AppointmentCreate(
+        slot_id=offer["slot_id"], patient_id=None if caller.role == "patient" else entry["patient_id"]
+    )
+    from shared import appointments  # appointments calls this module when a slot frees
+
+    appointment, ids = appointments.book(tx, caller, booking)
+    ended = tx.one(SQL.end_offer, id=offer["id"], status="ACCEPTED", appointment_id=appointment.id)
+    updated = tx.one(SQL.update_entry_status, id=entry_id, status="BOOKED")
+    event = tx.one(
+        SQL.insert_event,
+        entry_id=entry_id,
+        offer_id=offer["id"],
+        slot_id=offer["slot_id"],
+        action="ACCEPTED",
+        actor_id=caller.id,
+        details=json.dumps({"appointment_id": str(appointment.id)}),
+    )
+    ids += _outbox(
+        tx, str(offer["slot_id"]), [_event("accepted", updated, {**offer, **ended}, event["id"], event["occurred_at"])]
+    )
+    return appointment, ids
+
+
+def decline(tx: Tx, caller: Caller, entry_id: UUID) -> list[int]:
+    """Declines the open offer; the slot goes to the next matching entry, or is free."""
+    ensure_user(tx, caller)
+    _entry_for_answer(tx, caller, entry_id)
+    offer = _open_offer_of(tx, entry_id)
+    if offer is None:
+        raise OfferEnded("there is no open offer on this waitlist entry")
+    return _end_offer(tx, offer, "DECLINED", caller.id, entry_status="WAITING")
+
+
+def _entry_for_answer(tx: Tx, caller: Caller, entry_id: UUID) -> Row:
+    authorise(caller, "answer")
+    entry = tx.first("SELECT id, patient_id, doctor_id, status FROM waitlist_entries WHERE id = :id", id=entry_id)
+    if entry is None:
+        raise NotFound("no such waitlist entry")
+    authorise(caller, "answer", entry)
+    return entry
+
+
+def expire(tx: Tx, offer_id: UUID) -> list[int]:
+    """Ends an offer past its time (the expiry task, or the sweep); nothing if it was
+    answered first or is not due yet."""
+    offer = tx.first(SQL.lock_offer, id=offer_id)
+    if offer is None or offer["status"] != "OFFERED" or not offer["expired"]:
+        return []
+    return _end_offer(tx, offer, "EXPIRED", None, entry_status="WAITING")
+
+
+def _end_offer(tx: Tx, offer: Row, status: str, actor_id: UUID | None, entry_status: str) -> list[int]:
+    """Ends a locked open offer unaccepted: the hold goes, the entry waits again (or has
+    left), and the slot is offered to the next matching entry in the same transaction."""
+    lock_slot(tx, offer["slot_id"])
+    tx.first(SQL.release_hold, slot_id=offer["slot_id"], offer_id=offer["id"])
+    ended = tx.one(SQL.end_offer, id=offer["id"], status=status, appointment_id=None)
+    entry = tx.one(SQL.update_entry_status, id=offer["entry_id"], status=entry_status)
+    event = tx.one(
+        SQL.insert_event,
+        entry_id=offer["entry_id"],
+        offer_id=offer["id"],
+        slot_id=offer["slot_id"],
+        action=status,
+        actor_id=actor_id,
+        details="{}",
+    )
+    ids = _outbox(
+        tx,
+        str(offer["slot_id"]),
+        [_event(status.lower(), entry, {**offer, **ended}, event["id"], event["occurred_at"])],
+    )
+    return ids + offer_freed_slot(tx, offer["slot_id"], actor_id, f"offer {status.lower()}")
+
+
+def expire_due(limit: int = 100) -> int:
+    """The sweep's safety net: expires offers past their time whose task was lost or
+    late. Each in its own transaction, so one failure does not hold up the rest."""
+    from shared import dispatch
+
+    with transaction() as tx:
+        due = [row["id"] for row in tx.all(SQL.list_expired_offers, limit=limit)]
+    for offer_id in due:
+        with transaction() as tx:
+            ids = expire(tx, offer_id)
+        dispatch.after_commit(ids)
+    return len(due)
+
+
+# -- the outbox ------------------------------------------------------------------------
+
+
+def _instant(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
+
+
+def _event(kind: str, entry: Row, offer: Row | None, event_id: int, occurred_at: datetime) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "type": f"waitlist.{kind}",
+        "entry": {
+            "id": str(entry["id"]),
+            "patient_id": str(entry["patient_id"]),
+            "doctor_id": str(entry.get("doctor_id")),
+        },
+        "event_id": int(event_id),
+        "occurred_at": _instant(occurred_at),
+    }
+    if offer is not None:
+        payload["offer"] = {
+            "id": str(offer["id"]),
+            "slot_id": str(offer["slot_id"]),
+            "status": str(offer["status"]),
+            "expires_at": _instant(offer["expires_at"]),
+        }
+    return {"target": "EVENT", "name": f"waitlist-{event_id}", "payload": payload, "deliver_at": _instant(occurred_at)}
+
+
+def _task(name: str, payload: dict[str, Any], deliver_at: datetime | None) -> dict[str, Any]:
+    when = deliver_at or datetime.now(UTC)
+    return {"target": "TASK", "name": name, "payload": payload, "deliver_at": _instant(when)}
+
+
+def _outbox(tx: Tx, ordering_key: str, rows: list[dict[str, Any]]) -> list[int]:
+    inserted = tx.all(SQL.insert_waitlist_outbox_rows, ordering_key=ordering_key, rows=json.dumps(rows))
+    return [int(row["id"]) for row in inserted]
+
+
+def _entry(row: Row) -> WaitlistEntry:
+    offer = None
+    if row.get("offer_id") is not None:
+        offer = Offer(
+            id=row["offer_id"],
+            slot_id=row["offer_slot_id"],
+            start_time=row["offer_start_time"],
+            end_time=row["offer_end_time"],
+            expires_at=row["offer_expires_at"],
+        )
+    status = row["status"]
+    if status in ("WAITING", "OFFERED") and row.get("past"):
+        status = "ENDED"
+    return WaitlistEntry(
+        id=row["id"],
+        patient_id=row["patient_id"],
+        doctor_id=row["doctor_id"],
+        range_start=row["range_start"],
+        range_end=row["range_end"],
+        start=row["day_start"],
+        end=None
+        if row["day_end"] is None
+        else (time(0) if row["day_end"] == time(23, 59, 59, 999999) else row["day_end"]),
+        status=status,
+        created_at=row["created_at"],
+        offer=offer,
+    )
+
+
+# -- the tasks (notify) ------------------------------------------------------------------
+
+
+class WaitlistTask(BaseModel):
+    """A waitlist task's body, as `offer_freed_slot` writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message_key: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_-]+$")
+    offer_id: UUID
+    kind: Literal["WAITLIST_OFFER", "OFFER_EXPIRY"]
+
+
+def run_task(task: WaitlistTask) -> dict[str, str]:
+    from shared import dispatch
+
+    if task.kind == "OFFER_EXPIRY":
+        with transaction() as tx:
+            ids = expire(tx, task.offer_id)
+        dispatch.after_commit(ids)
+        return {"result": "expired" if ids else "skipped", "detail": "offer expiry"}
+    return send_offer_email(task)
+
+
+def send_offer_email(task: WaitlistTask) -> dict[str, str]:
+    """Sends the offer once, while it is open; the offer row records that it went."""
+    settings = get_settings()
+    with mail.Relay(settings) as relay, transaction() as tx:
+        row = tx.first(SQL.lock_offer_message, id=task.offer_id)
+        if row is None or row["status"] != "OFFERED":
+            return {"result": "skipped", "detail": "the offer is no longer open"}
+        if row["emailed_at"] is not None:
+            return {"result": "duplicate", "detail": "already sent"}
+        tx.execute(SQL.mark_offer_emailed, id=task.offer_id)
+        relay.send(offer_message(row, task, settings.mail_from, settings.public_url), row["email"])
+    log.info("sent", extra={"fields": {"message_key": task.message_key, "kind": task.kind, "outcome": "sent"}})
+    return {"result": "sent", "detail": "waitlist offer sent"}
+
+
+def offer_message(row: Row, task: WaitlistTask, mail_from: str, public_url: str | None) -> EmailMessage:
+    notice = mail.Notice(
+        kind="CONFIRMATION",
+        message_key=task.message_key,
+        appointment_id=str(task.offer_id),
+        recipient=row["email"],
+        patient_name=row["name"],
+        doctor_name=row["doctor_name"],
+        timezone=row["timezone"],
+        start=row["start_time"],
+        end=row["end_time"],
+    )
+    expires = mail.local_time(row["expires_at"], row["timezone"])
+    message = EmailMessage()
+    message["From"] = mail_from
+    message["To"] = row["email"]
+    message["Subject"] = f"A time with {row['doctor_name']} is free for you"
+    message["Date"] = format_datetime(datetime.now(UTC))
+    _, sender = parseaddr(mail_from)
+    message["Message-ID"] = f"<{task.message_key}@{sender.partition('@')[2] or 'clinic.invalid'}>"
+    message["X-Clinic-Message-Key"] = task.message_key
+    message["X-Clinic-Offer"] = str(task.offer_id)
+    message["X-Clinic-Kind"] = task.kind
+    link = f"{public_url.rstrip('/')}/#/appointments" if public_url else None
+    body = (
+        f"Hello {row['name']},\n\n"
+        f"A time you were waiting for is free: {mail.when(notice)} with {row['doctor_name']}.\n"
+        f"It is held for you until {expires:%H:%M} ({row['timezone']}). Accept it to book it;"
+        " after that it goes to the next patient waiting.\n"
+    )
+    if link:
+        body += f"\nAccept or decline: {link}\n"
+    message.set_content(body)
+    return message
