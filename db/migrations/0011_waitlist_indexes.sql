@@ -31,3 +31,8 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS waitlist_events_actor_id_idx
 -- The sweep keeps a slot's waitlist events in order by their ordering key.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS outbox_pending_ordering_key_idx
     ON outbox (ordering_key, id) WHERE dispatched_at IS NULL;
+-- Every foreign key column indexed (the partial unique ones cover open offers only).
+CREATE INDEX CONCURRENTLY IF NOT EXISTS waitlist_offers_slot_id_idx
+    ON waitlist_offers (slot_id);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS waitlist_entries_doctor_id_idx
+    ON waitlist_entries (doctor_id);
