@@ -174,6 +174,9 @@ module "functions" {
 
   max_upcoming_appointments = var.max_upcoming_appointments
   max_changes_per_hour      = var.max_changes_per_hour
+  waitlist_max_entries      = var.waitlist_max_entries
+  waitlist_lead_minutes     = var.waitlist_lead_minutes
+  hold_minutes              = var.hold_minutes
 
   gateway_service_account_email = module.gateway.service_account_email
   edge_token                    = random_password.edge_token.result

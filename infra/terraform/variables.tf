@@ -433,6 +433,39 @@ variable "max_changes_per_hour" {
   }
 }
 
+variable "waitlist_max_entries" {
+  type        = number
+  description = "WAITLIST_MAX_ENTRIES: active waitlist entries a patient may hold; past it joining is 409 (decision 0013)."
+  default     = 3
+
+  validation {
+    condition     = var.waitlist_max_entries >= 1 && var.waitlist_max_entries <= 50 && floor(var.waitlist_max_entries) == var.waitlist_max_entries
+    error_message = "waitlist_max_entries is a whole number from 1 to 50."
+  }
+}
+
+variable "waitlist_lead_minutes" {
+  type        = number
+  description = "WAITLIST_LEAD_MINUTES: a freed slot is offered to the waitlist only if it starts at least this many minutes ahead."
+  default     = 120
+
+  validation {
+    condition     = var.waitlist_lead_minutes >= 0 && var.waitlist_lead_minutes <= 10080 && floor(var.waitlist_lead_minutes) == var.waitlist_lead_minutes
+    error_message = "waitlist_lead_minutes is a whole number from 0 to 10080 (a week)."
+  }
+}
+
+variable "hold_minutes" {
+  type        = number
+  description = "HOLD_MINUTES: how long an offer holds a freed slot for the waiting patient before it goes to the next entry."
+  default     = 15
+
+  validation {
+    condition     = var.hold_minutes > 0 && var.hold_minutes <= 1440
+    error_message = "hold_minutes is more than 0 and at most 1440 (a day)."
+  }
+}
+
 variable "cors_allowed_origins" {
   type        = list(string)
   description = "Browser origins allowed to call the API (e.g. [\"https://app.clinic.example\"]), or [\"*\"] for any; empty for none (mobile apps need none)."

@@ -608,6 +608,19 @@ def test_the_booking_limits_reach_their_functions_with_the_code_defaults(setting
     assert variables(TF)[setting]["default"] == Settings.model_fields[setting].default
 
 
+@pytest.mark.parametrize("setting", ["waitlist_max_entries", "waitlist_lead_minutes", "hold_minutes"])
+def test_the_waitlist_settings_reach_every_function_with_the_code_defaults(setting: str) -> None:
+    from shared.settings import Settings
+
+    fn = module_dir("functions")
+    assert locals_(fn)["waitlist_env"][setting.upper()] == f"${{tostring(var.{setting})}}"
+    api_env = one(resources(fn, "google_cloudfunctions2_function")["api"]["service_config"])["environment_variables"]
+    notify_env = one(resources(fn, "google_cloudfunctions2_function")["notify"]["service_config"])
+    assert "local.waitlist_env" in api_env and "local.waitlist_env" in notify_env["environment_variables"]
+    assert module_calls()["functions"][setting] == f"${{var.{setting}}}"
+    assert variables(TF)[setting]["default"] == Settings.model_fields[setting].default
+
+
 def test_production_default_attempts_match_the_code_default() -> None:
     from shared.settings import Settings
 

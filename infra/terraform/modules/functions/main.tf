@@ -84,6 +84,14 @@ locals {
     MAX_CHANGES_PER_HOUR = tostring(var.max_changes_per_hour)
   }
 
+  # The waitlist (decision 0013): every function that frees a slot (slots publishes,
+  # cancel cancels and moves, notify expires offers) holds it; book joins and accepts.
+  waitlist_env = {
+    WAITLIST_MAX_ENTRIES  = tostring(var.waitlist_max_entries)
+    WAITLIST_LEAD_MINUTES = tostring(var.waitlist_lead_minutes)
+    HOLD_MINUTES          = tostring(var.hold_minutes)
+  }
+
   notify_env = {
     VERIFY_OIDC     = "true"
     OIDC_AUDIENCE   = local.notify_url
@@ -253,7 +261,7 @@ resource "google_cloudfunctions2_function" "notify" {
     }
     direct_vpc_egress = "VPC_EGRESS_PRIVATE_RANGES_ONLY"
 
-    environment_variables = merge(local.runtime_env["notify"], local.db_env["notify"], local.dispatch_env, local.notify_env)
+    environment_variables = merge(local.runtime_env["notify"], local.db_env["notify"], local.dispatch_env, local.notify_env, local.waitlist_env)
 
     # Read at instance start; pin a numeric version in production so that a
     # new secret version rolls out with a deploy, not with a random cold start.
@@ -334,6 +342,7 @@ resource "google_cloudfunctions2_function" "api" {
       contains(local.dispatchers, each.key) ? local.dispatch_env : {},
       each.key == "book" ? local.booking_env : {},
       contains(["book", "cancel"], each.key) ? local.changes_env : {},
+      local.waitlist_env,
       { CORS_ALLOWED_ORIGINS = join(",", var.cors_allowed_origins) },
     )
 

@@ -166,6 +166,21 @@ variable "max_changes_per_hour" {
   description = "MAX_CHANGES_PER_HOUR of the book and cancel functions."
 }
 
+variable "waitlist_max_entries" {
+  type        = number
+  description = "WAITLIST_MAX_ENTRIES of every function."
+}
+
+variable "waitlist_lead_minutes" {
+  type        = number
+  description = "WAITLIST_LEAD_MINUTES of every function."
+}
+
+variable "hold_minutes" {
+  type        = number
+  description = "HOLD_MINUTES of every function."
+}
+
 variable "cors_allowed_origins" {
   type        = list(string)
   description = "Browser origins slots, book and cancel answer CORS requests from; [\"*\"] for any."
