@@ -29,6 +29,8 @@ E2E_ENV = {
     # Above what any other test's patient changes (the cap test above: ~32), so only
     # tests/e2e/test_booking_flows.py meets it, on purpose.
     "MAX_CHANGES_PER_HOUR": "60",
+    # An offer holds its slot 15 s, so tests/e2e/test_waitlist.py sees the expiry task work.
+    "HOLD_MINUTES": "0.25",
 }
 
 
