@@ -1,8 +1,8 @@
 // Appointments: one card with what the signed-in user may do to it, the patient's list, one page.
 import { useEffect, useState } from "preact/hooks";
-import { all, call, type Appointment, type Doctor, type Patient } from "./api";
+import { all, call, type Appointment, type Doctor, type Patient, type WaitlistEntry } from "./api";
 import type { Claims } from "./auth";
-import { city, myZone, time, when } from "./time";
+import { city, day, myZone, time, when } from "./time";
 import { Alert, Button, go, href, loadDoctors, loadPatient, Notice, Page, STATUS, useAction, useLoad, type Route } from "./ui";
 
 export type Role = NonNullable<Claims["role"]>;
@@ -167,6 +167,7 @@ export function MyAppointments({ role }: { role: Role }) {
         </a>
       </p>
       <Alert error={error} />
+      {role === "patient" ? <Waitlist onBooked={reload} /> : null}
       {items ? (
         <>
           <h2>Upcoming</h2>
@@ -215,4 +216,112 @@ export function AppointmentPage({ id, role, route }: { id: string; role: Role; r
 
 export function goToAppointment(id: string, done: string): void {
   go(`/appointments/${id}`, { done });
+}
+
+/** The seconds left until `instant`, ticking every second. */
+function useSecondsLeft(instant: string | undefined): number {
+  const left = () => (instant ? Math.max(0, Math.floor((new Date(instant).getTime() - Date.now()) / 1000)) : 0);
+  const [seconds, setSeconds] = useState(left);
+  useEffect(() => {
+    setSeconds(left());
+    if (!instant) return;
+    const timer = setInterval(() => setSeconds(left()), 1000);
+    return () => clearInterval(timer);
+  }, [instant]);
+  return seconds;
+}
+
+/** A patient's waitlist: offers first (a held time, with the time left and one-click accept), then the entries waiting. */
+function Waitlist({ onBooked }: { onBooked: () => void }) {
+  const [entries, error, reload] = useLoad(() => all<"listWaitlist", WaitlistEntry>("listWaitlist", { query: { page_size: 100 } }), []);
+  const { doctors } = useNames([], "patient");
+  if (!entries?.length) return <Alert error={error} />;
+  const offers = entries.filter((e) => e.offer);
+  const waiting = entries.filter((e) => !e.offer);
+  const name = (id: string) => doctors.get(id)?.name ?? "your doctor";
+  return (
+    <>
+      <Alert error={error} />
+      {offers.length ? (
+        <section aria-labelledby="offers-title">
+          <h2 id="offers-title">Held for you</h2>
+          <ul class="cards">
+            {offers.map((e) => (
+              <li key={e.id}>
+                <Offer entry={e} doctorName={name(e.doctor_id)} onDone={() => (reload(), onBooked())} />
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+      {waiting.length ? (
+        <section aria-labelledby="waiting-title">
+          <h2 id="waiting-title">On the waitlist</h2>
+          <ul class="cards">
+            {waiting.map((e) => (
+              <li key={e.id}>
+                <Waiting entry={e} doctorName={name(e.doctor_id)} onDone={reload} />
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+    </>
+  );
+}
+
+function Offer({ entry, doctorName, onDone }: { entry: WaitlistEntry; doctorName: string; onDone: () => void }) {
+  const offer = entry.offer!;
+  const seconds = useSecondsLeft(offer.expires_at);
+  const [accept, accepting, acceptError] = useAction(async () => {
+    const booked = await call("acceptOffer", { path: { entry_id: entry.id } });
+    goToAppointment(booked.id, "booked");
+  });
+  const [decline, declining, declineError] = useAction(async () => {
+    await call("declineOffer", { path: { entry_id: entry.id } });
+    onDone();
+  });
+  const left = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  return (
+    <article class="card offer" aria-label={`Offer: ${when(offer.start_time, offer.end_time)} with ${doctorName}`}>
+      <h3>
+        {when(offer.start_time, offer.end_time)} with {doctorName}
+      </h3>
+      <p role="timer" aria-live="off">
+        {seconds > 0 ? <>Held for you for another <strong>{left}</strong> (until {time(offer.expires_at)}).</> : "This offer has ended."}
+      </p>
+      {seconds > 0 ? (
+        <div class="actions">
+          <Button kind="primary" pending={accepting} onClick={() => accept()}>
+            Accept and book
+          </Button>
+          <Button pending={declining} onClick={() => decline()}>
+            Decline
+          </Button>
+        </div>
+      ) : null}
+      <Alert error={acceptError || declineError} />
+    </article>
+  );
+}
+
+function Waiting({ entry, doctorName, onDone }: { entry: WaitlistEntry; doctorName: string; onDone: () => void }) {
+  const [leave, leaving, error] = useAction(async () => {
+    await call("leaveWaitlist", { path: { entry_id: entry.id } });
+    onDone();
+  });
+  const last = new Date(new Date(entry.range_end).getTime() - 1);
+  return (
+    <article class="card" aria-label={`Waitlist: ${doctorName}`}>
+      <h3>{doctorName}</h3>
+      <p>
+        Waiting for a time from {day(entry.range_start)} to {day(last)}
+        {entry.start && entry.end ? `, between ${entry.start.slice(0, 5)} and ${entry.end.slice(0, 5)} (the doctor's time)` : ""}.
+      </p>
+      <Button pending={leaving} onClick={() => leave()}>
+        Leave the waitlist
+      </Button>
+      <Alert error={error} />
+    </article>
+  );
 }

@@ -62,7 +62,7 @@ export function Book({ route, role }: { route: Route; role: Role }) {
       }
       goToAppointment(result.id, moveId ? "moved" : "booked");
     } catch (e) {
-      if (isApiError(e, "/slot-taken")) {
+      if (isApiError(e, "/slot-taken") || isApiError(e, "/slot-held")) {
         // Someone else was faster: say so and show the week without that slot.
         setTaken(true);
         setChosen(null);
@@ -187,6 +187,7 @@ export function Book({ route, role }: { route: Route; role: Role }) {
             </ol>
           ) : null}
           {slots && !slots.length ? <p>No free times this week. Try the next week.</p> : null}
+          {slots && !slots.length && role === "patient" && !moveId ? <JoinWaitlist doctorId={doctorId} doctorName={doctor.name} week={week} /> : null}
         </section>
       ) : null}
       {chosen && doctor && (role !== "admin" || patientId || moveId) ? (
@@ -219,5 +220,32 @@ export function Book({ route, role }: { route: Route; role: Role }) {
         </p>
       ) : null}
     </Page>
+  );
+}
+
+/** Where a doctor has no free time in the week: wait for one that frees up. */
+function JoinWaitlist({ doctorId, doctorName, week }: { doctorId: string; doctorName: string; week: Date }) {
+  const [joined, setJoined] = useState(false);
+  const [join, pending, error] = useAction(async () => {
+    await call("joinWaitlist", { body: { doctor_id: doctorId, from: isoDate(week), to: isoDate(addDays(week, 6)) } });
+    setJoined(true);
+  });
+  useEffect(() => setJoined(false), [doctorId, isoDate(week)]);
+  if (joined)
+    return (
+      <Notice>
+        You are on {doctorName}'s waitlist for this week. When a time frees up it is held for you and we email you;{" "}
+        <a href={href("/appointments")}>My appointments</a> shows it.
+      </Notice>
+    );
+  return (
+    <section class="panel" aria-labelledby="waitlist-title">
+      <h3 id="waitlist-title">Join the waitlist</h3>
+      <p>If a time with {doctorName} frees up this week, it is held for you for a few minutes and we email you to accept it.</p>
+      <Button kind="primary" pending={pending} onClick={() => join()}>
+        Join the waitlist
+      </Button>
+      <Alert error={error} />
+    </section>
   );
 }
