@@ -36,8 +36,8 @@ def _isolated() -> Iterator[None]:
         os.environ.update(saved)
         if "shared.settings" in sys.modules:
             sys.modules["shared.settings"].get_settings.cache_clear()
-        if "shared.db" in sys.modules:
-            sys.modules["shared.db"].reset_pool()
+        if "shared.db.connection" in sys.modules:
+            sys.modules["shared.db.connection"].reset_pool()
 
 
 def run(names: list[str], extra: list[str]) -> int:

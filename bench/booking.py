@@ -54,7 +54,7 @@ from bench.cpu import CpuMeter, describe
 from bench.httpload import run_load
 from local.postgres import bin_path
 from shared import outbox
-from shared.db import queries
+from shared.db.sqlfiles import queries
 
 DATABASE = "clinic_bench_booking"
 ISSUER = "https://clinic.local/issuer"
@@ -96,18 +96,15 @@ PGBENCH_STEPS: list[Step] = [
         },
         "a_",
     ),
-    # The outbox rows record_change writes for a booking (confirmation, 24h reminder,
+    # The outbox rows change_messages makes for a booking (confirmation, 24h reminder,
     # event), made in Python by _outbox_rows with this booking's id put in by replace().
-    # The service sends them with the COMMIT, in one round trip (Tx.later): so does this.
+    # The unit of work sends them with the COMMIT, in one round trip: so does this.
     # (It also sends BEGIN with book_appointment; pgbench cannot, as \gset does not work
     # in a pipeline, so (a) makes one round trip more than the service.)
     ("\\startpipeline", {}, None),
     (
         OUTBOX.insert_outbox_rows,
-        {
-            "appointment_id": "a_id",
-            "rows": "replace(:outbox_rows, '@ID@', CAST(:a_id AS text))",
-        },
+        {"rows": "replace(:outbox_rows, '@ID@', CAST(:a_id AS text))"},
         None,
     ),
     ("COMMIT", {}, None),
@@ -253,7 +250,7 @@ def build(url: str, doctors: int, slots_per_doctor: int, patients_per_doctor: in
 
 
 def _outbox_rows() -> str:
-    """What shared.outbox.record_change writes for a booking, as the JSON its statement takes.
+    """What shared.outbox.change_messages gives a booking, as the JSON its statement takes.
 
     The appointment id is the placeholder @ID@ (pgbench cannot build JSON per row;
     its script puts each booking's id in with replace()).
@@ -269,34 +266,7 @@ def _outbox_rows() -> str:
         "status": "BOOKED",
         "reason": None,
     }
-    now = datetime.now(UTC)
-    audit_id = 1234567
-    confirmation = outbox.task_name(row["id"], "CONFIRMATION", start, audit_id)
-    reminder = outbox.task_name(row["id"], "REMINDER", start, 86400)
-    view = outbox.appointment_json(row)
-    event = {
-        "type": "appointment.booked",
-        "appointment": view,
-        "audit_id": audit_id,
-        "occurred_at": now.isoformat(),
-    }
-    return json.dumps(
-        [
-            {
-                "target": "TASK",
-                "name": confirmation,
-                "payload": outbox._task_payload(view, "CONFIRMATION", confirmation),
-                "deliver_at": now.isoformat(),
-            },
-            {
-                "target": "TASK",
-                "name": reminder,
-                "payload": outbox._task_payload(view, "REMINDER", reminder),
-                "deliver_at": (start - timedelta(days=1)).isoformat(),
-            },
-            {"target": "EVENT", "name": f"@ID@-{audit_id}", "payload": event, "deliver_at": now.isoformat()},
-        ]
-    )
+    return json.dumps(outbox.change_messages(row, "BOOKED", 1234567, datetime.now(UTC)))
 
 
 def take(url: str, count: int) -> list[tuple[str, str, str, str]]:

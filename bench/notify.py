@@ -59,17 +59,19 @@ def _make_slots(count: int, first_day: int) -> list[str]:
     """`count` free slots over several doctors, `first_day` days ahead and after."""
     from shared import doctors
     from shared.auth import Caller
-    from shared.db import transaction
-    from shared.models import AvailabilityWindow, DoctorCreate
+    from shared.models import AvailabilityWindow, DoctorCreate, Slot
+    from shared.unit_of_work import UnitOfWork, run_and_commit
 
     admin = Caller(id=uuid.uuid4(), email=f"admin-{uuid.uuid4().hex[:8]}@example.com", name="Bench", role="admin")
     slot_ids: list[str] = []
     day = first_day
     while len(slot_ids) < count:
         doctor_id = uuid.uuid4()
-        with transaction() as tx:
+
+        def publish(uow: UnitOfWork, doctor_id: uuid.UUID = doctor_id, day: int = day) -> list[str]:
+            created: list[Slot] = []
             doctors.create_doctor(
-                tx,
+                uow,
                 admin,
                 DoctorCreate(
                     id=doctor_id,
@@ -86,8 +88,10 @@ def _make_slots(count: int, first_day: int) -> list[str]:
                     end=clock(19, 0),
                     slot_minutes=5,
                 )
-                created = doctors.publish_slots(tx, admin, doctor_id, window).items
-                slot_ids += [str(s.id) for s in created]
+                created += doctors.publish_slots(uow, admin, doctor_id, window).items
+            return [str(s.id) for s in created]
+
+        slot_ids += run_and_commit(publish)
         day += 2
     return slot_ids[:count]
 

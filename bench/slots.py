@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from bench.common import PORTS, SLOTS_PG_PORT, Figures, Timer, bench_dir, connect, load_average, migrate, server
-from shared.db import queries
+from shared.db.sqlfiles import queries
 
 DATABASE = "clinic_bench_slots"
 DOCTORS = 1_000
@@ -215,13 +215,14 @@ def at_database(url: str, picked: list[tuple[str, date, date]]) -> tuple[Figures
     """(server-side time, client round trip, rows) of list_free_slots as the service runs it."""
     import pg8000.native
 
-    from shared import db
+    from shared.db.connection import Pool, connect
     from shared.settings import Settings
+    from shared.unit_of_work import Transaction
 
-    conn = db.connect(Settings(database_url=url))
-    # One connection for both: the service's path (a Tx, which begins a read-only
+    conn = connect(Settings(database_url=url))
+    # One connection for both: the service's path (a Transaction, which begins a read-only
     # transaction with its first statement) and EXPLAIN beside it.
-    tx = db.Tx(db.Pool(lambda: conn, 1))
+    tx = Transaction(Pool(lambda: conn, 1))
     sql = DOCTOR_SQL.list_free_slots
     statement, make_vals = pg8000.native.to_statement(sql)
     explain = f"EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON, FORMAT JSON) {statement}"

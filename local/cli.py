@@ -182,26 +182,28 @@ def _banner(stack: object) -> str:
 
 def cmd_resend_failed(args: argparse.Namespace) -> None:
     from shared import outbox
-    from shared.db import transaction
+    from shared.unit_of_work import UnitOfWork
 
-    with _with_database(), transaction() as tx:
-        failed = outbox.failed_messages(tx, args.since)
+    with _with_database(), UnitOfWork() as uow:
+        failed = outbox.failed_messages(uow.tx, args.since)
         for message in failed:
             failed_at, error = f"{message['failed_at']:%Y-%m-%d %H:%M}", message["error"] or ""
             print(f"{failed_at}  {message['kind']:<12} {message['message_key']}  {error}")
         if args.dry_run or not failed:
             print(f"{len(failed)} failed message(s)" + (" (dry run: nothing queued)" if failed else ""))
             return
-        queued = outbox.requeue(tx, failed)
+        queued = outbox.requeue(uow.tx, failed)
+        uow.commit()
     print(f"{len(queued)} message(s) queued again; the outbox sweep sends them within a minute")
 
 
 def cmd_resend(args: argparse.Namespace) -> None:
     from shared import outbox
-    from shared.db import transaction
+    from shared.unit_of_work import UnitOfWork
 
     missing = 0
-    with _with_database(), transaction() as tx:
+    with _with_database(), UnitOfWork() as uow:
+        tx = uow.tx
         for key in args.message_keys:
             message = outbox.kept_message(tx, key)
             if message is None:
@@ -217,6 +219,7 @@ def cmd_resend(args: argparse.Namespace) -> None:
                 print(f"{key}  already queued again just now")
             else:
                 print(f"{key}  {message['kind']}: queued again; the outbox sweep sends it within a minute")
+        uow.commit()
     if missing:
         raise SystemExit(1)
 

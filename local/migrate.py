@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from local.paths import MIGRATIONS
-from shared.db import Connection, connect
+from shared.db.connection import Connection, connect
 from shared.settings import Settings
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")

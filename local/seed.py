@@ -10,8 +10,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from shared.db import Tx, queries, transaction
+from shared.db.sqlfiles import queries
 from shared.timeslots import cut_window
+from shared.unit_of_work import Transaction, UnitOfWork
 
 USERS = queries("users")
 DOCTORS = queries("doctors")
@@ -51,7 +52,8 @@ DAYS = 14
 
 
 def seed(today: date | None = None) -> dict[str, int]:
-    with transaction() as tx:
+    with UnitOfWork() as uow:
+        tx = uow.tx
         _user(tx, *ADMIN, role="admin")
         for user_id, email, name in PATIENTS_SEED:
             _user(tx, user_id, email, name, role="patient")
@@ -61,10 +63,11 @@ def seed(today: date | None = None) -> dict[str, int]:
             if _user(tx, user_id, email, name, role="doctor"):
                 tx.execute(DOCTORS.insert_doctor_profile, user_id=user_id, specialty=specialty, timezone=zone)
             slots += _availability(tx, user_id, ZoneInfo(zone), today)
+        uow.commit()
     return {"doctors": len(DOCTORS_SEED), "patients": len(PATIENTS_SEED), "new_slots": slots}
 
 
-def _user(tx: Tx, user_id: UUID, email: str, name: str, role: str) -> bool:
+def _user(tx: Transaction, user_id: UUID, email: str, name: str, role: str) -> bool:
     """Creates the user if missing; True when it was created now."""
     if tx.first(USERS.select_user, id=user_id):
         return False
@@ -72,7 +75,7 @@ def _user(tx: Tx, user_id: UUID, email: str, name: str, role: str) -> bool:
     return True
 
 
-def _availability(tx: Tx, doctor_id: UUID, zone: ZoneInfo, today: date | None) -> int:
+def _availability(tx: Transaction, doctor_id: UUID, zone: ZoneInfo, today: date | None) -> int:
     first = today or datetime.now(zone).date()
     now = datetime.now(UTC)
     starts, ends = [], []

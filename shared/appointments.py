@@ -7,17 +7,16 @@ per slot, and the exclusion constraint on a patient's overlapping bookings.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from shared import outbox, paging, waitlist
 from shared.auth import Caller, require_role
-from shared.db import IntegrityViolation, Row, Tx, queries
+from shared.db.errors import IntegrityViolation
+from shared.db.sqlfiles import queries
 from shared.errors import (
     Conflict,
     Forbidden,
@@ -40,12 +39,13 @@ from shared.models import (
     AuditTrail,
     range_bound,
 )
-from shared.retention import IDEMPOTENCY_TTL
 from shared.settings import get_settings
+from shared.unit_of_work import Row, Transaction, UnitOfWork
 from shared.users import check_account, check_reader, ensure_user
 
 SQL = queries("appointments")
 USERS = queries("users")
+OUTBOX = queries("outbox")
 
 _PUBLIC = tuple(Appointment.model_fields)
 
@@ -80,14 +80,15 @@ def _visible(caller: Caller, row: Row) -> bool:
 
 
 def _audit(
-    tx: Tx,
+    uow: UnitOfWork,
     row: Row,
     action: str,
     from_status: str | None,
     actor: Caller,
     reason: str | None,
     details: dict[str, Any],
-) -> list[int]:
+) -> None:
+    tx = uow.tx
     audit = tx.one(
         SQL.insert_audit,
         appointment_id=row["id"],
@@ -98,72 +99,17 @@ def _audit(
         reason=reason,
         details=json.dumps(details),
     )
-    return outbox.record_change(tx, row, action, int(audit["id"]), audit["occurred_at"])
+    if action in ("CANCELLED", "RESCHEDULED"):
+        # Reminders for the old time that never left go with the change; those already
+        # queued are refused by notify's re-check.
+        tx.execute(OUTBOX.drop_pending_tasks, appointment_id=row["id"])
+    uow.add_outbox_rows(outbox.change_messages(row, action, int(audit["id"]), audit["occurred_at"]))
 
 
 # -- booking ----------------------------------------------------------------------------
 
 
-def request_fingerprint(body: AppointmentCreate | AppointmentChange, appointment_id: UUID | None = None) -> str:
-    """What a retry with the same Idempotency-Key must repeat: the body, and for a change
-    the appointment it is made to (a booking's stays the body alone, as keys were stored)."""
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True)
-    if appointment_id is not None:
-        canonical = f"PATCH /appointments/{appointment_id} {canonical}"
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def replay(tx: Tx, caller: Caller, key: str, fingerprint: str) -> tuple[int, Appointment] | None:
-    """Claims an Idempotency-Key, or returns the response stored under it.
-
-    A concurrent request with the same key blocks on the claim until the first
-    commits (then it gets the stored response) or rolls back (then it proceeds).
-    """
-    ensure_user(tx, caller)
-    claimed = tx.first(
-        SQL.claim_idempotency_key, caller_id=caller.id, key=key, request_hash=fingerprint, ttl=IDEMPOTENCY_TTL
-    )
-    if claimed:
-        return None
-    stored = tx.one(SQL.select_idempotency_key, caller_id=caller.id, key=key)
-    if stored["request_hash"] != fingerprint:
-        raise Unprocessable("this Idempotency-Key was used for a different request")
-    # As the model, not the stored JSON: the replay is then the first answer byte for byte
-    # (jsonb keeps neither the key order nor the spacing).
-    return int(stored["status_code"]), Appointment.model_validate(stored["response"])
-
-
-def once(
-    tx: Tx,
-    caller: Caller,
-    key: str | None,
-    body: AppointmentCreate | AppointmentChange,
-    appointment_id: UUID | None,
-    status: int,
-    change: Callable[[], tuple[Appointment, list[int]]],
-) -> tuple[int, Appointment, list[int]]:
-    """Runs `change` (a booking, or a change to `appointment_id`) once per Idempotency-Key:
-    a retry with the key gets the first answer and no outbox rows to dispatch. Returns
-    the status, the appointment and the outbox ids."""
-    if key and (stored := replay(tx, caller, key, request_fingerprint(body, appointment_id))):
-        return stored[0], stored[1], []
-    appointment, outbox_ids = change()
-    if key:
-        remember(tx, caller, key, status, appointment.model_dump(mode="json"))
-    return status, appointment, outbox_ids
-
-
-def remember(tx: Tx, caller: Caller, key: str, status: int, response: dict[str, Any]) -> None:
-    tx.execute(
-        SQL.store_idempotent_response,
-        caller_id=caller.id,
-        key=key,
-        status_code=status,
-        response=json.dumps(response),
-    )
-
-
-def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, list[int]]:
+def book(uow: UnitOfWork, caller: Caller, body: AppointmentCreate) -> Appointment:
     """Returns the new appointment and the outbox rows to dispatch after commit.
 
     The common case, a patient booking for themself, is two statements: the caller's
@@ -172,6 +118,7 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
     caller's user row (409 on an email of another account), who the patient is,
     the slot (404, 422), then the races (409).
     """
+    tx = uow.tx
     require_role(caller, "patient", "admin")
     if caller.is_admin():
         ensure_user(tx, caller)
@@ -231,14 +178,14 @@ def book(tx: Tx, caller: Caller, body: AppointmentCreate) -> tuple[Appointment, 
         # (A slot published between the two statements was not there to book: 404.)
         raise NotFound("no such slot")
     audit_id, occurred_at = int(row.pop("audit_id")), row.pop("audit_occurred_at")
-    outbox_ids = outbox.record_change(tx, row, "BOOKED", audit_id, occurred_at)
-    return _public(row), outbox_ids
+    uow.add_outbox_rows(outbox.change_messages(row, "BOOKED", audit_id, occurred_at))
+    return _public(row)
 
 
 # -- reading ----------------------------------------------------------------------------
 
 
-def _load_visible(tx: Tx, caller: Caller, appointment_id: UUID, lock: bool = False) -> Row:
+def _load_visible(tx: Transaction, caller: Caller, appointment_id: UUID, lock: bool = False) -> Row:
     row = tx.first(SQL.lock_appointment if lock else SQL.select_appointment, id=appointment_id)
     if row is None or not _visible(caller, row):
         # Another patient's appointment is indistinguishable from a missing one.
@@ -246,19 +193,22 @@ def _load_visible(tx: Tx, caller: Caller, appointment_id: UUID, lock: bool = Fal
     return row
 
 
-def get_appointment(tx: Tx, caller: Caller, appointment_id: UUID) -> Appointment:
+def get_appointment(uow: UnitOfWork, caller: Caller, appointment_id: UUID) -> Appointment:
+    tx = uow.tx
     check_reader(tx, caller)
     return _public(_load_visible(tx, caller, appointment_id))
 
 
-def get_audit(tx: Tx, caller: Caller, appointment_id: UUID) -> AuditTrail:
+def get_audit(uow: UnitOfWork, caller: Caller, appointment_id: UUID) -> AuditTrail:
+    tx = uow.tx
     check_reader(tx, caller)
     _load_visible(tx, caller, appointment_id)
     rows = tx.all(SQL.list_audit, appointment_id=appointment_id)
     return AuditTrail(items=[AuditEntry(**row) for row in rows])
 
 
-def list_appointments(tx: Tx, caller: Caller, query: AppointmentQuery) -> AppointmentList:
+def list_appointments(uow: UnitOfWork, caller: Caller, query: AppointmentQuery) -> AppointmentList:
+    tx = uow.tx
     check_reader(tx, caller)
     if caller.role == "patient" and query.patient_id not in (None, caller.id):
         raise Forbidden("a patient reads only their own appointments")
@@ -284,10 +234,11 @@ def list_appointments(tx: Tx, caller: Caller, query: AppointmentQuery) -> Appoin
 # -- changing ---------------------------------------------------------------------------
 
 
-def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange) -> tuple[Appointment, list[int]]:
+def change(uow: UnitOfWork, caller: Caller, appointment_id: UUID, body: AppointmentChange) -> Appointment:
+    tx = uow.tx
     ensure_user(tx, caller)
     if body.slot_id is not None:
-        return _move(tx, caller, appointment_id, body.slot_id, body.reason)
+        return _move(uow, caller, appointment_id, body.slot_id, body.reason)
     assert body.status is not None
     row = _load_visible(tx, caller, appointment_id, lock=True)
     if body.status in ("COMPLETED", "NO_SHOW"):
@@ -308,15 +259,14 @@ def change(tx: Tx, caller: Caller, appointment_id: UUID, body: AppointmentChange
         # then meets the hold written below, or fails at once on the BOOKED row.
         waitlist.lock_slot(tx, row["slot_id"])
     updated = tx.one(SQL.update_status, id=appointment_id, status=body.status)
-    outbox_ids = _audit(tx, updated, body.status, row["status"], caller, body.reason, {})
+    _audit(uow, updated, body.status, row["status"], caller, body.reason, {})
     if cancelling and not row["started"]:
-        outbox_ids += waitlist.offer_freed_slot(tx, row["slot_id"], caller.id, "cancelled")
-    return _public(updated), outbox_ids
+        waitlist.offer_freed_slot(uow, row["slot_id"], caller.id, "cancelled")
+    return _public(updated)
 
 
-def _move(
-    tx: Tx, caller: Caller, appointment_id: UUID, slot_id: UUID, reason: str | None
-) -> tuple[Appointment, list[int]]:
+def _move(uow: UnitOfWork, caller: Caller, appointment_id: UUID, slot_id: UUID, reason: str | None) -> Appointment:
+    tx = uow.tx
     # A patient's own moves count against their changes of the hour; a doctor's or an
     # admin's do not. (Cancelling is never refused for it: it frees the slot.)
     max_changes = get_settings().max_changes_per_hour if caller.role == "patient" else None
@@ -362,13 +312,13 @@ def _move(
         "from_end_time": _instant(row["end_time"]),
         "to_end_time": _instant(target["end_time"]),
     }
-    outbox_ids = _audit(tx, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
+    _audit(uow, updated, "RESCHEDULED", "BOOKED", caller, reason, details)
     # The slot moved away from is free: held for the waitlist in this transaction.
-    outbox_ids += waitlist.offer_freed_slot(tx, row["slot_id"], caller.id, "moved away")
-    return _public(updated), outbox_ids
+    waitlist.offer_freed_slot(uow, row["slot_id"], caller.id, "moved away")
+    return _public(updated)
 
 
-def too_many_changes(tx: Tx, caller: Caller, limit: int, made: int) -> TooManyChanges:
+def too_many_changes(tx: Transaction, caller: Caller, limit: int, made: int) -> TooManyChanges:
     """The refusal of a patient's change past `limit` in the hour, saying when the next
     one will be allowed: when enough of the hour's changes have aged out (more than one
     after cancels, which are never refused, took the count past the limit)."""
@@ -379,13 +329,3 @@ def too_many_changes(tx: Tx, caller: Caller, limit: int, made: int) -> TooManyCh
         f" try again in {math.ceil(wait / 60)} minutes, or ask the clinic",
         retry_after=wait,
     )
-
-
-def idempotency_key(header: str | None) -> str | None:
-    """The Idempotency-Key header: printable ASCII, at most 255 characters."""
-    if header is None:
-        return None
-    key = header.strip()
-    if not key or len(key) > 255 or not key.isascii() or not key.isprintable():
-        raise Unprocessable("Idempotency-Key must be 1-255 printable ASCII characters")
-    return key

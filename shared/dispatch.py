@@ -26,8 +26,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import logs
-from shared.db import Row, Tx, queries, transaction
+from shared.db.sqlfiles import queries
 from shared.settings import Settings, get_settings
+from shared.unit_of_work import Row, Transaction, UnitOfWork
 
 SQL = queries("outbox")
 log = logs.get("clinic.dispatch")
@@ -74,8 +75,8 @@ def after_commit(outbox_ids: list[int]) -> None:
         events_on = _events_configured(settings)
         if not (tasks_on or events_on):
             return
-        with transaction() as tx:
-            rows = tx.all(
+        with UnitOfWork() as uow:
+            rows = uow.tx.all(
                 SQL.select_outbox_ids,
                 ids=outbox_ids,
                 tasks=tasks_on,
@@ -94,8 +95,9 @@ def after_commit(outbox_ids: list[int]) -> None:
             for row in rows:
                 if row["id"] not in failed and row["id"] not in sent:
                     failed[row["id"]] = f"not tried after: {first}"[:1000]
-        with transaction() as tx:
-            _mark(tx, sent, failed)
+        with UnitOfWork() as uow:
+            _mark(uow.tx, sent, failed)
+            uow.commit()
     except Exception:
         log.exception(
             "dispatch after commit failed; the sweep will retry", extra={"fields": {"outbox_ids": outbox_ids}}
@@ -116,8 +118,8 @@ def sweep(now: datetime | None = None, limit: int = SWEEP_BATCH, settle: timedel
         if counts.failed or counts.tasks + counts.events == 0 or time.monotonic() > deadline:
             break
     at = now or datetime.now(UTC)
-    with transaction() as tx:
-        pending = tx.one(SQL.count_pending, now=at, horizon=at + TASKS_HORIZON)
+    with UnitOfWork() as uow:
+        pending = uow.tx.one(SQL.count_pending, now=at, horizon=at + TASKS_HORIZON)
     return report_sweep(total, pending)
 
 
@@ -140,9 +142,9 @@ def _sweep_batch(now: datetime, limit: int, settle: timedelta) -> Counts:
     tasks_on, events_on = _tasks_configured(settings), _events_configured(settings)
     if not (tasks_on or events_on):
         return Counts()
-    with transaction() as tx:
+    with UnitOfWork() as uow:
         # The claim's row locks are held while sending: a concurrent sweep skips these.
-        rows = tx.all(
+        rows = uow.tx.all(
             SQL.claim_pending,
             tasks=tasks_on,
             events=events_on,
@@ -153,7 +155,8 @@ def _sweep_batch(now: datetime, limit: int, settle: timedelta) -> Counts:
         if not rows:
             return Counts()
         sent, failed, _ = _send(settings, rows)
-        _mark(tx, sent, failed)
+        _mark(uow.tx, sent, failed)
+        uow.commit()
     targets = {row["id"]: row["target"] for row in rows}
     return Counts(
         tasks=sum(targets[i] == "TASK" for i in sent),
@@ -192,7 +195,7 @@ def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str
     return sent, failed, timed_out
 
 
-def _mark(tx: Tx, sent: list[int], failed: dict[int, str]) -> None:
+def _mark(tx: Transaction, sent: list[int], failed: dict[int, str]) -> None:
     if sent:
         tx.execute(SQL.mark_dispatched, ids=sent)
     for row_id, error_text in failed.items():

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from shared import paging
 from shared.auth import Caller, require_role
-from shared.db import Tx, queries
+from shared.db.sqlfiles import queries
 from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from shared.models import (
     AvailabilityWindow,
@@ -22,6 +22,7 @@ from shared.models import (
     SlotQuery,
 )
 from shared.timeslots import cut_between, window_bounds
+from shared.unit_of_work import UnitOfWork
 from shared.users import ensure_user
 
 SQL = queries("doctors")
@@ -30,7 +31,8 @@ USERS = queries("users")
 MAX_PUBLISH_AHEAD = timedelta(days=366)
 
 
-def list_doctors(tx: Tx, query: DoctorQuery) -> DoctorList:
+def list_doctors(uow: UnitOfWork, query: DoctorQuery) -> DoctorList:
+    tx = uow.tx
     after = paging.decode(query.page_token, {"name": str, "id": paging.uuid})
     rows = tx.all(
         SQL.list_doctors,
@@ -46,14 +48,16 @@ def list_doctors(tx: Tx, query: DoctorQuery) -> DoctorList:
     return DoctorList(items=items, next_page_token=token)
 
 
-def get_doctor(tx: Tx, doctor_id: UUID) -> Doctor:
+def get_doctor(uow: UnitOfWork, doctor_id: UUID) -> Doctor:
+    tx = uow.tx
     row = tx.first(SQL.select_doctor, id=doctor_id)
     if row is None:
         raise NotFound("no such doctor")
     return Doctor(**row)
 
 
-def create_doctor(tx: Tx, caller: Caller, body: DoctorCreate) -> Doctor:
+def create_doctor(uow: UnitOfWork, caller: Caller, body: DoctorCreate) -> Doctor:
+    tx = uow.tx
     require_role(caller, "admin")
     ensure_user(tx, caller)
     doctor_id = body.id or uuid4()
@@ -63,7 +67,8 @@ def create_doctor(tx: Tx, caller: Caller, body: DoctorCreate) -> Doctor:
     return Doctor(id=doctor_id, name=body.name, specialty=body.specialty, timezone=body.timezone)
 
 
-def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityWindow) -> PublishedSlots:
+def publish_slots(uow: UnitOfWork, caller: Caller, doctor_id: UUID, window: AvailabilityWindow) -> PublishedSlots:
+    tx = uow.tx
     """Creates the window's slots; those that exist or overlap existing ones are skipped.
 
     Says how many were skipped, so re-publishing a window is harmless and fills only
@@ -71,7 +76,7 @@ def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityW
     """
     if not caller.is_admin() and not (caller.role == "doctor" and caller.id == doctor_id):
         raise Forbidden("only this doctor or an admin publishes this doctor's availability")
-    doctor = get_doctor(tx, doctor_id)
+    doctor = get_doctor(uow, doctor_id)
     ensure_user(tx, caller)
     zone = ZoneInfo(doctor.timezone)
     first, last = window_bounds(window.date, window.start, window.end, zone)
@@ -100,8 +105,9 @@ def publish_slots(tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityW
     )
 
 
-def list_free_slots(tx: Tx, doctor_id: UUID, query: SlotQuery) -> SlotList:
-    doctor = get_doctor(tx, doctor_id)
+def list_free_slots(uow: UnitOfWork, doctor_id: UUID, query: SlotQuery) -> SlotList:
+    tx = uow.tx
+    doctor = get_doctor(uow, doctor_id)
     zone = ZoneInfo(doctor.timezone)
     # Dates are the doctor's calendar days: from 00:00 of `from` to the end of `to`.
     range_start = datetime.combine(query.from_, time(0), tzinfo=zone)
@@ -125,14 +131,13 @@ def list_free_slots(tx: Tx, doctor_id: UUID, query: SlotQuery) -> SlotList:
 
 
 def publish_slots_and_hold(
-    tx: Tx, caller: Caller, doctor_id: UUID, window: AvailabilityWindow
-) -> tuple[PublishedSlots, list[int]]:
+    uow: UnitOfWork, caller: Caller, doctor_id: UUID, window: AvailabilityWindow
+) -> PublishedSlots:
     """Publishes the window, and holds each new slot a waiting entry matches for it, in
-    the same transaction (decision 0013); returns the outbox ids of the offers."""
+    the same unit of work (decision 0013)."""
     from shared import waitlist
 
-    published = publish_slots(tx, caller, doctor_id, window)
-    ids: list[int] = []
+    published = publish_slots(uow, caller, doctor_id, window)
     for slot in published.items:
-        ids += waitlist.offer_freed_slot(tx, slot.id, caller.id, "published")
-    return published, ids
+        waitlist.offer_freed_slot(uow, slot.id, caller.id, "published")
+    return published

@@ -136,4 +136,4 @@ class Busy(DomainError):
 class Deadlock(Busy):
     """The database broke a deadlock (or a serialization failure) by rolling this
     transaction back whole. Running it again is safe, and usually succeeds at once:
-    shared.db.in_transaction does so before this reaches a caller."""
+    shared.unit_of_work.run_and_commit does so before this reaches a caller."""

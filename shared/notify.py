@@ -21,12 +21,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared import logs, mail
-from shared.db import IntegrityViolation, Row, Tx, queries, transaction
+from shared.db.errors import IntegrityViolation
+from shared.db.sqlfiles import queries
 from shared.errors import Busy, DatabaseUnavailable, DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
+from shared.unit_of_work import Row, Transaction, UnitOfWork
 
 SQL = queries("notify")
 log = logs.get("clinic.notify")
@@ -54,10 +56,15 @@ class TaskMessage(BaseModel):
     kind: Kind
     slot_id: UUID
     start_time: AwareDatetime
+    # The change a notice is about; None for a reminder.
+    audit_id: int | None = Field(default=None, ge=1)
 
-    @property
-    def audit_id(self) -> int | None:
-        return audit_id_of(self.kind, self.message_key)
+    @model_validator(mode="after")
+    def _audit_id_of_an_older_payload(self) -> TaskMessage:
+        # Tasks queued before payloads carried it have it only as their name's last part.
+        if self.audit_id is None and "audit_id" not in self.model_fields_set:
+            self.audit_id = audit_id_of(self.kind, self.message_key)
+        return self
 
 
 def audit_id_of(kind: str, message_key: str) -> int | None:
@@ -248,8 +255,8 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     }
     recipient = ""
     try:
-        with transaction() as tx:
-            state = tx.first(
+        with UnitOfWork() as uow:
+            state = uow.tx.first(
                 SQL.select_message_state, appointment_id=message.appointment_id, message_key=message.message_key
             )
         reason = stale_reason(message, state)
@@ -260,7 +267,8 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
         recipient = state["patient_email"]
         # Connected and signed in before the appointment is locked: a slow or unreachable
         # relay must not hold up a patient's cancel or move.
-        with mail.Relay(settings) as relay, transaction() as tx:
+        with mail.Relay(settings) as relay, UnitOfWork() as uow:
+            tx = uow.tx
             row = tx.first(SQL.lock_message_context, appointment_id=message.appointment_id)
             reason = stale_reason(message, row)  # again, now that a change has to wait for us
             if reason is not None or row is None:
@@ -303,6 +311,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
             relay.send(mail.compose(notice, settings), recipient)
+            uow.commit()
     except (DatabaseUnavailable, Busy):
         if attempt >= settings.tasks_max_attempts:
             # Cloud Tasks drops the task after this answer, and no FAILED row can be written
@@ -326,7 +335,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     return Outcome("sent", f"{message.kind.lower()} sent")
 
 
-def _told(tx: Tx, message: TaskMessage) -> list[int]:
+def _told(tx: Transaction, message: TaskMessage) -> list[int]:
     """The changes behind the confirmations and move notices this appointment's patient
     was sent (their audit ids): what they have heard. A reminder does not ask."""
     if message.kind not in (*TELLS_A_CHANGE, "CONFIRMATION") or message.audit_id is None:
@@ -391,7 +400,8 @@ def _record(tx: Any, message: TaskMessage, recipient: str, status: str, attempt:
 
 
 def _give_up(message: TaskMessage, recipient: str, attempt: int, error: Exception, fields: dict[str, Any]) -> Outcome:
-    with transaction() as tx:
-        _record(tx, message, recipient, "FAILED", attempt, str(error)[:1000])
+    with UnitOfWork() as uow:
+        _record(uow.tx, message, recipient, "FAILED", attempt, str(error)[:1000])
+        uow.commit()
     log.error("message FAILED for good", extra={"fields": {**fields, "outcome": "failed", "error": str(error)}})
     return Outcome("failed", "recorded as FAILED")

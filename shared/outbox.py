@@ -7,12 +7,12 @@ events. Dispatch happens after commit (shared.dispatch) and again in the sweep.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.db import Row, Tx, queries
+from shared.db.sqlfiles import queries
 from shared.settings import get_settings
+from shared.unit_of_work import Row, Transaction
 
 SQL = queries("outbox")
 
@@ -55,76 +55,70 @@ def _json_value(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def record_change(tx: Tx, appointment: Row, action: str, audit_id: int, occurred_at: datetime) -> list[int]:
-    """Writes the change's notices, reminders and domain event; returns the new row ids
-    (filled in when the statement has run, at the latest when the transaction commits)."""
+def change_messages(appointment: Row, action: str, audit_id: int, occurred_at: datetime) -> list[dict[str, Any]]:
+    """The outbox rows a change causes: the patient's notice, reminders for the (new)
+    start time, and the domain event. The unit of work writes them with its COMMIT."""
     now = datetime.now(UTC)
     start: datetime = appointment["start_time"]
     # Every message carries the appointment as JSON strings: made once, not per message
     # (a booking's Python time is what limits its rate on a small machine).
     view = appointment_json(appointment)
     appointment_id = view["id"]
-    if action in ("CANCELLED", "RESCHEDULED"):
-        # Reminders for the old time that never left are dropped with the change;
-        # those already queued are refused by notify's re-check.
-        tx.execute(SQL.drop_pending_tasks, appointment_id=appointment_id)
     rows: list[dict[str, Any]] = []
     if action in _NOTICE:
         kind = _NOTICE[action]
         name = task_name(appointment_id, kind, start, audit_id)
-        rows.append(_row("TASK", name, _task_payload(view, kind, name), now))
+        rows.append(_row(appointment_id, "TASK", name, task_payload(view, kind, name, audit_id), now))
     if action in _REMINDS:
         for offset in get_settings().reminder_offsets:
             due = start - offset
             if due <= now:
                 continue  # an offset already past is skipped
             name = reminder_name(appointment_id, view["slot_id"], int(offset.total_seconds()))
-            rows.append(_row("TASK", name, _task_payload(view, "REMINDER", name), due))
+            rows.append(_row(appointment_id, "TASK", name, task_payload(view, "REMINDER", name, None), due))
     event = {
         "type": EVENT_TYPES[action],
         "appointment": view,
         "audit_id": audit_id,
         "occurred_at": occurred_at.isoformat(),
     }
-    rows.append(_row("EVENT", f"{appointment_id}-{audit_id}", event, now))
-    # One statement for all of them, and it waits for nothing: it goes to the database with
-    # the transaction's next statement or its COMMIT (a booking's round trips are what
-    # limits its rate). The ids are in the list once the transaction has committed.
-    ids: list[int] = []
-    tx.later(
-        SQL.insert_outbox_rows,
-        lambda inserted: ids.extend(int(row["id"]) for row in inserted),
-        appointment_id=appointment_id,
-        rows=json.dumps(rows),
-    )
-    return ids
+    rows.append(_row(appointment_id, "EVENT", f"{appointment_id}-{audit_id}", event, now))
+    return rows
 
 
-def _row(target: str, name: str, payload: dict[str, Any], deliver_at: datetime) -> dict[str, Any]:
-    return {"target": target, "name": name, "payload": payload, "deliver_at": deliver_at.isoformat()}
+def _row(appointment_id: str, target: str, name: str, payload: dict[str, Any], deliver_at: datetime) -> dict[str, Any]:
+    return {
+        "appointment_id": appointment_id,
+        "target": target,
+        "name": name,
+        "payload": payload,
+        "deliver_at": deliver_at.isoformat(),
+    }
 
 
-def _task_payload(view: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
-    """What the notify function receives; `view` is appointment_json of the appointment."""
+def task_payload(view: dict[str, Any], kind: str, name: str, audit_id: int | None) -> dict[str, Any]:
+    """What the notify function receives; `view` is appointment_json of the appointment,
+    `audit_id` the change a notice is about (None for a reminder)."""
     return {
         "message_key": name,
         "appointment_id": view["id"],
         "kind": kind,
         "slot_id": view["slot_id"],
         "start_time": view["start_time"],
+        "audit_id": audit_id,
     }
 
 
 # -- sending again what failed ---------------------------------------------------------
 
 
-def failed_messages(tx: Tx, since: datetime) -> list[Row]:
+def failed_messages(tx: Transaction, since: datetime) -> list[Row]:
     """Messages recorded FAILED since `since` (the relay was down longer than the retry
     budget, say) that have not been sent since."""
     return tx.all(SQL.select_failed_messages, since=since)
 
 
-def requeue(tx: Tx, failed: list[Row]) -> list[int]:
+def requeue(tx: Transaction, failed: list[Row]) -> list[int]:
     """Queues each message again as a new task row; the sweep dispatches them. Notify
     checks each against the database as ever: one that is no longer true is skipped."""
     ids: list[int] = []
@@ -135,12 +129,12 @@ def requeue(tx: Tx, failed: list[Row]) -> list[int]:
     return ids
 
 
-def kept_message(tx: Tx, message_key: str) -> Row | None:
+def kept_message(tx: Transaction, message_key: str) -> Row | None:
     """The task message of that key while the outbox keeps it, and whether it was sent."""
     return tx.first(SQL.select_kept_message, message_key=message_key)
 
 
-def resend(tx: Tx, message_key: str, now: datetime) -> int | None:
+def resend(tx: Transaction, message_key: str, now: datetime) -> int | None:
     """Queues a kept message again under a new task name: for a message no FAILED row
     records, one whose last attempt found the database down. None: queued again already
     at this very moment."""

@@ -6,17 +6,19 @@ from uuid import UUID
 
 from shared import paging
 from shared.auth import Caller, require_role
-from shared.db import Tx, queries
+from shared.db.sqlfiles import queries
 from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
 from shared.models import Patient, PatientCreate, PatientList, PatientQuery
+from shared.unit_of_work import UnitOfWork
 from shared.users import check_reader, ensure_user
 
 SQL = queries("users")
 
 
-def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool]:
+def register(uow: UnitOfWork, caller: Caller, body: PatientCreate) -> tuple[Patient, bool]:
     """Creates or updates the profile; returns it and whether it was created. Fields
     the request leaves out keep their values."""
+    tx = uow.tx
     require_role(caller, "patient", "admin")
     ensure_user(tx, caller)
     if body.user_id is None or body.user_id == caller.id:
@@ -58,8 +60,9 @@ def register(tx: Tx, caller: Caller, body: PatientCreate) -> tuple[Patient, bool
     return Patient(**patient), bool(profile["created"])
 
 
-def find(tx: Tx, caller: Caller, query: PatientQuery) -> PatientList:
+def find(uow: UnitOfWork, caller: Caller, query: PatientQuery) -> PatientList:
     """The front desk finds a patient by part of their name or email address."""
+    tx = uow.tx
     require_role(caller, "admin")
     check_reader(tx, caller)
     after = paging.decode(query.page_token, {"name": str, "id": paging.uuid})
@@ -81,9 +84,10 @@ def find(tx: Tx, caller: Caller, query: PatientQuery) -> PatientList:
     return PatientList(items=items, next_page_token=token)
 
 
-def get(tx: Tx, caller: Caller, patient_id: UUID) -> Patient:
+def get(uow: UnitOfWork, caller: Caller, patient_id: UUID) -> Patient:
     """A patient: to an admin, to themself, and to a doctor they have an appointment with
     (whose schedule names them); to anyone else it does not exist (404)."""
+    tx = uow.tx
     check_reader(tx, caller)
     visible = (
         caller.is_admin()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.db import queries, transaction
+from shared.db.sqlfiles import queries
+from shared.unit_of_work import UnitOfWork
 
 SQL = queries("retention")
 
@@ -21,7 +22,8 @@ PRUNE_BATCH = 1000
 
 def prune(limit: int = PRUNE_BATCH) -> dict[str, int]:
     """Deletes up to `limit` expired rows of each table; returns how many went."""
-    with transaction() as tx:
-        keys = tx.all(SQL.prune_idempotency_keys, ttl=IDEMPOTENCY_TTL, limit=limit)
-        outbox = tx.all(SQL.prune_outbox, kept=OUTBOX_KEPT, limit=limit)
+    with UnitOfWork() as uow:
+        keys = uow.tx.all(SQL.prune_idempotency_keys, ttl=IDEMPOTENCY_TTL, limit=limit)
+        outbox = uow.tx.all(SQL.prune_outbox, kept=OUTBOX_KEPT, limit=limit)
+        uow.commit()
     return {"pruned_idempotency_keys": len(keys), "pruned_outbox": len(outbox)}

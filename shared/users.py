@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 from shared.auth import Caller
-from shared.db import Row, Tx, queries
+from shared.db.sqlfiles import queries
 from shared.errors import Conflict, Forbidden
+from shared.unit_of_work import Row, Transaction
 
 SQL = queries("users")
 
 
-def ensure_user(tx: Tx, caller: Caller) -> None:
+def ensure_user(tx: Transaction, caller: Caller) -> None:
     created = tx.first(SQL.upsert_user, id=caller.id, email=caller.email, name=caller.name, role=caller.role)
     if created is None:
         check_account(tx, caller)
 
 
-def check_account(tx: Tx, caller: Caller) -> None:
+def check_account(tx: Transaction, caller: Caller) -> None:
     """The caller's users row exists, and says what the token says the caller is."""
     _check_stored_role(caller, tx.first(SQL.select_user, id=caller.id))
 
 
-def check_reader(tx: Tx, caller: Caller) -> None:
+def check_reader(tx: Transaction, caller: Caller) -> None:
     """Reads create no user; an account that exists must have the token's role, or an
     admin claim on a patient's account would read every appointment."""
     stored = tx.first(SQL.select_user, id=caller.id)

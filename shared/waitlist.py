@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import mail, paging
 from shared.auth import Caller
-from shared.db import Row, Tx, queries, transaction
+from shared.db.sqlfiles import queries
 from shared.errors import Forbidden, NotFound, OfferEnded, TooManyEntries, Unprocessable
 from shared.models import (
     Appointment,
@@ -33,6 +33,7 @@ from shared.models import (
     WaitlistQuery,
 )
 from shared.settings import get_settings
+from shared.unit_of_work import Row, Transaction, UnitOfWork
 from shared.users import check_reader, ensure_user
 
 SQL = queries("waitlist")
@@ -76,7 +77,8 @@ def _in_scope(caller: Caller, scope: Scope, entry: Row) -> bool:
 # -- joining, listing, leaving ---------------------------------------------------------
 
 
-def join(tx: Tx, caller: Caller, body: WaitlistCreate) -> tuple[WaitlistEntry, list[int]]:
+def join(uow: UnitOfWork, caller: Caller, body: WaitlistCreate) -> WaitlistEntry:
+    tx = uow.tx
     scope = authorise(caller, "join")
     ensure_user(tx, caller)
     if scope == "own":
@@ -120,8 +122,8 @@ def join(tx: Tx, caller: Caller, body: WaitlistCreate) -> tuple[WaitlistEntry, l
         day_end=None if body.end is None else _day_end(body.end).isoformat(),
         actor_id=caller.id,
     )
-    ids = _outbox(tx, str(row["doctor_id"]), [_event("joined", row, None, row["event_id"], row["occurred_at"])])
-    return _entry(row), ids
+    _outbox(uow, str(row["doctor_id"]), [_event("joined", row, None, row["event_id"], row["occurred_at"])])
+    return _entry(row)
 
 
 def _range(body: WaitlistCreate, zone_name: str) -> tuple[datetime, datetime]:
@@ -137,7 +139,8 @@ def _day_end(end: time) -> time:
     return time(23, 59, 59, 999999) if end == time(0) else end
 
 
-def list_entries(tx: Tx, caller: Caller, query: WaitlistQuery) -> WaitlistList:
+def list_entries(uow: UnitOfWork, caller: Caller, query: WaitlistQuery) -> WaitlistList:
+    tx = uow.tx
     scope = authorise(caller, "list")
     check_reader(tx, caller)
     after = paging.decode(query.page_token, {"created": paging.timestamp, "id": paging.uuid})
@@ -157,17 +160,17 @@ def list_entries(tx: Tx, caller: Caller, query: WaitlistQuery) -> WaitlistList:
     return WaitlistList(items=items, next_page_token=token)
 
 
-def leave(tx: Tx, caller: Caller, entry_id: UUID) -> list[int]:
+def leave(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> None:
     """Leaves the waitlist; an open offer is declined with it (the slot goes on)."""
+    tx = uow.tx
     ensure_user(tx, caller)
     entry = _locked_entry(tx, caller, "leave", entry_id)
     if entry["status"] in ("LEFT", "BOOKED"):
-        return []  # already over: leaving again changes nothing
-    ids: list[int] = []
+        return  # already over: leaving again changes nothing
     if entry["status"] == "OFFERED":
         offer = _open_offer_of(tx, entry_id)
         if offer is not None:
-            ids += _end_offer(tx, offer, "DECLINED", caller.id, entry_status="LEFT")
+            _end_offer(uow, offer, "DECLINED", caller.id, entry_status="LEFT")
     updated = tx.one(SQL.update_entry_status, id=entry_id, status="LEFT")
     event = tx.one(
         SQL.insert_event,
@@ -178,11 +181,10 @@ def leave(tx: Tx, caller: Caller, entry_id: UUID) -> list[int]:
         actor_id=caller.id,
         details="{}",
     )
-    ids += _outbox(tx, str(updated["doctor_id"]), [_event("left", updated, None, event["id"], event["occurred_at"])])
-    return ids
+    _outbox(uow, str(updated["doctor_id"]), [_event("left", updated, None, event["id"], event["occurred_at"])])
 
 
-def _locked_entry(tx: Tx, caller: Caller, action: Action, entry_id: UUID) -> Row:
+def _locked_entry(tx: Transaction, caller: Caller, action: Action, entry_id: UUID) -> Row:
     authorise(caller, action)
     entry = tx.first(SQL.lock_entry, id=entry_id)
     if entry is None:
@@ -191,7 +193,7 @@ def _locked_entry(tx: Tx, caller: Caller, action: Action, entry_id: UUID) -> Row
     return entry
 
 
-def _open_offer_of(tx: Tx, entry_id: UUID) -> Row | None:
+def _open_offer_of(tx: Transaction, entry_id: UUID) -> Row | None:
     row = tx.first(
         "SELECT id FROM waitlist_offers WHERE entry_id = :entry_id AND status = 'OFFERED'", entry_id=entry_id
     )
@@ -201,15 +203,16 @@ def _open_offer_of(tx: Tx, entry_id: UUID) -> Row | None:
 # -- the hold -------------------------------------------------------------------------
 
 
-def lock_slot(tx: Tx, slot_id: UUID) -> Row | None:
+def lock_slot(tx: Transaction, slot_id: UUID) -> Row | None:
     """The first step of every change that may free the slot (decision 0013)."""
     return tx.first(SQL.lock_slot_for_change, id=slot_id)
 
 
-def offer_freed_slot(tx: Tx, slot_id: UUID, actor_id: UUID | None, freed_by: str) -> list[int]:
+def offer_freed_slot(uow: UnitOfWork, slot_id: UUID, actor_id: UUID | None, freed_by: str) -> bool:
     """Holds a slot that just became free for the earliest-joined matching entry, in the
-    caller's transaction; returns the outbox ids (the email, the expiry, the event).
-    Nothing when no entry matches: the slot is free to everyone."""
+    caller's unit of work, with its messages (the email, the expiry, the event). Nothing
+    when no entry matches (False): the slot is free to everyone."""
+    tx = uow.tx
     settings = get_settings()
     row = tx.first(
         SQL.hold_slot_for_next_entry,
@@ -220,12 +223,12 @@ def offer_freed_slot(tx: Tx, slot_id: UUID, actor_id: UUID | None, freed_by: str
         freed_by=freed_by,
     )
     if row is None:
-        return []
+        return False
     offer_id = str(row["id"])
     expiry_name = f"offer-{offer_id}-expiry"
     email_name = f"offer-{offer_id}-email"
-    return _outbox(
-        tx,
+    _outbox(
+        uow,
         str(row["slot_id"]),
         [
             _task(email_name, {"message_key": email_name, "offer_id": offer_id, "kind": "WAITLIST_OFFER"}, None),
@@ -237,11 +240,13 @@ def offer_freed_slot(tx: Tx, slot_id: UUID, actor_id: UUID | None, freed_by: str
             _event("offered", {"id": row["entry_id"], **row}, row, row["event_id"], row["occurred_at"]),
         ],
     )
+    return True
 
 
-def accept(tx: Tx, caller: Caller, entry_id: UUID) -> tuple[Appointment, list[int]]:
+def accept(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> Appointment:
     """Books the held slot for the entry's patient. Idempotent: accepting an offer already
     accepted answers its appointment."""
+    tx = uow.tx
     ensure_user(tx, caller)
     entry = _entry_for_answer(tx, caller, entry_id)
     offer = _open_offer_of(tx, entry_id)
@@ -254,7 +259,7 @@ def accept(tx: Tx, caller: Caller, entry_id: UUID) -> tuple[Appointment, list[in
         if done is not None:
             from shared import appointments
 
-            return appointments.get_appointment(tx, caller, done["appointment_id"]), []
+            return appointments.get_appointment(uow, caller, done["appointment_id"])
         raise OfferEnded("there is no open offer on this waitlist entry (it expired or was declined)")
     if offer["expired"]:
         raise OfferEnded("the offer has expired")
@@ -265,7 +270,7 @@ def accept(tx: Tx, caller: Caller, entry_id: UUID) -> tuple[Appointment, list[in
     )
     from shared import appointments  # appointments calls this module when a slot frees
 
-    appointment, ids = appointments.book(tx, caller, booking)
+    appointment = appointments.book(uow, caller, booking)
     ended = tx.one(SQL.end_offer, id=offer["id"], status="ACCEPTED", appointment_id=appointment.id)
     updated = tx.one(SQL.update_entry_status, id=entry_id, status="BOOKED")
     event = tx.one(
@@ -277,23 +282,24 @@ def accept(tx: Tx, caller: Caller, entry_id: UUID) -> tuple[Appointment, list[in
         actor_id=caller.id,
         details=json.dumps({"appointment_id": str(appointment.id)}),
     )
-    ids += _outbox(
-        tx, str(offer["slot_id"]), [_event("accepted", updated, {**offer, **ended}, event["id"], event["occurred_at"])]
+    _outbox(
+        uow, str(offer["slot_id"]), [_event("accepted", updated, {**offer, **ended}, event["id"], event["occurred_at"])]
     )
-    return appointment, ids
+    return appointment
 
 
-def decline(tx: Tx, caller: Caller, entry_id: UUID) -> list[int]:
+def decline(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> None:
     """Declines the open offer; the slot goes to the next matching entry, or is free."""
+    tx = uow.tx
     ensure_user(tx, caller)
     _entry_for_answer(tx, caller, entry_id)
     offer = _open_offer_of(tx, entry_id)
     if offer is None:
         raise OfferEnded("there is no open offer on this waitlist entry")
-    return _end_offer(tx, offer, "DECLINED", caller.id, entry_status="WAITING")
+    _end_offer(uow, offer, "DECLINED", caller.id, entry_status="WAITING")
 
 
-def _entry_for_answer(tx: Tx, caller: Caller, entry_id: UUID) -> Row:
+def _entry_for_answer(tx: Transaction, caller: Caller, entry_id: UUID) -> Row:
     authorise(caller, "answer")
     entry = tx.first("SELECT id, patient_id, doctor_id, status FROM waitlist_entries WHERE id = :id", id=entry_id)
     if entry is None:
@@ -302,18 +308,20 @@ def _entry_for_answer(tx: Tx, caller: Caller, entry_id: UUID) -> Row:
     return entry
 
 
-def expire(tx: Tx, offer_id: UUID) -> list[int]:
-    """Ends an offer past its time (the expiry task, or the sweep); nothing if it was
+def expire(uow: UnitOfWork, offer_id: UUID) -> bool:
+    """Ends an offer past its time (the expiry task, or the sweep); False if it was
     answered first or is not due yet."""
-    offer = tx.first(SQL.lock_offer, id=offer_id)
+    offer = uow.tx.first(SQL.lock_offer, id=offer_id)
     if offer is None or offer["status"] != "OFFERED" or not offer["expired"]:
-        return []
-    return _end_offer(tx, offer, "EXPIRED", None, entry_status="WAITING")
+        return False
+    _end_offer(uow, offer, "EXPIRED", None, entry_status="WAITING")
+    return True
 
 
-def _end_offer(tx: Tx, offer: Row, status: str, actor_id: UUID | None, entry_status: str) -> list[int]:
+def _end_offer(uow: UnitOfWork, offer: Row, status: str, actor_id: UUID | None, entry_status: str) -> None:
     """Ends a locked open offer unaccepted: the hold goes, the entry waits again (or has
     left), and the slot is offered to the next matching entry in the same transaction."""
+    tx = uow.tx
     lock_slot(tx, offer["slot_id"])
     tx.first(SQL.release_hold, slot_id=offer["slot_id"], offer_id=offer["id"])
     ended = tx.one(SQL.end_offer, id=offer["id"], status=status, appointment_id=None)
@@ -327,25 +335,23 @@ def _end_offer(tx: Tx, offer: Row, status: str, actor_id: UUID | None, entry_sta
         actor_id=actor_id,
         details="{}",
     )
-    ids = _outbox(
-        tx,
+    _outbox(
+        uow,
         str(offer["slot_id"]),
         [_event(status.lower(), entry, {**offer, **ended}, event["id"], event["occurred_at"])],
     )
-    return ids + offer_freed_slot(tx, offer["slot_id"], actor_id, f"offer {status.lower()}")
+    offer_freed_slot(uow, offer["slot_id"], actor_id, f"offer {status.lower()}")
 
 
 def expire_due(limit: int = 100) -> int:
     """The sweep's safety net: expires offers past their time whose task was lost or
     late. Each in its own transaction, so one failure does not hold up the rest."""
-    from shared import dispatch
-
-    with transaction() as tx:
-        due = [row["id"] for row in tx.all(SQL.list_expired_offers, limit=limit)]
+    with UnitOfWork() as uow:
+        due = [row["id"] for row in uow.tx.all(SQL.list_expired_offers, limit=limit)]
     for offer_id in due:
-        with transaction() as tx:
-            ids = expire(tx, offer_id)
-        dispatch.after_commit(ids)
+        with UnitOfWork() as uow:
+            expire(uow, offer_id)
+            uow.commit()
     return len(due)
 
 
@@ -382,9 +388,9 @@ def _task(name: str, payload: dict[str, Any], deliver_at: datetime | None) -> di
     return {"target": "TASK", "name": name, "payload": payload, "deliver_at": _instant(when)}
 
 
-def _outbox(tx: Tx, ordering_key: str, rows: list[dict[str, Any]]) -> list[int]:
-    inserted = tx.all(SQL.insert_waitlist_outbox_rows, ordering_key=ordering_key, rows=json.dumps(rows))
-    return [int(row["id"]) for row in inserted]
+def _outbox(uow: UnitOfWork, ordering_key: str, rows: list[dict[str, Any]]) -> None:
+    """A waitlist step's messages, with the slot (or doctor) as the events' ordering key."""
+    uow.add_outbox_rows([{**row, "appointment_id": None, "ordering_key": ordering_key} for row in rows])
 
 
 def _entry(row: Row) -> WaitlistEntry:
@@ -430,20 +436,19 @@ class WaitlistTask(BaseModel):
 
 
 def run_task(task: WaitlistTask) -> dict[str, str]:
-    from shared import dispatch
-
     if task.kind == "OFFER_EXPIRY":
-        with transaction() as tx:
-            ids = expire(tx, task.offer_id)
-        dispatch.after_commit(ids)
-        return {"result": "expired" if ids else "skipped", "detail": "offer expiry"}
+        with UnitOfWork() as uow:
+            expired = expire(uow, task.offer_id)
+            uow.commit()
+        return {"result": "expired" if expired else "skipped", "detail": "offer expiry"}
     return send_offer_email(task)
 
 
 def send_offer_email(task: WaitlistTask) -> dict[str, str]:
     """Sends the offer once, while it is open; the offer row records that it went."""
     settings = get_settings()
-    with mail.Relay(settings) as relay, transaction() as tx:
+    with mail.Relay(settings) as relay, UnitOfWork() as uow:
+        tx = uow.tx
         row = tx.first(SQL.lock_offer_message, id=task.offer_id)
         if row is None or row["status"] != "OFFERED":
             return {"result": "skipped", "detail": "the offer is no longer open"}
@@ -451,6 +456,7 @@ def send_offer_email(task: WaitlistTask) -> dict[str, str]:
             return {"result": "duplicate", "detail": "already sent"}
         tx.execute(SQL.mark_offer_emailed, id=task.offer_id)
         relay.send(offer_message(row, task, settings.mail_from, settings.public_url), row["email"])
+        uow.commit()
     log.info("sent", extra={"fields": {"message_key": task.message_key, "kind": task.kind, "outcome": "sent"}})
     return {"result": "sent", "detail": "waitlist offer sent"}
 

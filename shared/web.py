@@ -8,15 +8,17 @@ and the tests build werkzeug requests.
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import re
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from shared import logs
+from shared import idempotency, logs
 from shared.auth import USERINFO_HEADER, Caller, caller_from_header
 from shared.errors import (
     BadRequest,
@@ -29,6 +31,7 @@ from shared.errors import (
     UnsupportedMediaType,
 )
 from shared.settings import get_settings
+from shared.unit_of_work import UnitOfWork, run_and_commit
 
 MAX_BODY_BYTES = 64 * 1024
 EDGE_HEADER = "X-Clinic-Edge"
@@ -68,6 +71,7 @@ class ApiRequest:
     def __init__(self, raw: HttpRequest, params: dict[str, uuid.UUID]) -> None:
         self.raw = raw
         self.params = params
+        self._data: bytes | None = None
 
     @property
     def caller(self) -> Caller:
@@ -96,7 +100,7 @@ class ApiRequest:
             raise UnsupportedMediaType("send the body as application/json")
         if (self.raw.content_length or 0) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
-        data = self.raw.get_data(cache=False)
+        data = self.data
         if len(data) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
         try:
@@ -108,6 +112,13 @@ class ApiRequest:
         if not isinstance(payload, dict):
             raise Unprocessable("the body must be a JSON object")
         return _validate(model, payload)
+
+    @property
+    def data(self) -> bytes:
+        """The raw body, read once (a unit of work run again after a deadlock reads it again)."""
+        if self._data is None:
+            self._data = self.raw.get_data(cache=False)
+        return self._data
 
 
 def _validate(model: type[M], values: dict[str, Any]) -> M:
@@ -123,8 +134,38 @@ def _validate(model: type[M], values: dict[str, Any]) -> M:
         raise Unprocessable(str(error)) from error
 
 
-Handler = Callable[[ApiRequest], Reply]
+# (req) -> Reply, or (req, uow) -> Reply for a route run in a unit of work.
+Handler = Callable[..., Reply]
 _PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    in_unit_of_work: bool
+    idempotent: bool
+
+    def answer(self, req: ApiRequest) -> tuple[int, bytes]:
+        """Runs the handler: in a unit of work committed if it returns (and run again
+        after a deadlock), and once per Idempotency-Key if the route is idempotent."""
+        if not self.in_unit_of_work:
+            return _serialised(self.handler(req))
+        return run_and_commit(lambda uow: self._answer_in(uow, req))
+
+    def _answer_in(self, uow: UnitOfWork, req: ApiRequest) -> tuple[int, bytes]:
+        key = idempotency.key_from_header(req.header(idempotency.HEADER)) if self.idempotent else None
+        if key is None:
+            return _serialised(self.handler(req, uow))
+        request = idempotency.fingerprint(req.raw.method, req.raw.path, req.data)
+        return idempotency.answer_once(uow, req.caller, key, request, lambda: _serialised(self.handler(req, uow)))
+
+
+def _serialised(reply: Reply) -> tuple[int, bytes]:
+    status, body = reply
+    # pydantic serialises a model straight to JSON bytes, in Rust.
+    return status, body.model_dump_json().encode() if isinstance(body, BaseModel) else json.dumps(body).encode()
 
 
 class Router:
@@ -132,7 +173,7 @@ class Router:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._routes: list[Route] = []
         self._templates: list[tuple[str, str]] = []
 
     @property
@@ -140,11 +181,15 @@ class Router:
         """(method, path template) of every route, in the order they were declared."""
         return list(self._templates)
 
-    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+    def route(self, method: str, template: str, *, idempotent: bool = False) -> Callable[[Handler], Handler]:
+        """A handler `(req, uow) -> (status, body)` runs in a unit of work, committed when it
+        returns; one that takes only `req` is called as it is. An idempotent route answers
+        a repeated Idempotency-Key with the first answer."""
         pattern = re.compile(_PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?")
 
         def register(handler: Handler) -> Handler:
-            self._routes.append((method, pattern, handler))
+            takes_uow = len(inspect.signature(handler).parameters) == 2
+            self._routes.append(Route(method, pattern, handler, takes_uow, idempotent))
             self._templates.append((method, template))
             return handler
 
@@ -165,10 +210,8 @@ class Router:
             _require_edge(request)
             if request.method == "OPTIONS" and get_settings().cors_allowed_origins:
                 return _preflight()
-            handler, params = self._match(request.method, request.path)
-            status, body = handler(ApiRequest(request, params))
-            # pydantic serialises a model straight to JSON bytes, in Rust.
-            data = body.model_dump_json().encode() if isinstance(body, BaseModel) else json.dumps(body).encode()
+            route, params = self._match(request.method, request.path)
+            status, data = route.answer(ApiRequest(request, params))
             return data, status, {"Content-Type": JSON}
         except DomainError as error:
             if error.status >= 500:
@@ -178,21 +221,21 @@ class Router:
             log.exception("unhandled error", extra={"fields": {"function": self.name, "method": request.method}})
             return _problem_body(500, "Internal error", "/problems/internal", "an unexpected error; it was logged")
 
-    def _match(self, method: str, path: str) -> tuple[Handler, dict[str, uuid.UUID]]:
+    def _match(self, method: str, path: str) -> tuple[Route, dict[str, uuid.UUID]]:
         allowed: list[str] = []
         # HEAD is GET without the content (RFC 9110 9.3.2).
         wanted = "GET" if method == "HEAD" else method
-        for route_method, pattern, handler in self._routes:
+        for route in self._routes:
             # fullmatch: `$` would also match before a trailing newline ("/doctors%0A").
-            found = pattern.fullmatch(path)
+            found = route.pattern.fullmatch(path)
             if not found:
                 continue
             # An id that is no uuid names nothing, whatever the method: 404, not 405.
             params = {k: _path_id(v) for k, v in found.groupdict().items()}
-            if route_method != wanted:
-                allowed += [route_method, "HEAD"] if route_method == "GET" else [route_method]
+            if route.method != wanted:
+                allowed += [route.method, "HEAD"] if route.method == "GET" else [route.method]
                 continue
-            return handler, params
+            return route, params
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed on {path}", sorted(set(allowed)))
         raise NotFound(f"no route for {method} {path}")

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
@@ -70,7 +71,7 @@ class TestServer:
 @contextmanager
 def use_database(url: str) -> Iterator[None]:
     """Points this process's settings and pool at `url` for the block."""
-    from shared import db
+    from shared.db import connection as db
     from shared.settings import get_settings
 
     previous = os.environ.get("DATABASE_URL")
@@ -92,3 +93,13 @@ def state_dir(name: str) -> Path:
     path = TEST_STATE / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def committed() -> Iterator[Any]:
+    """A unit of work committed when the block ends normally (rolled back otherwise)."""
+    from shared.unit_of_work import UnitOfWork
+
+    with UnitOfWork() as uow:
+        yield uow
+        uow.commit()

@@ -6,9 +6,8 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import appointments, dispatch, patients, waitlist
+from shared import appointments, patients, waitlist
 from shared.asgi import serve
-from shared.db import in_transaction, transaction
 from shared.models import (
     AppointmentCreate,
     AppointmentQuery,
@@ -18,102 +17,73 @@ from shared.models import (
     WaitlistCreate,
     WaitlistQuery,
 )
+from shared.unit_of_work import UnitOfWork
 from shared.web import ApiRequest, Reply, Router
 
 router = Router("book")
 
 
 @router.route("POST", "/patients")
-def register_patient(req: ApiRequest) -> Reply:
-    caller, body = req.caller, req.body(PatientCreate)
-    with transaction() as tx:
-        patient, created = patients.register(tx, caller, body)
+def register_patient(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    patient, created = patients.register(uow, req.caller, req.body(PatientCreate))
     return (201 if created else 200), patient
 
 
 @router.route("GET", "/patients")
-def find_patients(req: ApiRequest) -> Reply:
-    caller, query = req.caller, req.query(PatientQuery)
-    with transaction() as tx:
-        return 200, patients.find(tx, caller, query)
+def find_patients(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 200, patients.find(uow, req.caller, req.query(PatientQuery))
 
 
 @router.route("GET", "/patients/{patient_id}")
-def get_patient(req: ApiRequest) -> Reply:
-    caller = req.caller
-    with transaction() as tx:
-        return 200, patients.get(tx, caller, req.params["patient_id"])
+def get_patient(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 200, patients.get(uow, req.caller, req.params["patient_id"])
 
 
-@router.route("POST", "/appointments")
-def book_appointment(req: ApiRequest) -> Reply:
-    caller, body = req.caller, req.body(AppointmentCreate)
-    key = appointments.idempotency_key(req.header("Idempotency-Key"))
-    status, appointment, outbox_ids = in_transaction(
-        lambda tx: appointments.once(tx, caller, key, body, None, 201, lambda: appointments.book(tx, caller, body))
-    )
-    dispatch.after_commit(outbox_ids)
-    return status, appointment
+@router.route("POST", "/appointments", idempotent=True)
+def book_appointment(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 201, appointments.book(uow, req.caller, req.body(AppointmentCreate))
 
 
 @router.route("GET", "/appointments")
-def list_appointments(req: ApiRequest) -> Reply:
-    caller, query = req.caller, req.query(AppointmentQuery)
-    with transaction() as tx:
-        return 200, appointments.list_appointments(tx, caller, query)
+def list_appointments(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 200, appointments.list_appointments(uow, req.caller, req.query(AppointmentQuery))
 
 
 @router.route("GET", "/appointments/{appointment_id}")
-def get_appointment(req: ApiRequest) -> Reply:
-    caller = req.caller
-    with transaction() as tx:
-        return 200, appointments.get_appointment(tx, caller, req.params["appointment_id"])
+def get_appointment(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 200, appointments.get_appointment(uow, req.caller, req.params["appointment_id"])
 
 
 @router.route("GET", "/appointments/{appointment_id}/audit")
-def get_audit(req: ApiRequest) -> Reply:
-    caller = req.caller
-    with transaction() as tx:
-        return 200, appointments.get_audit(tx, caller, req.params["appointment_id"])
+def get_audit(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 200, appointments.get_audit(uow, req.caller, req.params["appointment_id"])
 
 
 @router.route("POST", "/waitlist")
-def join_waitlist(req: ApiRequest) -> Reply:
-    caller, body = req.caller, req.body(WaitlistCreate)
-    entry, outbox_ids = in_transaction(lambda tx: waitlist.join(tx, caller, body))
-    dispatch.after_commit(outbox_ids)
-    return 201, entry
+def join_waitlist(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 201, waitlist.join(uow, req.caller, req.body(WaitlistCreate))
 
 
 @router.route("GET", "/waitlist")
-def list_waitlist(req: ApiRequest) -> Reply:
-    caller, query = req.caller, req.query(WaitlistQuery)
-    with transaction() as tx:
-        return 200, waitlist.list_entries(tx, caller, query)
+def list_waitlist(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 200, waitlist.list_entries(uow, req.caller, req.query(WaitlistQuery))
 
 
 @router.route("DELETE", "/waitlist/{entry_id}")
-def leave_waitlist(req: ApiRequest) -> Reply:
-    caller, entry_id = req.caller, req.params["entry_id"]
-    outbox_ids = in_transaction(lambda tx: waitlist.leave(tx, caller, entry_id))
-    dispatch.after_commit(outbox_ids)
-    return 200, WaitlistAnswer(id=entry_id, status="LEFT")
+def leave_waitlist(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    waitlist.leave(uow, req.caller, req.params["entry_id"])
+    return 200, WaitlistAnswer(id=req.params["entry_id"], status="LEFT")
 
 
 @router.route("POST", "/waitlist/{entry_id}/accept")
-def accept_offer(req: ApiRequest) -> Reply:
-    caller, entry_id = req.caller, req.params["entry_id"]
-    appointment, outbox_ids = in_transaction(lambda tx: waitlist.accept(tx, caller, entry_id))
-    dispatch.after_commit(outbox_ids)
-    return 200, appointment
+def accept_offer(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    return 200, waitlist.accept(uow, req.caller, req.params["entry_id"])
 
 
 @router.route("POST", "/waitlist/{entry_id}/decline")
-def decline_offer(req: ApiRequest) -> Reply:
-    caller, entry_id = req.caller, req.params["entry_id"]
-    outbox_ids = in_transaction(lambda tx: waitlist.decline(tx, caller, entry_id))
-    dispatch.after_commit(outbox_ids)
-    return 200, WaitlistAnswer(id=entry_id, status="WAITING")
+def decline_offer(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    waitlist.decline(uow, req.caller, req.params["entry_id"])
+    return 200, WaitlistAnswer(id=req.params["entry_id"], status="WAITING")
 
 
 @functions_framework.aio.http

@@ -4,28 +4,21 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import appointments, dispatch
+from shared import appointments
 from shared.asgi import serve
-from shared.db import in_transaction
 from shared.models import AppointmentChange
+from shared.unit_of_work import UnitOfWork
 from shared.web import ApiRequest, Reply, Router
 
 router = Router("cancel")
 
 
-@router.route("PATCH", "/appointments/{appointment_id}")
-def change_appointment(req: ApiRequest) -> Reply:
-    caller, body, appointment_id = req.caller, req.body(AppointmentChange), req.params["appointment_id"]
-    # A phone that lost the answer to a cancel or a move sends it again: with the same
-    # key it gets the first answer, not a 409 about its own change.
-    key = appointments.idempotency_key(req.header("Idempotency-Key"))
-    status, appointment, outbox_ids = in_transaction(
-        lambda tx: appointments.once(
-            tx, caller, key, body, appointment_id, 200, lambda: appointments.change(tx, caller, appointment_id, body)
-        )
-    )
-    dispatch.after_commit(outbox_ids)
-    return status, appointment
+# Idempotent: a phone that lost the answer to a cancel or a move sends it again with the
+# same key and gets the first answer, not a 409 about its own change.
+@router.route("PATCH", "/appointments/{appointment_id}", idempotent=True)
+def change_appointment(req: ApiRequest, uow: UnitOfWork) -> Reply:
+    body = req.body(AppointmentChange)
+    return 200, appointments.change(uow, req.caller, req.params["appointment_id"], body)
 
 
 @functions_framework.aio.http

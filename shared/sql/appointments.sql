@@ -73,12 +73,6 @@ SELECT t.upcoming, t.recent_changes, b.id, b.slot_id, b.doctor_id, b.patient_id,
 FROM patient_turn AS t
 LEFT JOIN (booked AS b CROSS JOIN audit AS a) ON true
 
--- name: insert_appointment
-INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
-VALUES (:slot_id, :patient_id, :doctor_id, :start_time, :end_time, :reason)
-RETURNING id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,
-          created_at, updated_at
-
 -- name: select_appointment
 SELECT id, slot_id, doctor_id, patient_id, start_time, end_time, status, reason,
        created_at, updated_at, start_time <= now() AS started
@@ -162,23 +156,3 @@ SELECT id, appointment_id, action, from_status, to_status, actor_id, reason, det
 FROM audit_appointment
 WHERE appointment_id = :appointment_id
 ORDER BY id
-
--- name: claim_idempotency_key
--- A concurrent request with the same key waits here until the first commits. A key
--- older than its time to live is the caller's to use afresh (shared/retention.py).
-INSERT INTO idempotency_keys (caller_id, key, request_hash)
-VALUES (:caller_id, :key, :request_hash)
-ON CONFLICT (caller_id, key) DO UPDATE
-SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, created_at = now()
-WHERE idempotency_keys.created_at < now() - CAST(:ttl AS interval)
-RETURNING caller_id
-
--- name: select_idempotency_key
-SELECT request_hash, status_code, response
-FROM idempotency_keys
-WHERE caller_id = :caller_id AND key = :key
-
--- name: store_idempotent_response
-UPDATE idempotency_keys
-SET status_code = :status_code, response = CAST(:response AS jsonb)
-WHERE caller_id = :caller_id AND key = :key

@@ -1,17 +1,13 @@
--- name: insert_outbox
-INSERT INTO outbox (appointment_id, target, name, payload, deliver_at)
-VALUES (:appointment_id, CAST(:target AS outbox_target), :name, CAST(:payload AS jsonb), :deliver_at)
-ON CONFLICT (target, name) DO NOTHING
-RETURNING id
-
 -- name: insert_outbox_rows
--- All the rows of one change in one statement (one round trip): a JSON array of
--- {target, name, payload, deliver_at}. The function scan yields the array in order,
--- so ids follow it, as they did row by row.
-INSERT INTO outbox (appointment_id, target, name, payload, deliver_at)
-SELECT CAST(:appointment_id AS uuid), r.target, r.name, r.payload, r.deliver_at
+-- All the rows of a unit of work in one statement, sent with its COMMIT: a JSON array
+-- of {appointment_id, target, name, payload, deliver_at, ordering_key} (appointment_id
+-- and ordering_key may be null: an event is then ordered by its appointment). The
+-- function scan yields the array in order, so ids follow it.
+INSERT INTO outbox (appointment_id, target, name, payload, deliver_at, ordering_key)
+SELECT r.appointment_id, r.target, r.name, r.payload, r.deliver_at, r.ordering_key
 FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-     AS r (target outbox_target, name text, payload jsonb, deliver_at timestamptz)
+     AS r (appointment_id uuid, target outbox_target, name text, payload jsonb, deliver_at timestamptz,
+           ordering_key text)
 ON CONFLICT (target, name) DO NOTHING
 RETURNING id
 

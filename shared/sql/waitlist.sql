@@ -169,15 +169,6 @@ FROM waitlist_events
 WHERE entry_id = :entry_id
 ORDER BY id
 
--- name: insert_waitlist_outbox_rows
--- A waitlist step's messages, with the slot as the events' ordering key.
-INSERT INTO outbox (appointment_id, target, name, payload, deliver_at, ordering_key)
-SELECT NULL, r.target, r.name, r.payload, r.deliver_at, CAST(:ordering_key AS text)
-FROM jsonb_to_recordset(CAST(:rows AS jsonb))
-     AS r (target outbox_target, name text, payload jsonb, deliver_at timestamptz)
-ON CONFLICT (target, name) DO NOTHING
-RETURNING id
-
 -- name: lock_offer_message
 SELECT o.id, o.status, o.emailed_at, o.expires_at, s.start_time, s.end_time, u.email, u.name,
        du.name AS doctor_name, d.timezone

@@ -13,9 +13,9 @@ import pytest
 
 from shared import appointments
 from shared.auth import Caller
-from shared.db import transaction
 from shared.errors import TooManyChanges
 from shared.models import AppointmentChange, AppointmentCreate
+from tests.helpers import committed
 from tests.integration.notify_support import environment
 from tests.integration.test_deadlocks import book_while_their_turn_is_held, consecutive_slots
 from tests.integration.test_first_use import THREADS, new_caller, together
@@ -32,13 +32,13 @@ def slots(sql: Conn) -> list[uuid.UUID]:
 
 def book(caller: Caller, slot: uuid.UUID, patient: Caller | None = None) -> appointments.Appointment:
     body = AppointmentCreate(slot_id=slot, patient_id=patient.id if patient else None)
-    with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)), transaction() as tx:
-        return appointments.book(tx, caller, body)[0]
+    with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)), committed() as uow:
+        return appointments.book(uow, caller, body)
 
 
 def change(caller: Caller, appointment: uuid.UUID, **body: object) -> appointments.Appointment:
-    with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)), transaction() as tx:
-        return appointments.change(tx, caller, appointment, AppointmentChange.model_validate(body))[0]
+    with environment(MAX_CHANGES_PER_HOUR=str(LIMIT)), committed() as uow:
+        return appointments.change(uow, caller, appointment, AppointmentChange.model_validate(body))
 
 
 def changes_by(sql: Conn, actor: Caller) -> int:

@@ -22,9 +22,10 @@ import pytest
 from local.postgres import connect_native
 from shared import appointments
 from shared.auth import Caller
-from shared.db import DEADLOCK_ATTEMPTS, Tx, in_transaction, transaction
 from shared.errors import Deadlock, PatientBusy
 from shared.models import AppointmentChange, AppointmentCreate
+from shared.unit_of_work import DEADLOCK_ATTEMPTS, UnitOfWork, run_and_commit
+from tests.helpers import committed
 
 Conn = pg8000.native.Connection
 
@@ -73,14 +74,16 @@ class Clinic:
             new_slot(conn, new_doctor(conn), start) for start in (x, y, y, x, z)
         )
 
-    def book(self, tx: Tx, slot: uuid.UUID) -> None:
-        appointments.book(tx, self.patient, AppointmentCreate(slot_id=slot))
+    def book(self, uow: UnitOfWork, slot: uuid.UUID) -> None:
+        appointments.book(uow, self.patient, AppointmentCreate(slot_id=slot))
 
 
 class Opponent(threading.Thread):
     """The other transaction: `first` in it, then, once ours waits on a lock, `second`."""
 
-    def __init__(self, url: str, our_pid: int, first: Callable[[Tx], None], second: Callable[[Tx], None]) -> None:
+    def __init__(
+        self, url: str, our_pid: int, first: Callable[[UnitOfWork], None], second: Callable[[UnitOfWork], None]
+    ) -> None:
         super().__init__()
         self.url, self.our_pid, self.first, self.second = url, our_pid, first, second
         self.took_first = threading.Event()
@@ -88,18 +91,18 @@ class Opponent(threading.Thread):
 
     def run(self) -> None:
         try:
-            with transaction() as tx:
-                self.first(tx)
+            with committed() as uow:
+                self.first(uow)
                 self.took_first.set()
                 _waits_for_a_lock(self.url, self.our_pid)
-                self.second(tx)  # waits for ours: the cycle
+                self.second(uow)  # waits for ours: the cycle
         except BaseException as error:  # the test thread reports it
             self.failed.append(error)
             self.took_first.set()
 
 
-def _pid(tx: Tx) -> int:
-    return int(tx.one("SELECT pg_backend_pid() AS pid")["pid"])
+def _pid(uow: UnitOfWork) -> int:
+    return int(uow.tx.one("SELECT pg_backend_pid() AS pid")["pid"])
 
 
 @pytest.fixture
@@ -132,15 +135,15 @@ def book_while_their_turn_is_held(
 
     def run_ours() -> None:
         try:
-            with transaction() as tx:
-                pid.append(int(tx.one("SELECT pg_backend_pid() AS pid")["pid"]))
-                outcome.append(appointments.book(tx, patient, AppointmentCreate(slot_id=ours))[0])
+            with committed() as uow:
+                pid.append(int(uow.tx.one("SELECT pg_backend_pid() AS pid")["pid"]))
+                outcome.append(appointments.book(uow, patient, AppointmentCreate(slot_id=ours)))
         except Exception as error:  # the test thread reports it
             outcome.append(error)
 
     thread = threading.Thread(target=run_ours)
-    with transaction() as tx:
-        appointments.book(tx, patient, AppointmentCreate(slot_id=theirs))
+    with committed() as uow:
+        appointments.book(uow, patient, AppointmentCreate(slot_id=theirs))
         thread.start()
         while not pid:
             time.sleep(0.01)
@@ -149,7 +152,7 @@ def book_while_their_turn_is_held(
     return outcome
 
 
-def _race(database_url: str, sql: Conn, clinic: Clinic, theirs_first: Callable[[Tx], None]) -> None:
+def _race(database_url: str, sql: Conn, clinic: Clinic, theirs_first: Callable[[UnitOfWork], None]) -> None:
     """Ours books X1, then theirs runs `theirs_first` and books X2, then ours books Y1.
 
     theirs_first puts the patient at Y2. Unserialised, theirs' X2 waits for our X1 and
@@ -162,28 +165,28 @@ def _race(database_url: str, sql: Conn, clinic: Clinic, theirs_first: Callable[[
 
     def theirs() -> None:
         try:
-            with transaction() as tx:
-                theirs_pid.append(_pid(tx))
-                theirs_first(tx)
-                clinic.book(tx, clinic.x2)
+            with committed() as uow:
+                theirs_pid.append(_pid(uow))
+                theirs_first(uow)
+                clinic.book(uow, clinic.x2)
         except BaseException as error:  # the test thread reports it
             theirs_failed.append(error)
 
     attempts = 0
 
-    def ours(tx: Tx) -> None:
+    def ours(uow: UnitOfWork) -> None:
         nonlocal attempts
         attempts += 1
-        clinic.book(tx, clinic.x1)
+        clinic.book(uow, clinic.x1)
         if attempts == 1:
             thread.start()
             while not theirs_pid:
                 time.sleep(0.01)
             _waits_for_a_lock(database_url, theirs_pid[0])  # at its first step, for our patient's turn
-        clinic.book(tx, clinic.y1)
+        clinic.book(uow, clinic.y1)
 
     thread = threading.Thread(target=theirs)
-    in_transaction(ours)
+    run_and_commit(ours)
     thread.join(timeout=30)
     assert attempts == 1
     assert [type(error) for error in theirs_failed] == [PatientBusy]
@@ -208,51 +211,51 @@ def test_a_patients_bookings_at_once_take_turns_instead_of_deadlocking(
     database_url: str, sql: Conn, clinic: Clinic
 ) -> None:
     """Theirs books Y2 then X2 while ours books X1 then Y1."""
-    _race(database_url, sql, clinic, lambda tx: clinic.book(tx, clinic.y2))
+    _race(database_url, sql, clinic, lambda uow: clinic.book(uow, clinic.y2))
     assert _audit_rows(sql, clinic) == ["BOOKED", "BOOKED"]
 
 
 def test_a_move_and_a_booking_of_one_patient_take_turns(database_url: str, sql: Conn, clinic: Clinic) -> None:
     """Theirs moves the patient's visit at Z to Y2, then books X2, while ours books X1
     then Y1. Before moves took the patient's turn too, this deadlocked."""
-    with transaction() as tx:
-        visit, _ = appointments.book(tx, clinic.patient, AppointmentCreate(slot_id=clinic.z))
+    with committed() as uow:
+        visit = appointments.book(uow, clinic.patient, AppointmentCreate(slot_id=clinic.z))
 
-    def move_to_y2(tx: Tx) -> None:
-        appointments.change(tx, clinic.patient, visit.id, AppointmentChange(slot_id=clinic.y2))
+    def move_to_y2(uow: UnitOfWork) -> None:
+        appointments.change(uow, clinic.patient, visit.id, AppointmentChange(slot_id=clinic.y2))
 
     _race(database_url, sql, clinic, move_to_y2)
     assert _audit_rows(sql, clinic) == ["BOOKED", "BOOKED", "BOOKED"]
     assert sql.run("SELECT slot_id FROM appointments WHERE id = :id", id=visit.id) == [[clinic.z]]
 
 
-def _advisory_cycle(database_url: str, tx: Tx, opponents: list[Opponent]) -> None:
+def _advisory_cycle(database_url: str, uow: UnitOfWork, opponents: list[Opponent]) -> None:
     """Two advisory locks taken in opposite orders by this transaction and an opponent."""
-    tx.execute("SELECT pg_advisory_xact_lock(1)")
+    uow.tx.execute("SELECT pg_advisory_xact_lock(1)")
     opponent = Opponent(
         database_url,
-        _pid(tx),
-        lambda t: t.execute("SELECT pg_advisory_xact_lock(2)"),
-        lambda t: t.execute("SELECT pg_advisory_xact_lock(1)"),
+        _pid(uow),
+        lambda u: u.tx.execute("SELECT pg_advisory_xact_lock(2)"),
+        lambda u: u.tx.execute("SELECT pg_advisory_xact_lock(1)"),
     )
     opponents.append(opponent)
     opponent.start()
     assert opponent.took_first.wait(timeout=10)
-    tx.execute("SELECT pg_advisory_xact_lock(2)")
+    uow.tx.execute("SELECT pg_advisory_xact_lock(2)")
 
 
 def test_a_broken_deadlock_is_run_again(database_url: str, sql: Conn, clinic: Clinic) -> None:
     attempts = 0
     opponents: list[Opponent] = []
 
-    def work(tx: Tx) -> None:
+    def work(uow: UnitOfWork) -> None:
         nonlocal attempts
         attempts += 1
         if attempts == 1:
-            _advisory_cycle(database_url, tx, opponents)
-        clinic.book(tx, clinic.x1)
+            _advisory_cycle(database_url, uow, opponents)
+        clinic.book(uow, clinic.x1)
 
-    in_transaction(work)
+    run_and_commit(work)
     opponents[0].join(timeout=30)
     assert opponents[0].failed == []
     assert attempts == 2
@@ -260,10 +263,10 @@ def test_a_broken_deadlock_is_run_again(database_url: str, sql: Conn, clinic: Cl
 
 
 def test_one_transaction_alone_would_have_answered_503(database_url: str) -> None:
-    """The same cycle in a plain transaction: what in_transaction spares the caller."""
+    """The same cycle in a plain unit of work: what run_and_commit spares the caller."""
     opponents: list[Opponent] = []
-    with pytest.raises(Deadlock), transaction() as tx:
-        _advisory_cycle(database_url, tx, opponents)
+    with pytest.raises(Deadlock), committed() as uow:
+        _advisory_cycle(database_url, uow, opponents)
     opponents[0].join(timeout=30)
     assert opponents[0].failed == []
 
@@ -272,13 +275,13 @@ def test_a_deadlock_in_every_attempt_is_a_503(database_url: str) -> None:
     attempts = 0
     opponents: list[Opponent] = []
 
-    def work(tx: Tx) -> None:
+    def work(uow: UnitOfWork) -> None:
         nonlocal attempts
         attempts += 1
-        _advisory_cycle(database_url, tx, opponents)
+        _advisory_cycle(database_url, uow, opponents)
 
     with pytest.raises(Deadlock):
-        in_transaction(work)
+        run_and_commit(work)
     for opponent in opponents:
         opponent.join(timeout=30)
         assert opponent.failed == []

@@ -1,7 +1,7 @@
 """A fault between the appointment write and the audit write (or after it) leaves nothing behind.
 
 Faults are real triggers created in the test's own database; the services run in a
-shared.db transaction exactly as the functions run them.
+unit of work exactly as the functions run them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,15 @@ from typing import Any
 import pg8000.native
 import pytest
 
-from shared import appointments
+from shared import appointments, idempotency
 from shared.auth import Caller
-from shared.db import IntegrityViolation, QueryError, get_pool, in_transaction, transaction
+from shared.db.connection import get_pool
+from shared.db.errors import IntegrityViolation, QueryError
 from shared.errors import Busy, DatabaseUnavailable
 from shared.models import AppointmentChange, AppointmentCreate
+from shared.unit_of_work import UnitOfWork, run_and_commit
+from tests.helpers import committed
+from tests.integration.notify_support import UndispatchedUnitOfWork
 
 Conn = pg8000.native.Connection
 TABLES = ("appointments", "audit_appointment", "outbox", "idempotency_keys")
@@ -71,21 +75,25 @@ def world(sql: Conn) -> World:
 
 
 def book_like_the_function(world: World, key: str | None = "retry-1") -> None:
-    """functions/book/main.py's POST /appointments, without HTTP."""
+    """functions/book/main.py's POST /appointments with an Idempotency-Key, without HTTP."""
     body = AppointmentCreate(slot_id=world.slots[0], reason="checkup")
-    in_transaction(
-        lambda tx: appointments.once(
-            tx, world.patient, key, body, None, 201, lambda: appointments.book(tx, world.patient, body)
-        )
-    )
+    request = idempotency.fingerprint("POST", "/appointments", body.model_dump_json().encode())
+
+    def answer(uow: UnitOfWork) -> tuple[int, bytes]:
+        def book() -> tuple[int, bytes]:
+            return 201, appointments.book(uow, world.patient, body).model_dump_json().encode()
+
+        return idempotency.answer_once(uow, world.patient, key, request, book) if key else book()
+
+    run_and_commit(answer)
 
 
 @pytest.mark.parametrize(
     ("table", "when"),
     [
         ("audit_appointment", "INSERT"),  # right after the appointment row
-        ("outbox", "INSERT"),  # after the audit row
-        ("idempotency_keys", "UPDATE"),  # the stored response, the last write of all
+        ("idempotency_keys", "UPDATE"),  # the stored response
+        ("outbox", "INSERT"),  # with the COMMIT, the last write of all
     ],
 )
 def test_a_fault_while_booking_leaves_nothing_behind(sql: Conn, world: World, table: str, when: str) -> None:
@@ -107,8 +115,8 @@ def test_a_fault_while_booking_leaves_nothing_behind(sql: Conn, world: World, ta
 
 
 def booked(world: World) -> uuid.UUID:
-    with transaction() as tx:
-        appointment, _ = appointments.book(tx, world.patient, AppointmentCreate(slot_id=world.slots[0]))
+    with committed() as uow:
+        appointment = appointments.book(uow, world.patient, AppointmentCreate(slot_id=world.slots[0]))
     return appointment.id
 
 
@@ -133,15 +141,15 @@ def test_a_fault_while_changing_leaves_the_appointment_as_it_was(
         {**change, "slot_id": str(world.slots[1])} if "slot_id" in change else change
     )
     fault(sql, table)
-    with pytest.raises(QueryError, match="injected fault"), transaction() as tx:
-        appointments.change(tx, world.patient, appointment_id, body)
+    with pytest.raises(QueryError, match="injected fault"), committed() as uow:
+        appointments.change(uow, world.patient, appointment_id, body)
     assert counts(sql) == before
     assert sql.run(STATE, id=appointment_id) == state
     # The reminders a cancel or move drops are still there: the drop was rolled back too.
     assert sql.run("SELECT id FROM outbox WHERE appointment_id = :id ORDER BY id", id=appointment_id) == pending
     heal(sql, table)
-    with transaction() as tx:
-        changed, _ = appointments.change(tx, world.patient, appointment_id, body)
+    with committed() as uow:
+        changed = appointments.change(uow, world.patient, appointment_id, body)
     assert sql.run("SELECT count(*) FROM audit_appointment WHERE appointment_id = :id", id=appointment_id) == [[2]]
     assert (changed.status, changed.slot_id) != (state[0][0], state[0][1])
 
@@ -152,20 +160,20 @@ def test_a_fault_while_changing_leaves_the_appointment_as_it_was(
 @pytest.mark.parametrize("where", ["statement", "savepoint", "inside a savepoint", "commit"])
 def test_a_connection_lost_mid_transaction_is_unavailable_then_recovers(sql: Conn, where: str) -> None:
     """The server ending a session (a restart, a failover) is a 503, never a 500."""
-    with pytest.raises(DatabaseUnavailable), transaction() as tx:
-        pid = tx.one("SELECT pg_backend_pid() AS pid")["pid"]
+    with pytest.raises(DatabaseUnavailable), committed() as uow:
+        pid = uow.tx.one("SELECT pg_backend_pid() AS pid")["pid"]
         sql.run("SELECT pg_terminate_backend(:pid)", pid=pid)
         if where == "statement":
-            tx.execute("SELECT 1")
+            uow.tx.execute("SELECT 1")
         elif where == "savepoint":
-            with tx.savepoint():
+            with uow.tx.savepoint():
                 pass
         elif where == "inside a savepoint":
-            with tx.savepoint():
-                tx.execute("SELECT 1")
+            with uow.tx.savepoint():
+                uow.tx.execute("SELECT 1")
     # The broken connection left the pool; the next transaction gets a working one.
-    with transaction() as tx:
-        assert tx.one("SELECT 1 AS one")["one"] == 1
+    with committed() as uow:
+        assert uow.tx.one("SELECT 1 AS one")["one"] == 1
 
 
 # -- BEGIN sent with the first statement -----------------------------------------------------
@@ -174,96 +182,89 @@ def test_a_connection_lost_mid_transaction_is_unavailable_then_recovers(sql: Con
 def test_the_first_statement_runs_inside_the_transaction(sql: Conn, world: World) -> None:
     """BEGIN rides in the first statement's round trip; a later failure still undoes that statement."""
     before = counts(sql)
-    with pytest.raises(RuntimeError), transaction() as tx:
-        tx.execute(
+    with pytest.raises(RuntimeError), committed() as uow:
+        uow.tx.execute(
             "INSERT INTO users (id, email, name, role) VALUES (:id, 'first@example.com', 'First', 'patient')",
             id=uuid.uuid4(),
         )
-        assert tx.one("SELECT now() = statement_timestamp() AS fresh")["fresh"] is False  # inside a block
+        assert uow.tx.one("SELECT now() = statement_timestamp() AS fresh")["fresh"] is False  # inside a block
         raise RuntimeError("after the first statement")
     assert sql.run("SELECT count(*) FROM users WHERE email = 'first@example.com'") == [[0]]
     assert counts(sql) == before
 
 
 def test_a_failing_first_statement_leaves_a_clean_connection(sql: Conn) -> None:
-    with pytest.raises(QueryError), transaction() as tx:
-        tx.execute("SELECT 1 / 0")
+    with pytest.raises(QueryError), committed() as uow:
+        uow.tx.execute("SELECT 1 / 0")
     for _ in range(3):  # the pool's connections are usable and outside any transaction
-        with transaction() as tx:
-            assert tx.one("SELECT current_setting('transaction_isolation') AS i, 1 AS one")["one"] == 1
+        with committed() as uow:
+            assert uow.tx.one("SELECT current_setting('transaction_isolation') AS i, 1 AS one")["one"] == 1
 
 
 def test_a_pooled_connection_killed_while_idle_is_replaced_unseen(sql: Conn) -> None:
     """A server restart kills idle pooled connections; the next request must not be a 503."""
-    with transaction() as tx:
-        pid = tx.one("SELECT pg_backend_pid() AS pid")["pid"]
+    with committed() as uow:
+        pid = uow.tx.one("SELECT pg_backend_pid() AS pid")["pid"]
     sql.run("SELECT pg_terminate_backend(:pid)", pid=pid)
-    with transaction() as tx:
-        pid_after = tx.one("SELECT pg_backend_pid() AS pid")["pid"]
+    with committed() as uow:
+        pid_after = uow.tx.one("SELECT pg_backend_pid() AS pid")["pid"]
     assert pid_after != pid
     sql.run("SELECT pg_terminate_backend(:pid)", pid=pid_after)
-    with transaction() as tx, tx.savepoint():  # a savepoint as the first statement does the same
-        assert tx.one("SELECT pg_backend_pid() AS pid")["pid"] not in (pid, pid_after)
+    with committed() as uow, uow.tx.savepoint():  # a savepoint as the first statement does the same
+        assert uow.tx.one("SELECT pg_backend_pid() AS pid")["pid"] not in (pid, pid_after)
 
 
-# -- statements sent later, with the next round trip --------------------------------------------
+# -- a last statement sent with the COMMIT ------------------------------------------------------
 
 INSERT_USER = "INSERT INTO users (id, email, name, role) VALUES (:id, :email, 'Later', 'patient') RETURNING id"
 
 
-def test_a_later_statement_rides_with_the_next_one_and_sees_its_rows_committed(sql: Conn) -> None:
+def test_a_last_statement_rides_with_the_commit_and_returns_its_rows(sql: Conn) -> None:
     first, second = uuid.uuid4(), uuid.uuid4()
-    got: list[list[dict[str, object]]] = []
-    with transaction() as tx:
-        tx.execute("SELECT 1")
-        tx.later(INSERT_USER, got.append, id=first, email="later-1@example.com")
-        assert got == []  # not sent yet
-        # The next statement follows it, in the same transaction: it sees the row.
-        assert tx.one("SELECT count(*) AS n FROM users WHERE id = :id", id=first)["n"] == 1
-        assert got == [[{"id": first}]]
-        tx.later(INSERT_USER, got.append, id=second, email="later-2@example.com")
-    assert got[-1] == [{"id": second}]  # sent with the COMMIT
+    with UnitOfWork() as uow:
+        uow.tx.execute(INSERT_USER, id=first, email="later-1@example.com")
+        assert uow.tx.execute_then_commit(INSERT_USER, id=second, email="later-2@example.com") == [{"id": second}]
     assert sql.run("SELECT count(*) FROM users WHERE email LIKE 'later-%'") == [[2]]
 
 
-def test_a_failing_later_statement_rolls_back_the_whole_transaction(sql: Conn) -> None:
+def test_a_failing_last_statement_rolls_back_the_whole_transaction(sql: Conn) -> None:
     taken = uuid.uuid4()
     sql.run("INSERT INTO users (id, email, name, role) VALUES (:id, 'taken@example.com', 'T', 'patient')", id=taken)
-    with pytest.raises(IntegrityViolation), transaction() as tx:
-        tx.execute(INSERT_USER, id=uuid.uuid4(), email="kept-until-commit@example.com")
-        tx.later(INSERT_USER, lambda rows: None, id=taken, email="again@example.com")  # duplicate key
+    with pytest.raises(IntegrityViolation), UnitOfWork() as uow:
+        uow.tx.execute(INSERT_USER, id=uuid.uuid4(), email="kept-until-commit@example.com")
+        uow.tx.execute_then_commit(INSERT_USER, id=taken, email="again@example.com")  # duplicate key
     assert sql.run("SELECT count(*) FROM users WHERE email = 'kept-until-commit@example.com'") == [[0]]
-    with transaction() as tx:  # the connection went back to the pool in step
-        assert tx.one("SELECT 2 AS two")["two"] == 2
+    with committed() as uow:  # the connection went back to the pool in step
+        assert uow.tx.one("SELECT 2 AS two")["two"] == 2
 
 
-def test_a_later_statement_fails_the_statement_it_rides_with(sql: Conn) -> None:
-    taken = uuid.uuid4()
-    sql.run("INSERT INTO users (id, email, name, role) VALUES (:id, 'taken2@example.com', 'T', 'patient')", id=taken)
-    with pytest.raises(IntegrityViolation), transaction() as tx:
-        tx.execute("SELECT 1")
-        tx.later(INSERT_USER, lambda rows: None, id=taken, email="again2@example.com")
-        tx.execute("SELECT 2")
-    with transaction() as tx:
-        assert tx.one("SELECT 3 AS three")["three"] == 3
-
-
-def test_a_later_statement_before_any_other_runs_at_once(sql: Conn) -> None:
-    got: list[list[dict[str, object]]] = []
-    with transaction() as tx:
-        user = uuid.uuid4()
-        tx.later(INSERT_USER, got.append, id=user, email="at-once@example.com")
-        assert got == [[{"id": user}]]
-
-
-def test_a_savepoint_does_not_undo_a_later_statement_sent_before_it(sql: Conn) -> None:
+def test_a_unit_of_work_not_committed_rolls_back(sql: Conn) -> None:
     user = uuid.uuid4()
-    with transaction() as tx:
-        tx.execute("SELECT 1")
-        tx.later(INSERT_USER, lambda rows: None, id=user, email="before-savepoint@example.com")
-        with pytest.raises(QueryError), tx.savepoint():
-            tx.execute("SELECT 1 / 0")
-    assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=user) == [[1]]
+    with UnitOfWork() as uow:
+        uow.tx.execute(INSERT_USER, id=user, email="never-committed@example.com")
+    assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=user) == [[0]]
+
+
+DUE = "2027-01-01T00:00:00+00:00"
+
+
+def test_outbox_rows_are_written_with_the_commit_and_their_ids_kept(sql: Conn, world: World) -> None:
+    appointment_id = booked(world)
+    rows = [
+        {
+            "appointment_id": str(appointment_id),
+            "target": "EVENT",
+            "name": f"test-{n}",
+            "payload": {},
+            "deliver_at": "2027-01-01T00:00:00+00:00",
+        }
+        for n in range(2)
+    ]
+    with UndispatchedUnitOfWork() as uow:
+        uow.add_outbox_rows(rows)
+        uow.commit()
+    names = sql.run("SELECT id, name FROM outbox WHERE name LIKE 'test-%' ORDER BY id")
+    assert [row[0] for row in names] == uow.outbox_ids and [row[1] for row in names] == ["test-0", "test-1"]
 
 
 def test_a_change_that_waits_too_long_for_a_lock_is_busy_and_changes_nothing(sql: Conn, world: World) -> None:
@@ -275,16 +276,16 @@ def test_a_change_that_waits_too_long_for_a_lock_is_busy_and_changes_nothing(sql
     sql.run("BEGIN")
     sql.run("SELECT 1 FROM appointments WHERE id = :id FOR UPDATE", id=appointment_id)
     try:
-        with pytest.raises(Busy) as raised, transaction() as tx:
-            appointments.change(tx, world.patient, appointment_id, AppointmentChange(status="CANCELLED"))
+        with pytest.raises(Busy) as raised, committed() as uow:
+            appointments.change(uow, world.patient, appointment_id, AppointmentChange(status="CANCELLED"))
     finally:
         sql.run("ROLLBACK")
     body, status, headers = problem(raised.value)
     assert status == 503 and headers["Retry-After"] == "2"
     assert b"/problems/busy" in body and b"lock" not in body  # the driver's words stay in the logs
     assert counts(sql) == before
-    with transaction() as tx:  # the lock gone, the same change goes through
-        changed, _ = appointments.change(tx, world.patient, appointment_id, AppointmentChange(status="CANCELLED"))
+    with committed() as uow:  # the lock gone, the same change goes through
+        changed = appointments.change(uow, world.patient, appointment_id, AppointmentChange(status="CANCELLED"))
     assert changed.status == "CANCELLED"
 
 
@@ -319,9 +320,9 @@ def test_a_round_trip_asks_the_server_for_one_reply(sql: Conn) -> None:
     send, not one per message (pg8000's own calls add a Flush after Bind and Execute)."""
 
     def run() -> None:
-        with transaction() as tx:
-            tx.execute("SELECT 1")
-            tx.later(INSERT_USER, lambda rows: None, id=uuid.uuid4(), email=f"{uuid.uuid4()}@example.com")
+        with UnitOfWork() as uow:
+            uow.tx.execute("SELECT 1")
+            uow.tx.execute_then_commit(INSERT_USER, id=uuid.uuid4(), email=f"{uuid.uuid4()}@example.com")
 
     run()  # prepares the statements on the pooled connection
     pool = get_pool()
@@ -333,5 +334,5 @@ def test_a_round_trip_asks_the_server_for_one_reply(sql: Conn) -> None:
         run()
     finally:
         conn._sock = recording.file
-    # BEGIN and SELECT 1 in one round trip; then the later INSERT with its Sync, and COMMIT.
+    # BEGIN and SELECT 1 in one round trip; then the last INSERT with its Sync, and COMMIT.
     assert _message_types(bytes(recording.sent)) == "BEBES" + "BES" + "Q"

@@ -14,11 +14,11 @@ import pytest
 
 from shared import appointments
 from shared.auth import Caller
-from shared.db import transaction
 from shared.errors import Conflict
 from shared.models import AppointmentCreate
 from shared.users import SQL as USERS
 from shared.users import ensure_user
+from tests.helpers import committed
 from tests.integration.notify_support import environment
 
 Conn = pg8000.native.Connection
@@ -55,8 +55,8 @@ def test_concurrent_first_use_creates_the_user_once(sql: Conn) -> None:
         caller = new_caller()
 
         def first_use(_: int, caller: Caller = caller) -> None:
-            with transaction() as tx:
-                ensure_user(tx, caller)
+            with committed() as uow:
+                ensure_user(uow.tx, caller)
 
         assert together(first_use) == []
         assert sql.run("SELECT email FROM users WHERE id = :id", id=caller.id) == [[caller.email]]
@@ -80,8 +80,8 @@ def test_concurrent_first_bookings_create_the_user_once(sql: Conn) -> None:
         ]
 
         def first_booking(i: int, caller: Caller = caller, slots: list[object] = slots) -> None:
-            with transaction() as tx:
-                appointments.book(tx, caller, AppointmentCreate.model_validate({"slot_id": str(slots[i])}))
+            with committed() as uow:
+                appointments.book(uow, caller, AppointmentCreate.model_validate({"slot_id": str(slots[i])}))
 
         with environment(MAX_UPCOMING_APPOINTMENTS=str(THREADS)):  # each may book
             assert together(first_booking) == []
@@ -90,13 +90,13 @@ def test_concurrent_first_bookings_create_the_user_once(sql: Conn) -> None:
 
 def test_an_email_of_another_account_is_still_a_conflict(sql: Conn) -> None:
     owner = new_caller()
-    with transaction() as tx:
-        ensure_user(tx, owner)
+    with committed() as uow:
+        ensure_user(uow.tx, owner)
     impostor = Caller(uuid.uuid4(), owner.email, "Other", "patient")
-    with pytest.raises(Conflict), transaction() as tx:
-        ensure_user(tx, impostor)
-    with pytest.raises(Conflict), transaction() as tx:
-        appointments.book(tx, impostor, AppointmentCreate.model_validate({"slot_id": str(uuid.uuid4())}))
+    with pytest.raises(Conflict), committed() as uow:
+        ensure_user(uow.tx, impostor)
+    with pytest.raises(Conflict), committed() as uow:
+        appointments.book(uow, impostor, AppointmentCreate.model_validate({"slot_id": str(uuid.uuid4())}))
     assert sql.run("SELECT count(*) FROM users WHERE email = :e", e=owner.email) == [[1]]
     assert sql.run("SELECT count(*) FROM users WHERE id = :id", id=impostor.id) == [[0]]
 
@@ -105,9 +105,9 @@ def test_a_taken_email_is_no_error_in_the_database(sql: Conn) -> None:
     """insert_user answers a taken email with no row, not a unique violation: the server
     then logs no DETAIL line naming the email, and the transaction goes on."""
     owner = new_caller()
-    with transaction() as tx:
-        ensure_user(tx, owner)
-    with transaction() as tx:
-        taken = tx.first(USERS.insert_user, id=uuid.uuid4(), email=owner.email, name="Other", role="patient")
+    with committed() as uow:
+        ensure_user(uow.tx, owner)
+    with committed() as uow:
+        taken = uow.tx.first(USERS.insert_user, id=uuid.uuid4(), email=owner.email, name="Other", role="patient")
         assert taken is None
-        assert tx.one("SELECT 1 AS still")["still"] == 1  # an error would have aborted the transaction
+        assert uow.tx.one("SELECT 1 AS still")["still"] == 1  # an error would have aborted the transaction

@@ -36,7 +36,7 @@ from local.mailsink import read_all
 from local.paths import ROOT
 from local.postgres import connect_native
 from shared import mail, notify
-from shared.db import reset_pool
+from shared.db.connection import reset_pool
 from shared.errors import DatabaseUnavailable
 from shared.notify import TaskMessage
 from tests.emulators import free_port, mail_sink

@@ -9,23 +9,23 @@ import pytest
 
 from shared import patients
 from shared.auth import Caller
-from shared.db import transaction
 from shared.errors import Forbidden, NotFound
 from shared.models import PatientCreate, PatientQuery
+from tests.helpers import committed
 
 ADMIN = Caller(uuid.uuid4(), "desk@clinic.example", "Desk", "admin")  # type: ignore[arg-type]
 
 
 def add(name: str, email: str) -> uuid.UUID:
     ident = uuid.uuid4()
-    with transaction() as tx:
-        patients.register(tx, ADMIN, PatientCreate(user_id=ident, email=email, name=name))
+    with committed() as uow:
+        patients.register(uow, ADMIN, PatientCreate(user_id=ident, email=email, name=name))
     return ident
 
 
 def names(q: str | None, page_size: int = 50, page_token: str | None = None) -> tuple[list[str], str | None]:
-    with transaction() as tx:
-        found = patients.find(tx, ADMIN, PatientQuery(q=q, page_size=page_size, page_token=page_token))
+    with committed() as uow:
+        found = patients.find(uow, ADMIN, PatientQuery(q=q, page_size=page_size, page_token=page_token))
     return [p.name for p in found.items], found.next_page_token
 
 
@@ -58,17 +58,17 @@ def test_pages_through_every_match_once(database_url: str) -> None:
 @pytest.mark.parametrize("role", ["patient", "doctor"])
 def test_only_the_front_desk_searches(database_url: str, role: str) -> None:
     caller = Caller(uuid.uuid4(), f"{role}@example.com", "Someone", role)  # type: ignore[arg-type]
-    with transaction() as tx, pytest.raises(Forbidden):
-        patients.find(tx, caller, PatientQuery(q="a"))
+    with committed() as uow, pytest.raises(Forbidden):
+        patients.find(uow, caller, PatientQuery(q="a"))
 
 
 def test_a_doctor_reads_only_patients_with_an_appointment_with_them(database_url: str) -> None:
     """(That a doctor does read a patient who booked them: tests/e2e/test_access.py.)"""
     ident = add("Pat", "pat@example.com")
     doctor = Caller(uuid.uuid4(), "doc@example.com", "Doc", "doctor")  # type: ignore[arg-type]
-    with transaction() as tx, pytest.raises(NotFound):
-        patients.get(tx, doctor, ident)
-    with transaction() as tx:
-        assert patients.get(tx, ADMIN, ident).name == "Pat"
+    with committed() as uow, pytest.raises(NotFound):
+        patients.get(uow, doctor, ident)
+    with committed() as uow:
+        assert patients.get(uow, ADMIN, ident).name == "Pat"
         me = Caller(ident, "pat@example.com", "Pat", "patient")  # type: ignore[arg-type]
-        assert patients.get(tx, me, ident).email == "pat@example.com"
+        assert patients.get(uow, me, ident).email == "pat@example.com"

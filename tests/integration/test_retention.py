@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -11,11 +12,11 @@ import pg8000.native
 import pytest
 
 from local.postgres import connect_native
-from shared import appointments, retention
+from shared import idempotency, retention
 from shared.auth import Caller
-from shared.db import transaction
 from shared.errors import Unprocessable
 from shared.models import Appointment
+from tests.helpers import committed
 
 Conn = pg8000.native.Connection
 
@@ -39,14 +40,17 @@ STORED = Appointment(
     updated_at=datetime(2027, 1, 1, tzinfo=UTC),
 )
 
+STORED_BODY = STORED.model_dump_json().encode()
 
-def key(sql: Conn, who: Caller, name: str, age: str) -> None:
+
+def key(sql: Conn, who: Caller, name: str, age: str, legacy: bool = False) -> None:
+    """A stored answer; `legacy`: as the release before stored it (an appointment as an object)."""
     sql.run(
         "INSERT INTO idempotency_keys (caller_id, key, request_hash, status_code, response, created_at)"
         " VALUES (:c, :k, 'hash', 201, CAST(:response AS jsonb), now() - CAST(:age AS interval))",
         c=who.id,
         k=name,
-        response=STORED.model_dump_json(),
+        response=STORED.model_dump_json() if legacy else json.dumps(STORED.model_dump_json()),
         age=age,
     )
 
@@ -92,16 +96,36 @@ def test_prune_goes_a_batch_at_a_time_oldest_first(sql: Conn) -> None:
 def test_an_expired_key_is_the_callers_to_use_again(sql: Conn) -> None:
     who = caller(sql)
     key(sql, who, "reused", "25 hours")
-    with transaction() as tx:  # another request under the old key: a fresh claim, not a 422
-        assert appointments.replay(tx, who, "reused", "another-request") is None
+    fresh = (201, b'{"fresh": 1}')
+    with committed() as uow:  # another request under the old key: a fresh claim, not a 422
+        assert idempotency.answer_once(uow, who, "reused", "another-request", lambda: fresh) == fresh
     assert sql.run("SELECT request_hash, response FROM idempotency_keys WHERE key = 'reused'") == [
-        ["another-request", None]
+        ["another-request", '{"fresh": 1}']
     ]
     key(sql, who, "live", "23 hours")
-    with pytest.raises(Unprocessable), transaction() as tx:  # a live key still refuses another request
-        appointments.replay(tx, who, "live", "another-request")
-    with transaction() as tx:  # ... and answers its own
-        assert appointments.replay(tx, who, "live", "hash") == (201, STORED)
+    with pytest.raises(Unprocessable), committed() as uow:  # a live key still refuses another request
+        idempotency.answer_once(uow, who, "live", "another-request", never_called)
+    with committed() as uow:  # ... and answers its own, as it was first answered
+        assert idempotency.answer_once(uow, who, "live", "hash", never_called) == (
+            201,
+            STORED.model_dump_json().encode(),
+        )
+
+
+def test_a_key_stored_by_the_release_before_is_replayed(sql: Conn) -> None:
+    """Answers stored as an appointment object (under a fingerprint of the old form)
+    are replayed, byte for byte as the model answers, for the day they live."""
+    who = caller(sql)
+    key(sql, who, "old", "1 hour", legacy=True)
+    with committed() as uow:
+        assert idempotency.answer_once(uow, who, "old", "new-form", never_called) == (
+            201,
+            STORED.model_dump_json().encode(),
+        )
+
+
+def never_called() -> tuple[int, bytes]:
+    raise AssertionError("a stored answer is replayed, the request not run again")
 
 
 def test_prune_spares_a_key_reclaimed_while_it_waited(sql: Conn, database_url: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from local.migrate import discover, migrate
 from local.paths import MIGRATIONS
-from shared import db
+from shared.db import connection as db
 from shared.settings import Settings
 from tests import helpers
 

@@ -13,10 +13,11 @@ import pytest
 
 from shared import appointments
 from shared.auth import Caller
-from shared.db import Tx, transaction
 from shared.errors import TooManyUpcoming
 from shared.models import AppointmentChange, AppointmentCreate
+from shared.unit_of_work import Transaction
 from shared.users import ensure_user
+from tests.helpers import committed
 from tests.integration.notify_support import environment
 from tests.integration.test_deadlocks import book_while_their_turn_is_held, consecutive_slots, new_doctor, new_slot
 from tests.integration.test_first_use import THREADS, new_caller, together
@@ -33,8 +34,8 @@ def slots(sql: Conn) -> list[uuid.UUID]:
 
 def book(caller: Caller, slot: uuid.UUID, patient: Caller | None = None) -> appointments.Appointment:
     body = AppointmentCreate(slot_id=slot, patient_id=patient.id if patient else None)
-    with environment(MAX_UPCOMING_APPOINTMENTS=str(CAP)), transaction() as tx:
-        return appointments.book(tx, caller, body)[0]
+    with environment(MAX_UPCOMING_APPOINTMENTS=str(CAP)), committed() as uow:
+        return appointments.book(uow, caller, body)
 
 
 def booked(sql: Conn, patient: Caller) -> int:
@@ -68,18 +69,18 @@ def test_a_booking_that_waited_for_its_turn_counts_what_the_turn_before_booked(
 
 def test_the_cap_counts_only_what_is_still_to_come(sql: Conn, slots: list[uuid.UUID]) -> None:
     patient = new_caller()
-    with transaction() as tx:
-        ensure_user(tx, patient)
+    with committed() as uow:
+        ensure_user(uow.tx, patient)
     _visit_that_has_begun(sql, patient)
     held = [book(patient, slot) for slot in slots[:CAP]]
     with pytest.raises(TooManyUpcoming, match=f"you already hold {CAP} upcoming appointments"):
         book(patient, slots[CAP])
     # A move keeps the count, so it is allowed at the cap.
-    with transaction() as tx:
-        appointments.change(tx, patient, held[0].id, AppointmentChange(slot_id=slots[CAP + 1]))
+    with committed() as uow:
+        appointments.change(uow, patient, held[0].id, AppointmentChange(slot_id=slots[CAP + 1]))
     # A cancelled one no longer counts.
-    with transaction() as tx:
-        appointments.change(tx, patient, held[1].id, AppointmentChange(status="CANCELLED"))
+    with committed() as uow:
+        appointments.change(uow, patient, held[1].id, AppointmentChange(status="CANCELLED"))
     book(patient, slots[CAP + 2])
     assert booked(sql, patient) == CAP + 1  # the one that has begun, and CAP to come
 
@@ -117,7 +118,7 @@ def test_a_cancel_between_the_refusal_and_its_answer_keeps_the_409(
     held = [book(patient, slot) for slot in slots[:CAP]]
     check_account = appointments.check_account
 
-    def cancel_first(tx: Tx, caller: Caller) -> None:
+    def cancel_first(tx: Transaction, caller: Caller) -> None:
         sql.run("UPDATE appointments SET status = 'CANCELLED' WHERE id = :id", id=held[0].id)  # committed at once
         check_account(tx, caller)
 

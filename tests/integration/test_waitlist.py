@@ -15,9 +15,10 @@ import pytest
 
 from shared import appointments, waitlist
 from shared.auth import Caller
-from shared.db import reset_pool, transaction
+from shared.db.connection import reset_pool
 from shared.errors import NotFound, OfferEnded, SlotHeld, SlotTaken, TooManyEntries, Unprocessable
 from shared.models import AppointmentChange, AppointmentCreate, WaitlistCreate, WaitlistQuery
+from tests.helpers import committed
 from tests.integration.notify_support import environment
 from tests.integration.test_first_use import new_caller
 
@@ -54,24 +55,24 @@ def new_slot(conn: Conn, doctor: uuid.UUID, start: datetime, minutes: int = 30) 
 
 
 def book(caller: Caller, slot: uuid.UUID) -> appointments.Appointment:
-    with transaction() as tx:
-        return appointments.book(tx, caller, AppointmentCreate(slot_id=slot))[0]
+    with committed() as uow:
+        return appointments.book(uow, caller, AppointmentCreate(slot_id=slot))
 
 
 def cancel(caller: Caller, appointment: uuid.UUID) -> None:
-    with transaction() as tx:
-        appointments.change(tx, caller, appointment, AppointmentChange(status="CANCELLED"))
+    with committed() as uow:
+        appointments.change(uow, caller, appointment, AppointmentChange(status="CANCELLED"))
 
 
 def join(caller: Caller, doctor: uuid.UUID, days: tuple[date, date], **times: str) -> uuid.UUID:
     body = WaitlistCreate.model_validate({"doctor_id": str(doctor), "from": days[0], "to": days[1], **times})
-    with transaction() as tx:
-        return waitlist.join(tx, caller, body)[0].id
+    with committed() as uow:
+        return waitlist.join(uow, caller, body).id
 
 
 def entry_of(caller: Caller) -> waitlist.WaitlistEntry:
-    with transaction() as tx:
-        items = waitlist.list_entries(tx, caller, WaitlistQuery(active=False)).items
+    with committed() as uow:
+        items = waitlist.list_entries(uow, caller, WaitlistQuery(active=False)).items
     assert len(items) == 1
     return items[0]
 
@@ -136,12 +137,12 @@ def test_a_cancellation_racing_50_direct_bookings_holds_the_slot_for_the_waiting
     assert booked_on(sql, day.slot) == 0
     assert open_offers(sql, day.slot) == [day.waiting[0].id]
     # Accepted: exactly one appointment, the waiting patient's.
-    with transaction() as tx:
-        accepted = waitlist.accept(tx, day.waiting[0], entry_of(day.waiting[0]).id)[0]
+    with committed() as uow:
+        accepted = waitlist.accept(uow, day.waiting[0], entry_of(day.waiting[0]).id)
     assert accepted.patient_id == day.waiting[0].id and booked_on(sql, day.slot) == 1
     # Idempotent: again, the same appointment.
-    with transaction() as tx:
-        assert waitlist.accept(tx, day.waiting[0], entry_of(day.waiting[0]).id)[0].id == accepted.id
+    with committed() as uow:
+        assert waitlist.accept(uow, day.waiting[0], entry_of(day.waiting[0]).id).id == accepted.id
     assert entry_of(day.waiting[0]).status == "BOOKED"
 
 
@@ -151,8 +152,8 @@ def test_bookings_waiting_on_an_uncommitted_cancellation_all_see_its_hold(sql: C
     day = Day(sql)
     direct = [new_caller() for _ in range(DIRECT)]
     results: list[object] = []
-    with transaction() as tx:
-        appointments.change(tx, day.holder, day.appointment, AppointmentChange(status="CANCELLED"))
+    with committed() as uow:
+        appointments.change(uow, day.holder, day.appointment, AppointmentChange(status="CANCELLED"))
         threads_done = threading.Event()
 
         def race() -> None:
@@ -193,13 +194,13 @@ def test_accept_and_expiry_at_the_last_second_end_in_one_or_the_other(sql: Conn)
         time.sleep(0.045)
 
         def accept(entry: uuid.UUID = first.id, patient: Caller = day.waiting[0]) -> object:
-            with transaction() as tx:
-                return waitlist.accept(tx, patient, entry)[0]
+            with committed() as uow:
+                return waitlist.accept(uow, patient, entry)
 
         def expire(offer: uuid.UUID = first.offer.id) -> object:
             for _ in range(20):  # the task may come a moment early: it tries until due
-                with transaction() as tx:
-                    if waitlist.expire(tx, offer):
+                with committed() as uow:
+                    if waitlist.expire(uow, offer):
                         return "expired"
                 time.sleep(0.005)
             return "nothing"
@@ -221,16 +222,16 @@ def test_a_chain_of_three_decline_expire_and_the_third_gets_it_one_email_each(sq
     first, second, third = day.waiting
     cancel(day.holder, day.appointment)
     assert open_offers(sql, day.slot) == [first.id]
-    with transaction() as tx:
-        waitlist.decline(tx, first, entry_of(first).id)
+    with committed() as uow:
+        waitlist.decline(uow, first, entry_of(first).id)
     assert open_offers(sql, day.slot) == [second.id]
     offer = entry_of(second).offer
     assert offer is not None
     sql.run("UPDATE waitlist_offers SET expires_at = now() - interval '1 second' WHERE id = :id", id=offer.id)
     assert waitlist.expire_due() == 1
     assert open_offers(sql, day.slot) == [third.id]
-    with transaction() as tx:
-        waitlist.accept(tx, third, entry_of(third).id)
+    with committed() as uow:
+        waitlist.accept(uow, third, entry_of(third).id)
     assert booked_on(sql, day.slot) == 1
     emails = sql.run(
         "SELECT e.patient_id, count(*) FROM outbox x"
@@ -281,11 +282,11 @@ def test_times_of_day_are_the_doctors_and_a_dst_week_matches_as_the_slots_do(sql
     matched = {}
     for name, start in instants.items():
         slot = new_slot(sql, doctor, start)
-        with transaction() as tx:
-            matched[name] = bool(waitlist.offer_freed_slot(tx, slot, None, "test"))
+        with committed() as uow:
+            matched[name] = bool(waitlist.offer_freed_slot(uow, slot, None, "test"))
         if matched[name]:  # answered, so the entry waits again for the next one
-            with transaction() as tx:
-                waitlist.decline(tx, patient, entry_of(patient).id)
+            with committed() as uow:
+                waitlist.decline(uow, patient, entry_of(patient).id)
     if datetime.now(UTC) < instants["fri 09:30"] - timedelta(hours=2):
         assert matched == {"fri 09:30": True, "mon 09:30": True, "mon 08:30": False, "mon 10:00": False}
 
@@ -305,8 +306,8 @@ def test_bad_input_is_refused_and_changes_nothing(sql: Conn, body: dict[str, str
     for key in ("from", "to"):
         if values[key].startswith("+"):
             values[key] = str(today + timedelta(days=int(values[key][1:])))
-    with pytest.raises(error), transaction() as tx:
-        waitlist.join(tx, new_caller(), WaitlistCreate.model_validate(values))
+    with pytest.raises(error), committed() as uow:
+        waitlist.join(uow, new_caller(), WaitlistCreate.model_validate(values))
     assert sql.run("SELECT count(*) FROM waitlist_entries") == [[0]]
     assert sql.run("SELECT count(*) FROM waitlist_events") == [[0]]
 
@@ -332,6 +333,6 @@ def test_another_patients_entry_is_not_found(sql: Conn) -> None:
     entry = entry_of(day.waiting[0]).id
     stranger = new_caller()
     for act in (waitlist.accept, waitlist.decline, waitlist.leave):
-        with pytest.raises(NotFound), transaction() as tx:
-            act(tx, stranger, entry)  # type: ignore[operator]
+        with pytest.raises(NotFound), committed() as uow:
+            act(uow, stranger, entry)  # type: ignore[operator]
     assert open_offers(sql, day.slot) == [day.waiting[0].id]

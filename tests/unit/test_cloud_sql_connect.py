@@ -1,4 +1,4 @@
-"""shared/db.py: a Cloud SQL connect that hangs is a 503 after DB_CONNECT_TIMEOUT.
+"""shared/db/connection.py: a Cloud SQL connect that hangs is a 503 after DB_CONNECT_TIMEOUT.
 
 Cloud SQL cannot run here, so a thin stand-in for the connector hangs the way a
 blackholed address does (its own TCP connect and TLS handshake take no timeout)."""
@@ -12,7 +12,7 @@ from typing import Any
 import google.cloud.sql.connector as connector_module
 import pytest
 
-from shared import db
+from shared.db import connection as db
 from shared.errors import DatabaseUnavailable
 from shared.settings import Settings
 

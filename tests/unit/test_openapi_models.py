@@ -340,8 +340,8 @@ def test_routes_match_requests_as_documented(routers: dict[str, Router]) -> None
     from shared.errors import MethodNotAllowed, NotFound
 
     book = routers["book"]
-    handler, params = book._match("GET", "/appointments/6b1f5c2e-0000-4000-8000-000000000000/audit")
-    assert handler.__name__ == "get_audit"
+    route, params = book._match("GET", "/appointments/6b1f5c2e-0000-4000-8000-000000000000/audit")
+    assert route.handler.__name__ == "get_audit"
     assert params == {"appointment_id": uuid.UUID("6b1f5c2e-0000-4000-8000-000000000000")}
     with pytest.raises(NotFound):
         book._match("GET", "/appointments/not-a-uuid")

@@ -909,7 +909,7 @@ def test_migrate_build_environment_makes_the_code_use_the_connector_with_iam(mon
     """The step's environment, read by shared.settings, connects via the Cloud SQL connector."""
     import google.cloud.sql.connector as connector_module
 
-    import shared.db
+    import shared.db.connection
     from local import cli
     from shared.settings import Settings
 
@@ -938,8 +938,8 @@ def test_migrate_build_environment_makes_the_code_use_the_connector_with_iam(mon
             return FakeConnection()
 
     monkeypatch.setattr(connector_module, "Connector", FakeConnector)
-    monkeypatch.setattr(shared.db, "_connector", None)
-    shared.db.connect(Settings.from_env())
+    monkeypatch.setattr(shared.db.connection, "_connector", None)
+    shared.db.connection.connect(Settings.from_env())
 
     (args, kwargs) = one(calls)
     assert args == ("clinic-prod:europe-west1:clinic-pg", "pg8000")
