@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-ORDER = ("booking", "slots", "notify", "coldstart", "web", "waitlist")
+ORDER = ("booking", "slots", "notify", "coldstart", "web", "waitlist", "dispatch")
 
 
 def _available(name: str) -> bool:
