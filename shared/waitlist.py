@@ -341,6 +341,23 @@ def _end_offer(uow: UnitOfWork, offer: Row, status: str, actor_id: UUID | None, 
         [_event(status.lower(), entry, {**offer, **ended}, event["id"], event["occurred_at"])],
     )
     offer_freed_slot(uow, offer["slot_id"], actor_id, f"offer {status.lower()}")
+    if entry_status == "WAITING":
+        offer_waiting_entry(uow, offer["entry_id"], actor_id)
+
+
+def offer_waiting_entry(uow: UnitOfWork, entry_id: UUID, actor_id: UUID | None, tries: int = 3) -> None:
+    """An entry that waits again may match a slot freed while it held another offer (and
+    so passed over, with no one else waiting): that slot is held now, for the earliest
+    matching entry (this one, or one that joined before it)."""
+    tx = uow.tx
+    lead = get_settings().waitlist_lead_minutes
+    for _ in range(tries):
+        slot = tx.first(SQL.lock_free_slot_for_entry, entry_id=entry_id, lead_minutes=lead)
+        if slot is None:
+            return
+        offer_freed_slot(uow, slot["id"], actor_id, "entry waiting again")
+        if tx.first("SELECT 1 AS offered FROM waitlist_entries WHERE id = :id AND status = 'OFFERED'", id=entry_id):
+            return
 
 
 def expire_due(limit: int = 100) -> int:

@@ -183,3 +183,26 @@ FOR UPDATE OF o
 
 -- name: mark_offer_emailed
 UPDATE waitlist_offers SET emailed_at = now() WHERE id = :id
+
+-- name: lock_free_slot_for_entry
+-- A free slot an entry that waits again matches (one freed while it held another offer):
+-- the earliest, locked as a freeing change locks it, so no booking gets in before the
+-- hold that the caller then writes with hold_slot_for_next_entry, whose own snapshot,
+-- taken after this lock, sees every booking that committed before it. SKIP LOCKED: a
+-- slot a booking holds FOR SHARE is being booked.
+SELECT s.id
+FROM waitlist_entries AS e
+JOIN doctors_profiles AS d ON d.user_id = e.doctor_id
+JOIN slots AS s ON s.doctor_id = e.doctor_id
+WHERE e.id = :entry_id AND e.status = 'WAITING'
+  AND s.start_time >= greatest(e.range_start, now() + make_interval(mins => CAST(:lead_minutes AS integer)))
+  AND s.start_time < e.range_end
+  AND s.held_offer_id IS NULL
+  AND (e.day_start IS NULL OR (
+      CAST(s.start_time AT TIME ZONE d.timezone AS time) >= e.day_start
+      AND CAST(s.start_time AT TIME ZONE d.timezone AS time) < e.day_end))
+  AND NOT EXISTS (SELECT 1 FROM appointments AS a WHERE a.slot_id = s.id AND a.status = 'BOOKED')
+  AND NOT EXISTS (SELECT 1 FROM waitlist_offers AS o WHERE o.entry_id = e.id AND o.slot_id = s.id)
+ORDER BY s.start_time
+LIMIT 1
+FOR NO KEY UPDATE OF s SKIP LOCKED

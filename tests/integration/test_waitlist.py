@@ -336,3 +336,22 @@ def test_another_patients_entry_is_not_found(sql: Conn) -> None:
         with pytest.raises(NotFound), committed() as uow:
             act(uow, stranger, entry)  # type: ignore[operator]
     assert open_offers(sql, day.slot) == [day.waiting[0].id]
+
+
+def test_a_slot_freed_while_its_only_match_held_another_offer_is_offered_when_that_ends(sql: Conn) -> None:
+    """The bench found these left free: W matches A and B; A frees (held for W), B frees
+    (W is busy with A's offer, nobody else waits: B stays free); W declines A: B is held
+    for W in the same transaction."""
+    doctor = new_doctor(sql)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=3)
+    a, b = new_slot(sql, doctor, start), new_slot(sql, doctor, start + timedelta(minutes=30))
+    holders = [new_caller(), new_caller()]
+    booked = [book(holders[0], a).id, book(holders[1], b).id]
+    waiting = new_caller()
+    join(waiting, doctor, (start.date(), start.date() + timedelta(days=1)))
+    cancel(holders[0], booked[0])
+    cancel(holders[1], booked[1])
+    assert open_offers(sql, a) == [waiting.id] and open_offers(sql, b) == []
+    with committed() as uow:
+        waitlist.decline(uow, waiting, entry_of(waiting).id)
+    assert open_offers(sql, a) == [] and open_offers(sql, b) == [waiting.id]
