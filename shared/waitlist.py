@@ -372,6 +372,19 @@ def expire_due(limit: int = 100) -> int:
     return len(due)
 
 
+def offer_passed_over(limit: int = 100) -> int:
+    """The sweep's second net: a waiting entry that matches a free slot it was never
+    offered (the two changes that would have met ran at once) gets it held now."""
+    lead = get_settings().waitlist_lead_minutes
+    with UnitOfWork() as uow:
+        entries = [row["id"] for row in uow.tx.all(SQL.list_passed_over_entries, lead_minutes=lead, limit=limit)]
+    for entry_id in entries:
+        with UnitOfWork() as uow:
+            offer_waiting_entry(uow, entry_id, None)
+            uow.commit()
+    return len(entries)
+
+
 # -- the outbox ------------------------------------------------------------------------
 
 

@@ -29,6 +29,7 @@ def sweep_outbox(req: ApiRequest) -> Reply:
     result = dispatch.sweep()
     # The safety net of the offers' expiry tasks (decision 0013).
     result["offers_expired"] = waitlist.expire_due()
+    result["entries_passed_over"] = waitlist.offer_passed_over()
     result.update(retention.prune())
     return 200, result
 

@@ -206,3 +206,27 @@ WHERE e.id = :entry_id AND e.status = 'WAITING'
 ORDER BY s.start_time
 LIMIT 1
 FOR NO KEY UPDATE OF s SKIP LOCKED
+
+-- name: list_passed_over_entries
+-- The sweep's second net: waiting entries with a free, unheld slot they match and were
+-- never offered (a slot freed while the entry's row was being changed by the end of its
+-- other offer, so neither transaction saw the other). Earliest-joined first.
+SELECT DISTINCT e.id, e.created_at
+FROM waitlist_entries AS e
+JOIN doctors_profiles AS d ON d.user_id = e.doctor_id
+JOIN slots AS s ON s.doctor_id = e.doctor_id
+WHERE e.status = 'WAITING'
+  AND s.start_time >= greatest(e.range_start, now() + make_interval(mins => CAST(:lead_minutes AS integer)))
+  AND s.start_time < e.range_end
+  AND s.held_offer_id IS NULL
+  AND (e.day_start IS NULL OR (
+      CAST(s.start_time AT TIME ZONE d.timezone AS time) >= e.day_start
+      AND CAST(s.start_time AT TIME ZONE d.timezone AS time) < e.day_end))
+  AND NOT EXISTS (SELECT 1 FROM appointments AS a WHERE a.slot_id = s.id AND a.status = 'BOOKED')
+  AND NOT EXISTS (SELECT 1 FROM waitlist_offers AS o WHERE o.entry_id = e.id AND o.slot_id = s.id)
+  AND NOT EXISTS (
+      SELECT 1 FROM appointments AS a
+      WHERE a.patient_id = e.patient_id AND a.status = 'BOOKED'
+        AND tstzrange(a.start_time, a.end_time) && tstzrange(s.start_time, s.end_time))
+ORDER BY e.created_at
+LIMIT :limit

@@ -355,3 +355,17 @@ def test_a_slot_freed_while_its_only_match_held_another_offer_is_offered_when_th
     with committed() as uow:
         waitlist.decline(uow, waiting, entry_of(waiting).id)
     assert open_offers(sql, a) == [] and open_offers(sql, b) == [waiting.id]
+
+
+def test_the_sweep_offers_a_free_slot_to_a_waiting_entry_that_was_passed_over(sql: Conn) -> None:
+    """Made by hand: a free slot, a waiting entry that matches it and was never offered it
+    (the race of two changes at once leaves this); the sweep holds it for the entry."""
+    doctor = new_doctor(sql)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=3)
+    slot = new_slot(sql, doctor, start)
+    waiting = new_caller()
+    join(waiting, doctor, (start.date(), start.date()))
+    assert open_offers(sql, slot) == []
+    assert waitlist.offer_passed_over() == 1
+    assert open_offers(sql, slot) == [waiting.id]
+    assert waitlist.offer_passed_over() == 0
