@@ -43,6 +43,7 @@ def pull(host: str, subscription: str, wait: float = 10.0) -> Iterator[dict[str,
                 "audit_id": body.get("audit_id"),
                 "occurred_at": body.get("occurred_at"),
                 "message_id": message.message_id,
+                "attributes": dict(message.attributes),
                 "event": body,
             }
         subscriber.acknowledge(

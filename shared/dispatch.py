@@ -21,6 +21,7 @@ import json
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -85,7 +86,9 @@ def after_commit(outbox_ids: list[int]) -> None:
             )
         if not rows:
             return
+        started = time.monotonic()
         sent, failed, timed_out = _send(settings, rows)
+        sent_ms = round((time.monotonic() - started) * 1000, 1)
         if timed_out:
             _pause_dispatch()
         if failed:
@@ -98,6 +101,21 @@ def after_commit(outbox_ids: list[int]) -> None:
         with UnitOfWork() as uow:
             _mark(uow.tx, sent, failed)
             uow.commit()
+        # The change's line in its trace: which appointment, what went out, how long it took.
+        appointments = sorted({str(r["appointment_id"]) for r in rows if r["appointment_id"]})
+        log.info(
+            "outbox dispatched",
+            extra={
+                "fields": {
+                    "appointment_id": appointments[0] if len(appointments) == 1 else None,
+                    "appointment_ids": appointments,
+                    "outbox_ids": [r["id"] for r in rows],
+                    "sent": len(sent),
+                    "failed": len(failed),
+                    "dispatch_ms": sent_ms,
+                }
+            },
+        )
     except Exception:
         log.exception(
             "dispatch after commit failed; the sweep will retry", extra={"fields": {"outbox_ids": outbox_ids}}
@@ -166,25 +184,16 @@ def _sweep_batch(now: datetime, limit: int, settle: timedelta) -> Counts:
 
 
 def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str], bool]:
-    """Sends the rows; returns the ids sent, the error of each row that failed, and
+    """Sends the rows, all at once (decision 0014): the events are handed to the
+    publisher first (it sends on threads of its own), the tasks are created on a pool,
+    then all are waited for, so a request waits about as long as its slowest call, not
+    the sum of them. Returns the ids sent, the error of each row that failed, and
     whether a call to Cloud Tasks waited out its whole timeout."""
-    sent: list[int] = []
-    failed: dict[int, str] = {}
-    timed_out = False
-    for row in (r for r in rows if r["target"] == "TASK"):
-        try:
-            _create_task(settings, row)
-        except Exception as error:
-            failed[row["id"]] = _summary(error)
-            timed_out = timed_out or _timed_out(error)
-            if _unreachable(error):
-                # The rest would fail the same way: they wait untouched for the next sweep.
-                break
-            continue  # this row was refused (it stays, with its error); the others may pass
-        sent.append(row["id"])
     events = [r for r in rows if r["target"] == "EVENT"]
-    if events:
-        published, errors = _publish(settings, events)
+    publishing = _start_publish(settings, events) if events else []
+    sent, failed, timed_out = _create_tasks(settings, [r for r in rows if r["target"] == "TASK"])
+    if publishing:
+        published, errors = _finish_publish(settings, publishing)
         sent += published
         failed.update(errors)
     if failed:
@@ -192,6 +201,53 @@ def _send(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str
             "outbox dispatch failed; left for the sweep",
             extra={"fields": {"outbox_ids": sorted(failed), "error": next(iter(failed.values()))}},
         )
+    return sent, failed, timed_out
+
+
+# Enough for the tasks of a few concurrent requests; the sweep's batch queues behind them.
+TASK_CALLS_AT_ONCE = 16
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    # One per process: a forked worker must not inherit its parent's threads.
+    with _clients_lock:
+        pool = _pools.get(os.getpid())
+        if pool is None:
+            pool = _pools[os.getpid()] = ThreadPoolExecutor(TASK_CALLS_AT_ONCE, thread_name_prefix="dispatch")
+    return pool
+
+
+def _create_tasks(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str], bool]:
+    """Creates the tasks concurrently (the last one on the calling thread). Once one
+    finds Cloud Tasks unreachable, those not started yet are not tried: they wait
+    untouched for the next sweep, as the rest would fail the same way."""
+    unreachable = threading.Event()
+
+    def create(row: Row) -> BaseException | bool | None:
+        if unreachable.is_set():
+            return None  # not tried
+        try:
+            _create_task(settings, row)
+        except Exception as error:
+            if _unreachable(error):
+                unreachable.set()
+            return error
+        return True
+
+    futures = [_pool().submit(create, row) for row in rows[:-1]]
+    outcomes = [create(rows[-1])] if rows else []
+    outcomes = [future.result() for future in futures] + outcomes
+    sent: list[int] = []
+    failed: dict[int, str] = {}
+    timed_out = False
+    for row, outcome in zip(rows, outcomes, strict=True):
+        if outcome is True:
+            sent.append(row["id"])
+        elif isinstance(outcome, BaseException):
+            # Refused (it stays, with its error) or unreachable: the sweep tries it again.
+            failed[row["id"]] = _summary(outcome)
+            timed_out = timed_out or _timed_out(outcome)
     return sent, failed, timed_out
 
 
@@ -282,7 +338,11 @@ def task_request(settings: Settings, row: Row) -> dict[str, Any]:
     http_request: dict[str, Any] = {
         "http_method": "POST",
         "url": settings.notify_url,
-        "headers": {"Content-Type": "application/json"},
+        # The trace of the change that wrote the row: notify's log lines and the email join it.
+        "headers": {
+            "Content-Type": "application/json",
+            **(logs.trace_headers(row["trace"]) if row.get("trace") else {}),
+        },
         "body": json.dumps(row["payload"], sort_keys=True).encode(),
     }
     if settings.tasks_service_account:
@@ -335,25 +395,36 @@ def _publisher() -> Any:
     return client
 
 
-def _publish(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, str]]:
-    """Publishes all, then waits: the client batches what is published together."""
+Publishing = list[tuple[Row, "Future[str]"]]
+
+
+def _start_publish(settings: Settings, rows: list[Row]) -> Publishing:
+    """Hands every event to the publisher (which batches what is published together)
+    and returns at once; _finish_publish waits for them."""
     publisher = _publisher()
-    topic = settings.pubsub_topic
-    futures = []
+    futures: Publishing = []
     for row in rows:
         payload = row["payload"]
+        attributes = {"type": str(payload.get("type", "")), "event_id": row["name"]}
+        if row.get("trace"):
+            # The change's trace, for a subscriber to join (issue 17).
+            attributes["traceparent"] = logs.trace_headers(row["trace"])["traceparent"]
         # retry=None: with ordering keys the client would otherwise retry forever in
         # the background, and the sweep would publish the same event a second time.
         future = publisher.publish(
-            topic,
+            settings.pubsub_topic,
             json.dumps(payload, sort_keys=True).encode(),
             ordering_key=str(row["ordering_key"]),
             retry=None,
             timeout=PUBLISH_TIMEOUT_S,
-            type=str(payload.get("type", "")),
-            event_id=row["name"],
+            **attributes,
         )
         futures.append((row, future))
+    return futures
+
+
+def _finish_publish(settings: Settings, futures: Publishing) -> tuple[list[int], dict[int, str]]:
+    publisher = _publisher()
     published: list[int] = []
     failed: dict[int, str] = {}
     for row, future in futures:
@@ -364,5 +435,5 @@ def _publish(settings: Settings, rows: list[Row]) -> tuple[list[int], dict[int, 
             failed[row["id"]] = _summary(error)
             # A failed publish pauses its ordering key until resumed; the sweep
             # publishes the event again, in order.
-            publisher.resume_publish(topic, str(row["ordering_key"]))
+            publisher.resume_publish(settings.pubsub_topic, str(row["ordering_key"]))
     return published, failed

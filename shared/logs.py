@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import secrets
 import sys
 import threading
 from typing import Any
 
 _local = threading.local()
+_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def set_trace(header: str | None) -> None:
@@ -18,6 +21,26 @@ def set_trace(header: str | None) -> None:
     if header:
         trace = header.split("/")[0] if "/" in header else header.split("-")[1] if header.count("-") >= 3 else None
     _local.trace = trace
+
+
+def trace_id() -> str | None:
+    """The request's trace id when it is a well-formed one (32 hex digits, not all zero):
+    what is carried on to the messages the request causes (outbox rows, tasks, events)."""
+    trace = getattr(_local, "trace", None)
+    if isinstance(trace, str) and _TRACE_ID.fullmatch(trace) and trace.strip("0"):
+        return trace
+    return None
+
+
+def trace_headers(trace: str) -> dict[str, str]:
+    """The headers that carry a trace into a request we cause (a Cloud Tasks task): W3C's
+    traceparent and Google's X-Cloud-Trace-Context; Cloud Run honours both and keeps the
+    trace id. The span id is new (a child of no span we know), and sampled."""
+    span = secrets.token_hex(8)
+    return {
+        "traceparent": f"00-{trace}-{span}-01",
+        "X-Cloud-Trace-Context": f"{trace}/{int(span, 16)};o=1",
+    }
 
 
 class _JsonFormatter(logging.Formatter):

@@ -69,6 +69,8 @@ class Notice:
     sequence: int = 0
     # A move's notice says where the appointment was, so the patient sees what changed.
     previous: Previous | None = None
+    # The trace of the change the notice is about (32 hex digits), or None.
+    trace: str | None = None
 
 
 def _on_one_line(notice: Notice) -> Notice:
@@ -286,6 +288,9 @@ def compose(notice: Notice, settings: Settings, now: datetime | None = None) -> 
     message["X-Clinic-Message-Key"] = notice.message_key
     message["X-Clinic-Appointment"] = notice.appointment_id
     message["X-Clinic-Kind"] = notice.kind
+    if notice.trace:
+        # Support finds the change's whole trail from an email: the Cloud Logging trace.
+        message["X-Clinic-Trace"] = notice.trace
     link = manage_url(notice, settings.public_url)
     message.set_content(text_body(notice, link))
     message.add_alternative(html_body(notice, link), subtype="html")

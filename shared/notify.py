@@ -308,6 +308,7 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 end=row["end_time"],
                 sequence=int(calendar["changes"]),
                 previous=previous,
+                trace=logs.trace_id(),
             )
             # Sent inside the transaction: if sending fails the SENT row rolls back.
             relay.send(mail.compose(notice, settings), recipient)

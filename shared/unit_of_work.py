@@ -21,6 +21,7 @@ from functools import lru_cache
 from types import TracebackType
 from typing import Any, TypeVar
 
+from shared import logs
 from shared.db import pg8000_internals as wire
 from shared.db.connection import Connection, Pool, get_pool
 from shared.db.errors import translate
@@ -187,9 +188,12 @@ class UnitOfWork:
 
     def commit(self) -> None:
         if self._outbox:
+            # Each message carries on the trace of the request that caused it (issue 17).
+            trace = logs.trace_id()
+            rows = [row if "trace" in row else {**row, "trace": trace} for row in self._outbox]
             # The outbox rows ride with the COMMIT: a booking's round trips are what
             # limits its rate on Cloud SQL.
-            inserted = self.tx.execute_then_commit(OUTBOX.insert_outbox_rows, rows=json.dumps(self._outbox))
+            inserted = self.tx.execute_then_commit(OUTBOX.insert_outbox_rows, rows=json.dumps(rows))
             self.outbox_ids = [int(row["id"]) for row in inserted]
             self._outbox = []
         else:

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared import mail, paging
+from shared import logs, mail, paging
 from shared.auth import Caller
 from shared.db.sqlfiles import queries
 from shared.errors import Forbidden, NotFound, OfferEnded, TooManyEntries, Unprocessable
@@ -514,6 +514,8 @@ def offer_message(row: Row, task: WaitlistTask, mail_from: str, public_url: str 
     message["X-Clinic-Message-Key"] = task.message_key
     message["X-Clinic-Offer"] = str(task.offer_id)
     message["X-Clinic-Kind"] = task.kind
+    if trace := logs.trace_id():  # the trace of the cancellation that freed the time
+        message["X-Clinic-Trace"] = trace
     link = f"{public_url.rstrip('/')}/#/appointments" if public_url else None
     body = (
         f"Hello {row['name']},\n\n"

@@ -1,13 +1,14 @@
 -- name: insert_outbox_rows
 -- All the rows of a unit of work in one statement, sent with its COMMIT: a JSON array
--- of {appointment_id, target, name, payload, deliver_at, ordering_key} (appointment_id
--- and ordering_key may be null: an event is then ordered by its appointment). The
--- function scan yields the array in order, so ids follow it.
-INSERT INTO outbox (appointment_id, target, name, payload, deliver_at, ordering_key)
-SELECT r.appointment_id, r.target, r.name, r.payload, r.deliver_at, r.ordering_key
+-- of {appointment_id, target, name, payload, deliver_at, ordering_key, trace}
+-- (appointment_id and ordering_key may be null: an event is then ordered by its
+-- appointment; trace too: no trace known). The function scan yields the array in
+-- order, so ids follow it.
+INSERT INTO outbox (appointment_id, target, name, payload, deliver_at, ordering_key, trace)
+SELECT r.appointment_id, r.target, r.name, r.payload, r.deliver_at, r.ordering_key, r.trace
 FROM jsonb_to_recordset(CAST(:rows AS jsonb))
      AS r (appointment_id uuid, target outbox_target, name text, payload jsonb, deliver_at timestamptz,
-           ordering_key text)
+           ordering_key text, trace text)
 ON CONFLICT (target, name) DO NOTHING
 RETURNING id
 
@@ -28,7 +29,7 @@ RETURNING id
 -- no connection held, and the sweep leaves fresh untried rows alone (claim_pending).
 -- An event waits while an older event of its appointment is still pending, so the
 -- sweep publishes an appointment's events in order.
-SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts,
+SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts, o.trace,
        coalesce(o.ordering_key, CAST(o.appointment_id AS text)) AS ordering_key
 FROM outbox AS o
 WHERE o.id = ANY(CAST(:ids AS bigint[]))
@@ -45,7 +46,7 @@ ORDER BY o.id
 -- horizon), oldest first; concurrent sweeps take disjoint rows. Events are due when
 -- written, so the horizon only holds back far-off tasks. A row not tried yet and
 -- younger than :settled belongs to the request that wrote it (after_commit).
-SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts,
+SELECT o.id, o.appointment_id, o.target, o.name, o.payload, o.deliver_at, o.attempts, o.trace,
        coalesce(o.ordering_key, CAST(o.appointment_id AS text)) AS ordering_key
 FROM outbox AS o
 WHERE o.dispatched_at IS NULL
@@ -113,9 +114,10 @@ ORDER BY failed_at, notification_id
 -- name: requeue_message
 -- The same message in a task of a new name (Cloud Tasks refuses a name it saw in the
 -- last days): notify still sends it at most once, and only while it is true. It keeps
--- its due time: a reminder queued again before it is due still waits for it.
-INSERT INTO outbox (appointment_id, target, name, payload, deliver_at)
-SELECT o.appointment_id, o.target, o.name || '-resend-' || CAST(:suffix AS text), o.payload, o.deliver_at
+-- its due time (a reminder queued again before it is due still waits for it) and its
+-- trace (the email sent again joins the change's trace).
+INSERT INTO outbox (appointment_id, target, name, payload, deliver_at, trace)
+SELECT o.appointment_id, o.target, o.name || '-resend-' || CAST(:suffix AS text), o.payload, o.deliver_at, o.trace
 FROM outbox AS o
 WHERE o.target = 'TASK' AND o.name = :message_key
 ON CONFLICT (target, name) DO NOTHING

@@ -21,7 +21,7 @@ import pytest
 
 from local import pubsub_emulator
 from local.postgres import connect_native
-from shared import dispatch
+from shared import dispatch, logs
 from shared.settings import get_settings
 from tests.emulators import Recorder, cloud_tasks, free_port, needs_gcloud, pubsub
 from tests.helpers import state_dir
@@ -178,9 +178,9 @@ def test_an_unreachable_queue_leaves_rows_for_the_sweep(
         assert time.monotonic() - started < dispatch.CREATE_TASK_TIMEOUT_S + 1
     stored = rows(sql, appointment_id)
     tasks = [r for r in stored if r["target"] == "TASK"]
-    # The first failed; the second was not tried after that, and is handed to the sweep too.
+    # Both were tried at once (decision 0014) and failed; both are left to the sweep.
+    assert len(tasks) == 2
     assert all(r["dispatched_at"] is None and r["attempts"] == 1 and r["last_error"] for r in tasks)
-    assert tasks[1]["last_error"].startswith("not tried after")
     if events_configured():  # the event went to Pub/Sub, which was up
         assert next(r for r in stored if r["target"] == "EVENT")["dispatched_at"] is not None
     assert queues.requests == []
@@ -353,3 +353,40 @@ def test_after_cloud_tasks_timed_out_requests_leave_their_rows_to_the_sweep(
     counts = dispatch.sweep(settle=timedelta(0))  # the sweep is never paused
     assert counts["tasks"] == 4 and counts["failed"] == 0
     assert sorted(r["body"]["kind"] for r in queues.wait_for(2)) == ["CONFIRMATION", "CONFIRMATION"]
+
+
+@needs_gcloud
+def test_a_changes_trace_goes_with_its_tasks_and_event(
+    queues: Recorder, pubsub_host: str, sql: pg8000.native.Connection
+) -> None:
+    """Issue 17 §2: the trace of the request that booked is stored with every outbox row,
+    sent as the task's trace headers and as the event's traceparent attribute."""
+    trace = uuid.uuid4().hex
+    subscription = subscribe(pubsub_host)
+    doctor = data.doctor()
+    logs.set_trace(f"00-{trace}-00f067aa0ba902b7-01")
+    try:
+        appointment_id, outbox_ids = data.book(data.patient(), data.slots(doctor, data.in_days(3))[0])
+    finally:
+        logs.set_trace(None)
+    stored = sql.run("SELECT target, trace FROM outbox WHERE appointment_id = :a", a=appointment_id)
+    assert len(stored) == 3 and all(row[1] == trace for row in stored)
+
+    dispatch.after_commit(outbox_ids)  # as the sweep would, outside the request: from the rows
+    [delivered] = queues.wait_for(1)
+    assert delivered["headers"]["traceparent"].split("-")[1] == trace
+    assert delivered["headers"]["x-cloud-trace-context"].startswith(f"{trace}/")
+    [event] = pull_events(pubsub_host, subscription, expect=1)
+    assert event["attributes"]["traceparent"].split("-")[1] == trace
+
+
+def test_a_change_without_a_trace_sends_none(queues: Recorder, sql: pg8000.native.Connection) -> None:
+    doctor = data.doctor()
+    logs.set_trace(None)
+    appointment_id, outbox_ids = data.book(data.patient(), data.slots(doctor, data.in_days(3))[0])
+    assert sql.run("SELECT count(*) FROM outbox WHERE appointment_id = :a AND trace IS NOT NULL", a=appointment_id) == [
+        [0]
+    ]
+    dispatch.after_commit(outbox_ids)
+    [delivered] = queues.wait_for(1)
+    assert "traceparent" not in delivered["headers"] and "x-cloud-trace-context" not in delivered["headers"]
