@@ -40,6 +40,7 @@ TASKS_HORIZON = timedelta(days=30) - timedelta(minutes=10)
 # Short: a booking waits for these calls before it answers.
 CREATE_TASK_TIMEOUT_S = 5.0
 PUBLISH_TIMEOUT_S = 5.0
+PUBLISH_BATCH_LATENCY_S = 0.001
 # One sweep call stops taking new batches after this long (Cloud Scheduler's
 # attempt deadline and the function timeout are longer).
 SWEEP_BUDGET_S = 20.0
@@ -389,7 +390,10 @@ def _publisher() -> Any:
             from google.cloud import pubsub_v1  # type: ignore[attr-defined, unused-ignore]
 
             client = pubsub_v1.PublisherClient(
-                publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)
+                # Each appointment is its own ordering key, so a request's event is a batch
+                # of its own: waiting the default 10 ms for more only delays the booking.
+                batch_settings=pubsub_v1.types.BatchSettings(max_latency=PUBLISH_BATCH_LATENCY_S),
+                publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True),
             )
             _clients[key] = client
     return client
