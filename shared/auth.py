@@ -12,13 +12,13 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import cast
 
+from shared.enums import ROLES, Role
 from shared.errors import Forbidden, Unauthenticated
 from shared.text import one_line
 
 USERINFO_HEADER = "X-Apigateway-Api-Userinfo"
-ROLES = ("patient", "doctor", "admin")
 # One plain address (RFC 5322 dot-atoms, letters of any script), at most 320 characters:
 # nothing that an email header could read as a second recipient or a display name.
 _ATOM = r"[\w!#$%&'*+/=?^`{|}~-]+"
@@ -32,10 +32,7 @@ class Caller:
     id: uuid.UUID
     email: str
     name: str
-    role: Literal["patient", "doctor", "admin"]
-
-    def is_admin(self) -> bool:
-        return self.role == "admin"
+    role: Role
 
 
 def subject_to_id(issuer: str, subject: str) -> uuid.UUID:
@@ -75,7 +72,7 @@ def caller_from_header(value: str | None) -> Caller:
         id=subject_to_id(str(claims.get("iss", "")), subject),
         email=email.lower(),
         name=name,
-        role=cast(Literal["patient", "doctor", "admin"], role),
+        role=cast(Role, role),
     )
 
 
@@ -87,8 +84,3 @@ def _display_name(claim: object) -> str:
         return ""
     text = claim.encode("utf-8", "replace").decode("utf-8")
     return " ".join(one_line(text).split())[:200]
-
-
-def require_role(caller: Caller, *roles: str) -> None:
-    if caller.role not in roles:
-        raise Forbidden(f"this needs the role {' or '.join(roles)}")

@@ -1,15 +1,15 @@
-"""Doctors, their availability and free slots."""
+"""Doctors, their availability and free slots: the use cases of the slots function."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Protocol
 from uuid import UUID, uuid4
 from zoneinfo import ZoneInfo
 
-from shared import paging
-from shared.auth import Caller, require_role
-from shared.db.sqlfiles import queries
-from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from shared import paging, waitlist
+from shared.auth import Caller
+from shared.errors import BadRequest, Conflict, NotFound, Unprocessable
 from shared.models import (
     AvailabilityWindow,
     Doctor,
@@ -21,26 +21,25 @@ from shared.models import (
     SlotList,
     SlotQuery,
 )
+from shared.policy import Action, authorise
+from shared.repositories import Accounts, Doctors
 from shared.timeslots import cut_between, window_bounds
-from shared.unit_of_work import UnitOfWork
-from shared.users import ensure_user
+from shared.waitlist import HoldWork
 
-SQL = queries("doctors")
-USERS = queries("users")
 # How far ahead a doctor may publish availability.
 MAX_PUBLISH_AHEAD = timedelta(days=366)
 
 
-def list_doctors(uow: UnitOfWork, query: DoctorQuery) -> DoctorList:
-    tx = uow.tx
+class Work(Protocol):
+    """What these use cases need of a unit of work."""
+
+    accounts: Accounts
+    doctors: Doctors
+
+
+def list_doctors(uow: Work, query: DoctorQuery) -> DoctorList:
     after = paging.decode(query.page_token, {"name": str, "id": paging.uuid})
-    rows = tx.all(
-        SQL.list_doctors,
-        specialty=query.specialty,
-        after_name=after["name"] if after else None,
-        after_id=after["id"] if after else None,
-        limit=query.page_size + 1,
-    )
+    rows = uow.doctors.page(query.specialty, (after["name"], after["id"]) if after else None, query.page_size + 1)
     items = [Doctor(**row) for row in rows[: query.page_size]]
     token = None
     if len(rows) > query.page_size:
@@ -48,36 +47,32 @@ def list_doctors(uow: UnitOfWork, query: DoctorQuery) -> DoctorList:
     return DoctorList(items=items, next_page_token=token)
 
 
-def get_doctor(uow: UnitOfWork, doctor_id: UUID) -> Doctor:
-    tx = uow.tx
-    row = tx.first(SQL.select_doctor, id=doctor_id)
+def get_doctor(uow: Work, doctor_id: UUID) -> Doctor:
+    row = uow.doctors.get(doctor_id)
     if row is None:
         raise NotFound("no such doctor")
     return Doctor(**row)
 
 
-def create_doctor(uow: UnitOfWork, caller: Caller, body: DoctorCreate) -> Doctor:
-    tx = uow.tx
-    require_role(caller, "admin")
-    ensure_user(tx, caller)
-    doctor_id = body.id or uuid4()
-    if tx.first(USERS.insert_user, id=doctor_id, email=body.email.lower(), name=body.name, role="doctor") is None:
+def create_doctor(uow: Work, caller: Caller, command: DoctorCreate) -> Doctor:
+    """Creates the doctor's user and profile."""
+    authorise(caller, Action.CREATE_DOCTOR)
+    uow.accounts.ensure(caller)
+    doctor_id = command.id or uuid4()
+    if not uow.doctors.create(doctor_id, command.email.lower(), command.name, command.specialty, command.timezone):
         raise Conflict("a user with this id or email already exists")
-    tx.execute(SQL.insert_doctor_profile, user_id=doctor_id, specialty=body.specialty, timezone=body.timezone)
-    return Doctor(id=doctor_id, name=body.name, specialty=body.specialty, timezone=body.timezone)
+    return Doctor(id=doctor_id, name=command.name, specialty=command.specialty, timezone=command.timezone)
 
 
-def publish_slots(uow: UnitOfWork, caller: Caller, doctor_id: UUID, window: AvailabilityWindow) -> PublishedSlots:
-    tx = uow.tx
+def publish_slots(uow: Work, caller: Caller, doctor_id: UUID, window: AvailabilityWindow) -> PublishedSlots:
     """Creates the window's slots; those that exist or overlap existing ones are skipped.
 
     Says how many were skipped, so re-publishing a window is harmless and fills only
     what is missing, and how many minutes at the end were too short for a slot.
     """
-    if not caller.is_admin() and not (caller.role == "doctor" and caller.id == doctor_id):
-        raise Forbidden("only this doctor or an admin publishes this doctor's availability")
+    authorise(caller, Action.PUBLISH_AVAILABILITY, owners=[doctor_id])
     doctor = get_doctor(uow, doctor_id)
-    ensure_user(tx, caller)
+    uow.accounts.ensure(caller)
     zone = ZoneInfo(doctor.timezone)
     first, last = window_bounds(window.date, window.start, window.end, zone)
     wanted = cut_between(first, last, window.slot_minutes)
@@ -91,12 +86,7 @@ def publish_slots(uow: UnitOfWork, caller: Caller, doctor_id: UUID, window: Avai
     future = [(start, end) for start, end in wanted if start > now]
     if not future:
         raise Unprocessable("every slot of the window has already started")
-    rows = tx.all(
-        SQL.insert_slots,
-        doctor_id=doctor_id,
-        starts=[start for start, _ in future],
-        ends=[end for _, end in future],
-    )
+    rows = uow.doctors.add_slots(doctor_id, [start for start, _ in future], [end for _, end in future])
     return PublishedSlots(
         items=[Slot(**row) for row in rows],
         next_page_token=None,
@@ -105,8 +95,7 @@ def publish_slots(uow: UnitOfWork, caller: Caller, doctor_id: UUID, window: Avai
     )
 
 
-def list_free_slots(uow: UnitOfWork, doctor_id: UUID, query: SlotQuery) -> SlotList:
-    tx = uow.tx
+def list_free_slots(uow: Work, doctor_id: UUID, query: SlotQuery) -> SlotList:
     doctor = get_doctor(uow, doctor_id)
     zone = ZoneInfo(doctor.timezone)
     # Dates are the doctor's calendar days: from 00:00 of `from` to the end of `to`.
@@ -115,13 +104,8 @@ def list_free_slots(uow: UnitOfWork, doctor_id: UUID, query: SlotQuery) -> SlotL
     after = paging.decode(query.page_token, {"doctor": paging.uuid, "after": paging.timestamp})
     if after is not None and after["doctor"] != doctor_id:
         raise BadRequest("page_token belongs to another doctor's listing")
-    rows = tx.all(
-        SQL.list_free_slots,
-        doctor_id=doctor_id,
-        range_start=range_start,
-        range_end=range_end,
-        after=after["after"] if after else None,
-        limit=query.page_size + 1,
+    rows = uow.doctors.free_slots(
+        doctor_id, range_start, range_end, after["after"] if after else None, query.page_size + 1
     )
     items = [Slot(**row) for row in rows[: query.page_size]]
     token = None
@@ -130,13 +114,15 @@ def list_free_slots(uow: UnitOfWork, doctor_id: UUID, query: SlotQuery) -> SlotL
     return SlotList(items=items, next_page_token=token)
 
 
+class HoldingWork(Work, HoldWork, Protocol):
+    """Publishing with the waitlist's holds needs those too."""
+
+
 def publish_slots_and_hold(
-    uow: UnitOfWork, caller: Caller, doctor_id: UUID, window: AvailabilityWindow
+    uow: HoldingWork, caller: Caller, doctor_id: UUID, window: AvailabilityWindow
 ) -> PublishedSlots:
     """Publishes the window, and holds each new slot a waiting entry matches for it, in
     the same unit of work (decision 0013)."""
-    from shared import waitlist
-
     published = publish_slots(uow, caller, doctor_id, window)
     for slot in published.items:
         waitlist.offer_freed_slot(uow, slot.id, caller.id, "published")

@@ -12,18 +12,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from typing import Protocol
 
 from shared.auth import Caller
-from shared.db.sqlfiles import queries
 from shared.errors import Unprocessable
 from shared.models import Appointment
+from shared.repositories import Accounts, IdempotencyKeys
 from shared.retention import IDEMPOTENCY_TTL
-from shared.unit_of_work import UnitOfWork
-from shared.users import ensure_user
 
-SQL = queries("idempotency")
 HEADER = "Idempotency-Key"
 Answer = tuple[int, bytes]
+
+
+class Work(Protocol):
+    accounts: Accounts
+    idempotency_keys: IdempotencyKeys
 
 
 def key_from_header(header: str | None) -> str | None:
@@ -46,23 +49,18 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(f"{method} {path} {canonical}".encode()).hexdigest()
 
 
-def answer_once(uow: UnitOfWork, caller: Caller, key: str, request: str, answer: Callable[[], Answer]) -> Answer:
-    """The stored answer for (caller, key), or `answer()`, stored under the key."""
-    ensure_user(uow.tx, caller)  # the key belongs to the caller's users row
-    claimed = uow.tx.first(
-        SQL.claim_idempotency_key, caller_id=caller.id, key=key, request_hash=request, ttl=IDEMPOTENCY_TTL
-    )
-    if not claimed:
+def answer_once(uow: Work, caller: Caller, key: str, request: str, answer: Callable[[], Answer]) -> Answer:
+    """The answer stored under (caller, key), or `answer()`, stored there."""
+    uow.accounts.ensure(caller)  # the key belongs to the caller's users row
+    if not uow.idempotency_keys.claim(caller.id, key, request, IDEMPOTENCY_TTL):
         return _stored_answer(uow, caller, key, request)
     status, body = answer()
-    uow.tx.execute(
-        SQL.store_answer, caller_id=caller.id, key=key, status_code=status, response=json.dumps(body.decode())
-    )
+    uow.idempotency_keys.store(caller.id, key, status, body.decode())
     return status, body
 
 
-def _stored_answer(uow: UnitOfWork, caller: Caller, key: str, request: str) -> Answer:
-    stored = uow.tx.one(SQL.select_idempotency_key, caller_id=caller.id, key=key)
+def _stored_answer(uow: Work, caller: Caller, key: str, request: str) -> Answer:
+    stored = uow.idempotency_keys.stored(caller.id, key)
     response = stored["response"]
     if isinstance(response, str):
         if stored["request_hash"] != request:

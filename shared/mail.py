@@ -14,13 +14,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.enums import NoticeKind
 from shared.settings import Settings
 from shared.text import one_line
-
-Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
 
 _SUBJECT = {
     "CONFIRMATION": "Your appointment is confirmed",
@@ -56,7 +54,7 @@ class Previous:
 
 @dataclass(frozen=True)
 class Notice:
-    kind: Kind
+    kind: NoticeKind
     message_key: str
     appointment_id: str
     recipient: str
@@ -122,7 +120,7 @@ def _was_label(notice: Notice) -> str:
     return "Moved from" if notice.kind == "CANCELLATION" else "Was"
 
 
-def _wording(notice: Notice) -> Kind:
+def _wording(notice: Notice) -> NoticeKind:
     """The kind the text reads as: a move back to where the patient knew it to be (and
     never told otherwise) reads as a confirmation, since "moved" would say nothing."""
     return "CONFIRMATION" if notice.kind == "RESCHEDULED" and notice.previous is None else notice.kind
@@ -227,7 +225,7 @@ def _fold(line: str) -> str:
     return "\r\n ".join(parts)
 
 
-def calendar_method(kind: Kind) -> str | None:
+def calendar_method(kind: NoticeKind) -> str | None:
     """REQUEST adds or updates the entry, CANCEL removes it; a reminder carries none."""
     return {"CONFIRMATION": "REQUEST", "RESCHEDULED": "REQUEST", "CANCELLATION": "CANCEL"}.get(kind)
 

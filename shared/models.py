@@ -21,10 +21,10 @@ from pydantic import (
     model_validator,
 )
 
+from shared.enums import AppointmentStatus, AuditAction
 from shared.text import LINE_BREAKING
 
-Role = Literal["patient", "doctor", "admin"]
-Status = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
+Status = AppointmentStatus
 
 # Text that PostgreSQL can store (no NUL) and a person would type (no control chars).
 _PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
@@ -334,7 +334,7 @@ class AppointmentList(BaseModel):
 class AuditEntry(BaseModel):
     id: int
     appointment_id: UUID
-    action: Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW", "RESCHEDULED"]
+    action: AuditAction
     from_status: Status | None
     to_status: Status
     actor_id: UUID | None

@@ -26,6 +26,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from shared import logs, mail
 from shared.db.errors import IntegrityViolation
 from shared.db.sqlfiles import queries
+from shared.enums import NoticeKind
 from shared.errors import Busy, DatabaseUnavailable, DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
 from shared.unit_of_work import Row, Transaction, UnitOfWork
@@ -33,7 +34,6 @@ from shared.unit_of_work import Row, Transaction, UnitOfWork
 SQL = queries("notify")
 log = logs.get("clinic.notify")
 
-Kind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 # The notices that tell the patient what changed from what they last heard.
 TELLS_A_CHANGE = ("RESCHEDULED", "CANCELLATION")
@@ -53,7 +53,7 @@ class TaskMessage(BaseModel):
     # The deterministic task name: appointment, kind, slot start, audit id or offset.
     message_key: str = Field(min_length=1, max_length=500, pattern=r"^[A-Za-z0-9_-]+$")
     appointment_id: UUID
-    kind: Kind
+    kind: NoticeKind
     slot_id: UUID
     start_time: AwareDatetime
     # The change a notice is about; None for a reminder.
@@ -268,51 +268,9 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
         # Connected and signed in before the appointment is locked: a slow or unreachable
         # relay must not hold up a patient's cancel or move.
         with mail.Relay(settings) as relay, UnitOfWork() as uow:
-            tx = uow.tx
-            row = tx.first(SQL.lock_message_context, appointment_id=message.appointment_id)
-            reason = stale_reason(message, row)  # again, now that a change has to wait for us
-            if reason is not None or row is None:
-                return _skipped(reason, fields)
-            recipient = row["patient_email"]
-            heard = _told(tx, message)
-            if _overtaken(message, heard):
-                return _skipped("a later change's notice has already been sent", fields)
-            told = _last_told(message, heard)
-            calendar = tx.one(
-                SQL.select_calendar_context,
-                appointment_id=message.appointment_id,
-                audit_id=message.audit_id,
-                told_audit_id=told,
-            )
-            previous = _previous(calendar, row) if message.kind in TELLS_A_CHANGE else None
-            if message.kind == "RESCHEDULED" and previous is None and told is not None:
-                # Moved away and back before any notice of the first move went out: the
-                # patient's last notice is still true, and "moved" would tell them nothing.
-                return _skipped("unchanged since the patient's last notice", fields)
-            try:
-                with tx.savepoint():
-                    _record(tx, message, recipient, "SENT", attempt, None)
-            except IntegrityViolation as error:
-                if error.constraint != "notifications_one_sent_per_message":
-                    raise
-                return _duplicate(fields)
-            notice = mail.Notice(
-                kind=message.kind,
-                message_key=message.message_key,
-                appointment_id=str(row["id"]),
-                recipient=recipient,
-                patient_name=row["patient_name"],
-                doctor_name=row["doctor_name"],
-                timezone=row["doctor_timezone"],
-                start=row["start_time"],
-                end=row["end_time"],
-                sequence=int(calendar["changes"]),
-                previous=previous,
-                trace=logs.trace_id(),
-            )
-            # Sent inside the transaction: if sending fails the SENT row rolls back.
-            relay.send(mail.compose(notice, settings), recipient)
-            uow.commit()
+            outcome = _send_once(uow.tx, relay, message, attempt, fields)
+            if outcome.result == "sent":
+                uow.commit()
     except (DatabaseUnavailable, Busy):
         if attempt >= settings.tasks_max_attempts:
             # Cloud Tasks drops the task after this answer, and no FAILED row can be written
@@ -332,11 +290,61 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             extra={"fields": {**fields, "outcome": "retry", "error": str(error)}},
         )
         raise Unavailable("the mail relay is unavailable; try again later") from error
-    log.info("sent", extra={"fields": {**fields, "outcome": "sent"}})
+    if outcome.result == "sent":
+        log.info("sent", extra={"fields": {**fields, "outcome": "sent"}})
+    return outcome
+
+
+def _send_once(
+    tx: Transaction, relay: mail.Relay, message: TaskMessage, attempt: int, fields: dict[str, Any]
+) -> Outcome:
+    """Under the appointment's lock: checks the message again, records it SENT and sends
+    it. Sent inside the transaction: if sending fails the SENT row rolls back."""
+    row = tx.first(SQL.lock_message_context, appointment_id=message.appointment_id)
+    reason = stale_reason(message, row)  # again, now that a change has to wait for us
+    if reason is not None or row is None:
+        return _skipped(reason, fields)
+    changes_told = _changes_told(tx, message)
+    if _overtaken(message, changes_told):
+        return _skipped("a later change's notice has already been sent", fields)
+    last_told = _last_told(message, changes_told)
+    calendar = tx.one(
+        SQL.select_calendar_context,
+        appointment_id=message.appointment_id,
+        audit_id=message.audit_id,
+        told_audit_id=last_told,
+    )
+    previous = _previous(calendar, row) if message.kind in TELLS_A_CHANGE else None
+    if message.kind == "RESCHEDULED" and previous is None and last_told is not None:
+        # Moved away and back before any notice of the first move went out: the
+        # patient's last notice is still true, and "moved" would tell them nothing.
+        return _skipped("unchanged since the patient's last notice", fields)
+    try:
+        with tx.savepoint():
+            _record(tx, message, row["patient_email"], "SENT", attempt, None)
+    except IntegrityViolation as error:
+        if error.constraint != "notifications_one_sent_per_message":
+            raise
+        return _duplicate(fields)
+    notice = mail.Notice(
+        kind=message.kind,
+        message_key=message.message_key,
+        appointment_id=str(row["id"]),
+        recipient=row["patient_email"],
+        patient_name=row["patient_name"],
+        doctor_name=row["doctor_name"],
+        timezone=row["doctor_timezone"],
+        start=row["start_time"],
+        end=row["end_time"],
+        sequence=int(calendar["changes"]),
+        previous=previous,
+        trace=logs.trace_id(),
+    )
+    relay.send(mail.compose(notice, get_settings()), row["patient_email"])
     return Outcome("sent", f"{message.kind.lower()} sent")
 
 
-def _told(tx: Transaction, message: TaskMessage) -> list[int]:
+def _changes_told(tx: Transaction, message: TaskMessage) -> list[int]:
     """The changes behind the confirmations and move notices this appointment's patient
     was sent (their audit ids): what they have heard. A reminder does not ask."""
     if message.kind not in (*TELLS_A_CHANGE, "CONFIRMATION") or message.audit_id is None:
@@ -345,19 +353,19 @@ def _told(tx: Transaction, message: TaskMessage) -> list[int]:
     return [audit_id for notice in sent if (audit_id := audit_id_of(notice["kind"], notice["message_key"])) is not None]
 
 
-def _overtaken(message: TaskMessage, told: list[int]) -> bool:
+def _overtaken(message: TaskMessage, changes_told: list[int]) -> bool:
     """A confirmation or move notice retried (or delayed) past the notice of a later
     change, even with the appointment back where it said: the patient has heard since
     where it is, so a confirmation would say it twice, and a move's "was" would name a
     time they no longer knew."""
     return message.kind in ("CONFIRMATION", "RESCHEDULED") and any(
-        audit_id > (message.audit_id or 0) for audit_id in told
+        audit_id > (message.audit_id or 0) for audit_id in changes_told
     )
 
 
-def _last_told(message: TaskMessage, told: list[int]) -> int | None:
+def _last_told(message: TaskMessage, changes_told: list[int]) -> int | None:
     """The newest change the patient heard of before the one this notice is about."""
-    return max((audit_id for audit_id in told if audit_id < (message.audit_id or 0)), default=None)
+    return max((audit_id for audit_id in changes_told if audit_id < (message.audit_id or 0)), default=None)
 
 
 def _previous(calendar: Row, row: Row) -> mail.Previous | None:

@@ -1,82 +1,74 @@
-"""Patient profiles: a patient registers their own; an admin registers anyone."""
+"""Patient profiles: a patient registers their own, an admin anyone's; the front desk finds them."""
 
 from __future__ import annotations
 
+from typing import Protocol
 from uuid import UUID
 
 from shared import paging
-from shared.auth import Caller, require_role
-from shared.db.sqlfiles import queries
-from shared.errors import Conflict, Forbidden, NotFound, Unprocessable
+from shared.auth import Caller
+from shared.errors import Conflict, NotFound, Unprocessable
 from shared.models import Patient, PatientCreate, PatientList, PatientQuery
-from shared.unit_of_work import UnitOfWork
-from shared.users import check_reader, ensure_user
-
-SQL = queries("users")
+from shared.policy import Action, allows, authorise
+from shared.repositories import Accounts, Patients
 
 
-def register(uow: UnitOfWork, caller: Caller, body: PatientCreate) -> tuple[Patient, bool]:
+class Work(Protocol):
+    """What these use cases need of a unit of work."""
+
+    accounts: Accounts
+    patients: Patients
+
+
+def register(uow: Work, caller: Caller, command: PatientCreate) -> tuple[Patient, bool]:
     """Creates or updates the profile; returns it and whether it was created. Fields
     the request leaves out keep their values."""
-    tx = uow.tx
-    require_role(caller, "patient", "admin")
-    ensure_user(tx, caller)
-    if body.user_id is None or body.user_id == caller.id:
-        if caller.is_admin():
-            raise Unprocessable("an admin registers a patient: give 'user_id', 'email' and 'name'")
-        if body.email is not None or body.name is not None:
+    authorise(caller, Action.REGISTER_PATIENT)
+    uow.accounts.ensure(caller)
+    if command.user_id is None or command.user_id == caller.id:
+        if not allows(caller, Action.HOLD_APPOINTMENTS):
+            raise Unprocessable("to register a patient, give their 'user_id', 'email' and 'name'")
+        if command.email is not None or command.name is not None:
             raise Unprocessable("a patient's email and name come from their sign-in: leave them out")
         user_id = caller.id
     else:
-        if not caller.is_admin():
-            # As for bookings: acting for another user is not allowed, not merely invalid.
-            raise Forbidden("a patient registers only themself: leave out 'user_id'")
-        if body.email is None or body.name is None:
+        # As for bookings: acting for another user is not allowed, not merely invalid.
+        authorise(caller, Action.REGISTER_PATIENT, owners=[command.user_id])
+        if command.email is None or command.name is None:
             raise Unprocessable("give 'email' and 'name' for the new patient")
-        existing = tx.first(SQL.select_user, id=body.user_id)
-        if existing is None:
-            new = tx.first(SQL.insert_user, id=body.user_id, email=body.email.lower(), name=body.name, role="patient")
-            if new is None:
-                raise Conflict("a user with this email already exists")
-        elif existing["role"] != "patient":
-            raise Conflict("this user is not a patient")
-        elif existing["email"] != body.email.lower():
-            raise Conflict("this user exists with another email")
-        elif existing["name"] != body.name:
-            # As for the email: another name more likely means the wrong user_id than a
-            # correction, and silently keeping the stored one would hide either.
-            raise Conflict("this user exists with another name")
-        user_id = body.user_id
-    given = body.model_fields_set
-    profile = tx.one(
-        SQL.insert_patient_profile,
-        user_id=user_id,
-        phone=body.phone,
-        date_of_birth=body.date_of_birth,
-        set_phone="phone" in given,
-        set_date_of_birth="date_of_birth" in given,
-    )
-    patient = tx.one(SQL.select_patient, user_id=user_id)
-    return Patient(**patient), bool(profile["created"])
+        _check_or_create_user(uow, command.user_id, command.email.lower(), command.name)
+        user_id = command.user_id
+    created = uow.patients.save_profile(user_id, command.phone, command.date_of_birth, command.model_fields_set)
+    patient = uow.patients.get(user_id)
+    assert patient is not None
+    return Patient(**patient), created
 
 
-def find(uow: UnitOfWork, caller: Caller, query: PatientQuery) -> PatientList:
+def _check_or_create_user(uow: Work, user_id: UUID, email: str, name: str) -> None:
+    existing = uow.patients.get_user(user_id)
+    if existing is None:
+        if not uow.patients.create_user(user_id, email, name, "patient"):
+            raise Conflict("a user with this email already exists")
+    elif existing["role"] != "patient":
+        raise Conflict("this user is not a patient")
+    elif existing["email"] != email:
+        raise Conflict("this user exists with another email")
+    elif existing["name"] != name:
+        # As for the email: another name more likely means the wrong user_id than a
+        # correction, and silently keeping the stored one would hide either.
+        raise Conflict("this user exists with another name")
+
+
+def find(uow: Work, caller: Caller, query: PatientQuery) -> PatientList:
     """The front desk finds a patient by part of their name or email address."""
-    tx = uow.tx
-    require_role(caller, "admin")
-    check_reader(tx, caller)
+    authorise(caller, Action.FIND_PATIENTS)
+    uow.accounts.check_reader(caller)
     after = paging.decode(query.page_token, {"name": str, "id": paging.uuid})
     pattern = None
     if query.q:
         escaped = query.q.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
         pattern = f"%{escaped}%"
-    rows = tx.all(
-        SQL.find_patients,
-        pattern=pattern,
-        after_name=after["name"] if after else None,
-        after_id=after["id"] if after else None,
-        limit=query.page_size + 1,
-    )
+    rows = uow.patients.find(pattern, (after["name"], after["id"]) if after else None, query.page_size + 1)
     items = [Patient(**row) for row in rows[: query.page_size]]
     token = None
     if len(rows) > query.page_size:
@@ -84,20 +76,14 @@ def find(uow: UnitOfWork, caller: Caller, query: PatientQuery) -> PatientList:
     return PatientList(items=items, next_page_token=token)
 
 
-def get(uow: UnitOfWork, caller: Caller, patient_id: UUID) -> Patient:
+def get(uow: Work, caller: Caller, patient_id: UUID) -> Patient:
     """A patient: to an admin, to themself, and to a doctor they have an appointment with
     (whose schedule names them); to anyone else it does not exist (404)."""
-    tx = uow.tx
-    check_reader(tx, caller)
-    visible = (
-        caller.is_admin()
-        or (caller.role == "patient" and caller.id == patient_id)
-        or (
-            caller.role == "doctor"
-            and tx.one(SQL.doctor_sees_patient, doctor_id=caller.id, patient_id=patient_id)["sees"]
-        )
+    uow.accounts.check_reader(caller)
+    visible = allows(caller, Action.SEE_PATIENT, owners=[patient_id]) or (
+        allows(caller, Action.SEE_PATIENTS_BOOKED_WITH_THEM) and uow.patients.booked_with(caller.id, patient_id)
     )
-    row = tx.first(SQL.select_patient, user_id=patient_id) if visible else None
+    row = uow.patients.get(patient_id) if visible else None
     if row is None:
         raise NotFound("no such patient")
     return Patient(**row)

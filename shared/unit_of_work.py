@@ -27,6 +27,20 @@ from shared.db.connection import Connection, Pool, get_pool
 from shared.db.errors import translate
 from shared.db.sqlfiles import queries
 from shared.errors import DatabaseUnavailable, Deadlock
+from shared.repositories import (
+    Accounts,
+    Appointments,
+    Doctors,
+    Holds,
+    IdempotencyKeys,
+    Patients,
+    SqlAccounts,
+    SqlAppointments,
+    SqlDoctors,
+    SqlHolds,
+    SqlIdempotencyKeys,
+    SqlPatients,
+)
 
 Row = dict[str, Any]
 T = TypeVar("T")
@@ -172,6 +186,13 @@ class UnitOfWork:
         self.tx = Transaction(pool or get_pool())
         self._outbox: list[dict[str, Any]] = []
         self.outbox_ids: list[int] = []
+        # The storage the services reach (shared/repositories.py), all on this transaction.
+        self.accounts: Accounts = SqlAccounts(self.tx)
+        self.patients: Patients = SqlPatients(self.tx)
+        self.doctors: Doctors = SqlDoctors(self.tx)
+        self.appointments: Appointments = SqlAppointments(self.tx)
+        self.holds: Holds = SqlHolds(self.tx)
+        self.idempotency_keys: IdempotencyKeys = SqlIdempotencyKeys(self.tx)
 
     def __enter__(self) -> UnitOfWork:
         return self

@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -32,9 +32,10 @@ from shared.models import (
     WaitlistList,
     WaitlistQuery,
 )
+from shared.policy import Action, allows, authorise, covers_anyone
+from shared.repositories import Holds, Row
 from shared.settings import get_settings
-from shared.unit_of_work import Row, Transaction, UnitOfWork
-from shared.users import check_reader, ensure_user
+from shared.unit_of_work import Transaction, UnitOfWork
 
 SQL = queries("waitlist")
 USERS = queries("users")
@@ -43,35 +44,11 @@ log = logging.getLogger(__name__)
 # How far ahead an entry's range may reach.
 MAX_AHEAD = timedelta(days=366)
 
-# -- who may do what (the waitlist's rows of the access policy) --------------------------
 
-Action = Literal["join", "list", "leave", "answer"]
-Scope = Literal["own", "doctor", "any"]
-# role -> action -> scope: "own" a patient's own entries, "doctor" entries for that
-# doctor, "any" everyone's. No row: refused. Another patient's entry reads as missing.
-GRANTS: dict[str, dict[Action, Scope]] = {
-    "patient": {"join": "own", "list": "own", "leave": "own", "answer": "own"},
-    "doctor": {"list": "doctor"},
-    "admin": {"join": "any", "list": "any", "leave": "any", "answer": "any"},
-}
-
-
-def authorise(caller: Caller, action: Action, entry: Row | None = None) -> Scope:
-    """The scope the caller has for `action`; on an entry, NotFound unless it is in it."""
-    scope = GRANTS.get(caller.role, {}).get(action)
-    if scope is None:
-        raise Forbidden(f"a {caller.role} may not {action} waitlist entries")
-    if entry is not None and not _in_scope(caller, scope, entry):
+def authorise_entry(caller: Caller, action: Action, entry: Row) -> None:
+    """Another patient's entry (or another doctor's) reads as missing."""
+    if not allows(caller, action, owners=[entry["patient_id"], entry["doctor_id"]]):
         raise NotFound("no such waitlist entry")
-    return scope
-
-
-def _in_scope(caller: Caller, scope: Scope, entry: Row) -> bool:
-    if scope == "any":
-        return True
-    if scope == "doctor":
-        return bool(entry["doctor_id"] == caller.id)
-    return bool(entry["patient_id"] == caller.id)
 
 
 # -- joining, listing, leaving ---------------------------------------------------------
@@ -79,9 +56,9 @@ def _in_scope(caller: Caller, scope: Scope, entry: Row) -> bool:
 
 def join(uow: UnitOfWork, caller: Caller, body: WaitlistCreate) -> WaitlistEntry:
     tx = uow.tx
-    scope = authorise(caller, "join")
-    ensure_user(tx, caller)
-    if scope == "own":
+    authorise(caller, Action.JOIN_WAITLIST)
+    uow.accounts.ensure(caller)
+    if not covers_anyone(caller, Action.JOIN_WAITLIST):
         if body.patient_id not in (None, caller.id):
             raise Forbidden("a patient joins only for themself")
         patient_id = caller.id
@@ -141,13 +118,16 @@ def _day_end(end: time) -> time:
 
 def list_entries(uow: UnitOfWork, caller: Caller, query: WaitlistQuery) -> WaitlistList:
     tx = uow.tx
-    scope = authorise(caller, "list")
-    check_reader(tx, caller)
+    authorise(caller, Action.SEE_WAITLIST_ENTRY)
+    uow.accounts.check_reader(caller)
+    # Anyone's to those who may see anyone's; else their own, as patient or as doctor.
+    mine = None if covers_anyone(caller, Action.SEE_WAITLIST_ENTRY) else caller.id
+    as_patient = allows(caller, Action.HOLD_APPOINTMENTS)
     after = paging.decode(query.page_token, {"created": paging.timestamp, "id": paging.uuid})
     rows = tx.all(
         SQL.list_entries,
-        patient_id=caller.id if scope == "own" else None,
-        doctor_id=caller.id if scope == "doctor" else None,
+        patient_id=mine if as_patient else None,
+        doctor_id=None if as_patient else mine,
         active=query.active,
         after_created=after["created"] if after else None,
         after_id=after["id"] if after else None,
@@ -163,8 +143,8 @@ def list_entries(uow: UnitOfWork, caller: Caller, query: WaitlistQuery) -> Waitl
 def leave(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> None:
     """Leaves the waitlist; an open offer is declined with it (the slot goes on)."""
     tx = uow.tx
-    ensure_user(tx, caller)
-    entry = _locked_entry(tx, caller, "leave", entry_id)
+    uow.accounts.ensure(caller)
+    entry = _locked_entry(tx, caller, Action.LEAVE_WAITLIST, entry_id)
     if entry["status"] in ("LEFT", "BOOKED"):
         return  # already over: leaving again changes nothing
     if entry["status"] == "OFFERED":
@@ -189,7 +169,7 @@ def _locked_entry(tx: Transaction, caller: Caller, action: Action, entry_id: UUI
     entry = tx.first(SQL.lock_entry, id=entry_id)
     if entry is None:
         raise NotFound("no such waitlist entry")
-    authorise(caller, action, entry)
+    authorise_entry(caller, action, entry)
     return entry
 
 
@@ -203,25 +183,19 @@ def _open_offer_of(tx: Transaction, entry_id: UUID) -> Row | None:
 # -- the hold -------------------------------------------------------------------------
 
 
-def lock_slot(tx: Transaction, slot_id: UUID) -> Row | None:
-    """The first step of every change that may free the slot (decision 0013)."""
-    return tx.first(SQL.lock_slot_for_change, id=slot_id)
+class HoldWork(Protocol):
+    """What holding a freed slot needs of a unit of work."""
+
+    holds: Holds
+
+    def add_outbox_rows(self, rows: list[dict[str, Any]]) -> None: ...
 
 
-def offer_freed_slot(uow: UnitOfWork, slot_id: UUID, actor_id: UUID | None, freed_by: str) -> bool:
+def offer_freed_slot(uow: HoldWork, slot_id: UUID, actor_id: UUID | None, freed_by: str) -> bool:
     """Holds a slot that just became free for the earliest-joined matching entry, in the
     caller's unit of work, with its messages (the email, the expiry, the event). Nothing
     when no entry matches (False): the slot is free to everyone."""
-    tx = uow.tx
-    settings = get_settings()
-    row = tx.first(
-        SQL.hold_slot_for_next_entry,
-        slot_id=slot_id,
-        lead_minutes=settings.waitlist_lead_minutes,
-        hold_seconds=settings.hold_minutes * 60,
-        actor_id=actor_id,
-        freed_by=freed_by,
-    )
+    row = uow.holds.hold_for_next_entry(slot_id, actor_id, freed_by)
     if row is None:
         return False
     offer_id = str(row["id"])
@@ -247,7 +221,7 @@ def accept(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> Appointment:
     """Books the held slot for the entry's patient. Idempotent: accepting an offer already
     accepted answers its appointment."""
     tx = uow.tx
-    ensure_user(tx, caller)
+    uow.accounts.ensure(caller)
     entry = _entry_for_answer(tx, caller, entry_id)
     offer = _open_offer_of(tx, entry_id)
     if offer is None:
@@ -263,11 +237,9 @@ def accept(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> Appointment:
         raise OfferEnded("there is no open offer on this waitlist entry (it expired or was declined)")
     if offer["expired"]:
         raise OfferEnded("the offer has expired")
-    lock_slot(tx, offer["slot_id"])
+    uow.holds.lock_slot(offer["slot_id"])
     tx.one(SQL.release_hold, slot_id=offer["slot_id"], offer_id=offer["id"])
-    booking = AppointmentCreate(
-        slot_id=offer["slot_id"], patient_id=None if caller.role == "patient" else entry["patient_id"]
-    )
+    booking = AppointmentCreate(slot_id=offer["slot_id"], patient_id=entry["patient_id"])
     from shared import appointments  # appointments calls this module when a slot frees
 
     appointment = appointments.book(uow, caller, booking)
@@ -291,7 +263,7 @@ def accept(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> Appointment:
 def decline(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> None:
     """Declines the open offer; the slot goes to the next matching entry, or is free."""
     tx = uow.tx
-    ensure_user(tx, caller)
+    uow.accounts.ensure(caller)
     _entry_for_answer(tx, caller, entry_id)
     offer = _open_offer_of(tx, entry_id)
     if offer is None:
@@ -300,11 +272,11 @@ def decline(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> None:
 
 
 def _entry_for_answer(tx: Transaction, caller: Caller, entry_id: UUID) -> Row:
-    authorise(caller, "answer")
+    authorise(caller, Action.ANSWER_OFFER)
     entry = tx.first("SELECT id, patient_id, doctor_id, status FROM waitlist_entries WHERE id = :id", id=entry_id)
     if entry is None:
         raise NotFound("no such waitlist entry")
-    authorise(caller, "answer", entry)
+    authorise_entry(caller, Action.ANSWER_OFFER, entry)
     return entry
 
 
@@ -322,7 +294,7 @@ def _end_offer(uow: UnitOfWork, offer: Row, status: str, actor_id: UUID | None, 
     """Ends a locked open offer unaccepted: the hold goes, the entry waits again (or has
     left), and the slot is offered to the next matching entry in the same transaction."""
     tx = uow.tx
-    lock_slot(tx, offer["slot_id"])
+    uow.holds.lock_slot(offer["slot_id"])
     tx.first(SQL.release_hold, slot_id=offer["slot_id"], offer_id=offer["id"])
     ended = tx.one(SQL.end_offer, id=offer["id"], status=status, appointment_id=None)
     entry = tx.one(SQL.update_entry_status, id=offer["entry_id"], status=entry_status)
@@ -418,7 +390,7 @@ def _task(name: str, payload: dict[str, Any], deliver_at: datetime | None) -> di
     return {"target": "TASK", "name": name, "payload": payload, "deliver_at": _instant(when)}
 
 
-def _outbox(uow: UnitOfWork, ordering_key: str, rows: list[dict[str, Any]]) -> None:
+def _outbox(uow: HoldWork, ordering_key: str, rows: list[dict[str, Any]]) -> None:
     """A waitlist step's messages, with the slot (or doctor) as the events' ordering key."""
     uow.add_outbox_rows([{**row, "appointment_id": None, "ordering_key": ordering_key} for row in rows])
 

@@ -1,23 +1,17 @@
--- name: select_slot
-SELECT id, doctor_id, start_time, end_time, start_time <= now() AS started,
-       held_offer_id IS NOT NULL AS held
-FROM slots
-WHERE id = :id
-
 -- name: book_appointment
--- The whole booking in one statement, one round trip: the caller's user row and (for a
--- patient booking for themself) their empty profile on first use, the appointment on
--- the slot if it has not started, and its audit row. One row back, always: with the
--- patient's upcoming appointments and :limited_actor's changes of the last hour as
--- counted in their turn, and the appointment's columns null when none was booked: the
--- slot is missing or has started, the caller's account has another role, or the
--- patient is at :max_upcoming or the actor at :max_changes (the caller tells which,
--- with those counts). Races are decided as ever by
--- appointments_one_booked_per_slot and appointments_patient_no_overlap, whose
--- violations the caller maps by name. The user row is inserted as upsert_user does
--- (every unique index an arbiter, so concurrent first requests wait, not fail); an
--- email of another account then leaves no user, which the profile's or the audit
--- row's foreign key to users reports.
+-- The booking after authorisation, in one statement (one round trip): the caller's user
+-- row and (booking for themself) their empty profile on first use, the patient's turn,
+-- the caps, the appointment on the slot if it has not started, and its audit row. One
+-- row back, always: the appointment's columns, or null and `refusal` naming the check
+-- that refused, in this order: account_role (the caller's account has another role,
+-- `account_role`), no_account (the email is another account's), too_many_changes
+-- (:limited_actor at :max_changes this hour), no_slot, slot_started, slot_held (for the
+-- waitlist), too_many_upcoming (the patient at :max_upcoming); with the counts taken in
+-- the patient's turn. Races are decided as ever by appointments_one_booked_per_slot and
+-- appointments_patient_no_overlap, whose violations the caller maps by name. The user
+-- row is inserted as upsert_user does (every unique index an arbiter, so concurrent
+-- first requests wait, not fail); an email of another account then leaves no user,
+-- which the profile's or the audit row's foreign key to users reports.
 WITH caller AS (
     INSERT INTO users (id, email, name, role)
     VALUES (:caller_id, :email, :name, CAST(:role AS user_role))
@@ -39,22 +33,27 @@ WITH caller AS (
     -- upcoming appointments and the actor's recent changes counted once it is their turn.
     SELECT t.upcoming, t.recent_changes
     FROM take_patients_turn(CAST(:patient_id AS uuid), CAST(:limited_actor AS uuid)) AS t
-), slot AS (
+), slot_state AS (
     -- The subqueries run first (a one-time filter), so the caller's rows are written
-    -- and the patient's turn taken before the appointment: an email that belongs to
-    -- another account is reported ahead of a taken slot, in the order the separate
-    -- statements had. :max_upcoming, :max_changes NULL: no cap (an admin booking).
-    SELECT id, doctor_id, start_time, end_time
+    -- and the patient's turn taken before the slot is locked: an email that belongs to
+    -- another account is reported ahead of a taken slot, and the lock order stays turn,
+    -- then slot. FOR SHARE waits for a transaction freeing the slot (its hold, decision
+    -- 0013, is an UPDATE of this row) and reads what it committed.
+    SELECT id, doctor_id, start_time, end_time, start_time <= now() AS started,
+           held_offer_id IS NOT NULL AS held
     FROM slots
-    WHERE id = :slot_id AND start_time > now()
+    WHERE id = :slot_id
       AND (SELECT count(*) FROM caller) + (SELECT count(*) FROM profile) >= 0
+      AND (SELECT upcoming FROM patient_turn) >= 0
+    FOR SHARE
+), slot AS (
+    -- :max_upcoming, :max_changes NULL: no cap (an admin booking).
+    SELECT id, doctor_id, start_time, end_time
+    FROM slot_state
+    WHERE NOT started AND NOT held
       AND (SELECT upcoming FROM patient_turn) < coalesce(CAST(:max_upcoming AS bigint), 9223372036854775807)
       AND (SELECT recent_changes FROM patient_turn) < coalesce(CAST(:max_changes AS bigint), 9223372036854775807)
       AND (SELECT ok FROM same_role)
-      -- Not held for a waiting patient. FOR SHARE waits for a freeing transaction's
-      -- hold (an UPDATE of this row) and re-checks this on what it committed (decision 0013).
-      AND held_offer_id IS NULL
-    FOR SHARE
 ), booked AS (
     INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time, reason)
     SELECT id, CAST(:patient_id AS uuid), doctor_id, start_time, end_time, CAST(:reason AS text)
@@ -68,9 +67,25 @@ WITH caller AS (
     FROM booked
     RETURNING id, occurred_at
 )
-SELECT t.upcoming, t.recent_changes, b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status, b.reason,
-       b.created_at, b.updated_at, a.id AS audit_id, a.occurred_at AS audit_occurred_at
+SELECT CASE
+           WHEN b.id IS NOT NULL THEN NULL
+           WHEN NOT (SELECT ok FROM same_role) THEN 'account_role'
+           WHEN NOT EXISTS (SELECT FROM caller) AND NOT EXISTS (SELECT FROM users WHERE id = :caller_id)
+               THEN 'no_account'
+           WHEN t.recent_changes >= coalesce(CAST(:max_changes AS bigint), 9223372036854775807)
+               THEN 'too_many_changes'
+           WHEN s.id IS NULL THEN 'no_slot'
+           WHEN s.started THEN 'slot_started'
+           WHEN s.held THEN 'slot_held'
+           WHEN t.upcoming >= coalesce(CAST(:max_upcoming AS bigint), 9223372036854775807)
+               THEN 'too_many_upcoming'
+           ELSE 'no_slot'
+       END AS refusal,
+       CASE WHEN b.id IS NULL THEN (SELECT CAST(role AS text) FROM users WHERE id = :caller_id) END AS account_role,
+       t.upcoming, t.recent_changes, b.id, b.slot_id, b.doctor_id, b.patient_id, b.start_time, b.end_time, b.status,
+       b.reason, b.created_at, b.updated_at, a.id AS audit_id, a.occurred_at AS audit_occurred_at
 FROM patient_turn AS t
+LEFT JOIN slot_state AS s ON true
 LEFT JOIN (booked AS b CROSS JOIN audit AS a) ON true
 
 -- name: select_appointment

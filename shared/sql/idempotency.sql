@@ -1,4 +1,4 @@
--- name: claim_idempotency_key
+-- name: claim_key
 -- A concurrent request with the same key waits here until the first commits. A key
 -- older than its time to live is the caller's to use afresh (shared/retention.py).
 INSERT INTO idempotency_keys (caller_id, key, request_hash)
@@ -8,7 +8,7 @@ SET request_hash = EXCLUDED.request_hash, status_code = NULL, response = NULL, c
 WHERE idempotency_keys.created_at < now() - CAST(:ttl AS interval)
 RETURNING caller_id
 
--- name: select_idempotency_key
+-- name: select_key
 SELECT request_hash, status_code, response
 FROM idempotency_keys
 WHERE caller_id = :caller_id AND key = :key

@@ -16,8 +16,7 @@ from shared import appointments
 from shared.auth import Caller
 from shared.errors import Conflict
 from shared.models import AppointmentCreate
-from shared.users import SQL as USERS
-from shared.users import ensure_user
+from shared.repositories import USERS
 from tests.helpers import committed
 from tests.integration.notify_support import environment
 
@@ -56,7 +55,7 @@ def test_concurrent_first_use_creates_the_user_once(sql: Conn) -> None:
 
         def first_use(_: int, caller: Caller = caller) -> None:
             with committed() as uow:
-                ensure_user(uow.tx, caller)
+                uow.accounts.ensure(caller)
 
         assert together(first_use) == []
         assert sql.run("SELECT email FROM users WHERE id = :id", id=caller.id) == [[caller.email]]
@@ -91,10 +90,10 @@ def test_concurrent_first_bookings_create_the_user_once(sql: Conn) -> None:
 def test_an_email_of_another_account_is_still_a_conflict(sql: Conn) -> None:
     owner = new_caller()
     with committed() as uow:
-        ensure_user(uow.tx, owner)
+        uow.accounts.ensure(owner)
     impostor = Caller(uuid.uuid4(), owner.email, "Other", "patient")
     with pytest.raises(Conflict), committed() as uow:
-        ensure_user(uow.tx, impostor)
+        uow.accounts.ensure(impostor)
     with pytest.raises(Conflict), committed() as uow:
         appointments.book(uow, impostor, AppointmentCreate.model_validate({"slot_id": str(uuid.uuid4())}))
     assert sql.run("SELECT count(*) FROM users WHERE email = :e", e=owner.email) == [[1]]
@@ -106,7 +105,7 @@ def test_a_taken_email_is_no_error_in_the_database(sql: Conn) -> None:
     then logs no DETAIL line naming the email, and the transaction goes on."""
     owner = new_caller()
     with committed() as uow:
-        ensure_user(uow.tx, owner)
+        uow.accounts.ensure(owner)
     with committed() as uow:
         taken = uow.tx.first(USERS.insert_user, id=uuid.uuid4(), email=owner.email, name="Other", role="patient")
         assert taken is None

@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime, time
 import pytest
 from pydantic import ValidationError
 
-from shared import waitlist
+from shared import policy, waitlist
 from shared.auth import Caller
 from shared.errors import Forbidden, NotFound
 from shared.models import WaitlistCreate
+from shared.policy import Action
 
 
 def caller(role: str) -> Caller:
@@ -23,32 +24,37 @@ def entry_of(patient: Caller, doctor: Caller) -> dict[str, object]:
     return {"id": uuid.uuid4(), "patient_id": patient.id, "doctor_id": doctor.id}
 
 
+ACTIONS = (Action.JOIN_WAITLIST, Action.SEE_WAITLIST_ENTRY, Action.LEAVE_WAITLIST, Action.ANSWER_OFFER)
+
+
 def test_a_patient_acts_on_their_own_entries_and_anothers_is_not_found() -> None:
     patient, other, doctor = caller("patient"), caller("patient"), caller("doctor")
-    for action in ("join", "list", "leave", "answer"):
-        assert waitlist.authorise(patient, action) == "own"  # type: ignore[arg-type]
-    waitlist.authorise(patient, "answer", entry_of(patient, doctor))
+    for action in ACTIONS:
+        policy.authorise(patient, action)
+        assert not policy.covers_anyone(patient, action)
+    waitlist.authorise_entry(patient, Action.ANSWER_OFFER, entry_of(patient, doctor))
     with pytest.raises(NotFound):
-        waitlist.authorise(other, "answer", entry_of(patient, doctor))
+        waitlist.authorise_entry(other, Action.ANSWER_OFFER, entry_of(patient, doctor))
     with pytest.raises(NotFound):
-        waitlist.authorise(other, "leave", entry_of(patient, doctor))
+        waitlist.authorise_entry(other, Action.LEAVE_WAITLIST, entry_of(patient, doctor))
 
 
 def test_a_doctor_reads_their_own_doctors_entries_only_and_changes_none() -> None:
     patient, doctor, colleague = caller("patient"), caller("doctor"), caller("doctor")
-    assert waitlist.authorise(doctor, "list") == "doctor"
-    waitlist.authorise(doctor, "list", entry_of(patient, doctor))
+    policy.authorise(doctor, Action.SEE_WAITLIST_ENTRY)
+    waitlist.authorise_entry(doctor, Action.SEE_WAITLIST_ENTRY, entry_of(patient, doctor))
     with pytest.raises(NotFound):
-        waitlist.authorise(colleague, "list", entry_of(patient, doctor))
-    for action in ("join", "leave", "answer"):
+        waitlist.authorise_entry(colleague, Action.SEE_WAITLIST_ENTRY, entry_of(patient, doctor))
+    for action in (Action.JOIN_WAITLIST, Action.LEAVE_WAITLIST, Action.ANSWER_OFFER):
         with pytest.raises(Forbidden):
-            waitlist.authorise(doctor, action)  # type: ignore[arg-type]
+            policy.authorise(doctor, action)
 
 
 def test_the_front_desk_may_do_everything_for_anyone() -> None:
     admin, patient, doctor = caller("admin"), caller("patient"), caller("doctor")
-    for action in ("join", "list", "leave", "answer"):
-        assert waitlist.authorise(admin, action, entry_of(patient, doctor)) == "any"  # type: ignore[arg-type]
+    for action in ACTIONS:
+        assert policy.covers_anyone(admin, action)
+        waitlist.authorise_entry(admin, action, entry_of(patient, doctor))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,16 @@
+"""Every enumeration of the domain, defined once (the database's enum types match them)."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# users.role; a new role is a value here, a row in shared/policy.py and a migration.
+Role = Literal["patient", "doctor", "admin"]
+# appointments.status
+AppointmentStatus = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
+# audit_appointment.action: a status reached, or a move
+AuditAction = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW", "RESCHEDULED"]
+# notifications.kind: what a message tells the patient
+NoticeKind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
+
+ROLES: tuple[Role, ...] = get_args(Role)
