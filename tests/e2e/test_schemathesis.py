@@ -19,8 +19,8 @@ from local.paths import OPENAPI
 from local.stack import Stack
 from tests.e2e.client import Api, Caller
 
-# Per operation, valid and invalid requests together: 29 operations (13, a HEAD per GET, and
-# a CORS preflight per path) x 25 = 725 cases at most; a preflight has little to vary, so it
+# Per operation, valid and invalid requests together: 39 operations (18, a HEAD per GET, and
+# a CORS preflight per path) x 25 = 975 cases at most; a preflight has little to vary, so it
 # gets a few.
 EXAMPLES = 25
 # (operation, status) of every generated request, for the coverage check below.
@@ -95,6 +95,11 @@ def test_the_fuzz_reached_every_operation(stack: Stack) -> None:
         "GET /appointments/{appointment_id}",
         "PATCH /appointments/{appointment_id}",
         "GET /appointments/{appointment_id}/audit",
+        "POST /waitlist",
+        "GET /waitlist",
+        "DELETE /waitlist/{entry_id}",
+        "POST /waitlist/{entry_id}/accept",
+        "POST /waitlist/{entry_id}/decline",
         # HEAD, one per GET.
         "HEAD /doctors",
         "HEAD /doctors/{doctor_id}",
@@ -104,6 +109,7 @@ def test_the_fuzz_reached_every_operation(stack: Stack) -> None:
         "HEAD /appointments",
         "HEAD /appointments/{appointment_id}",
         "HEAD /appointments/{appointment_id}/audit",
+        "HEAD /waitlist",
         # CORS preflights, one per path.
         "OPTIONS /doctors",
         "OPTIONS /doctors/{doctor_id}",
@@ -112,9 +118,13 @@ def test_the_fuzz_reached_every_operation(stack: Stack) -> None:
         "OPTIONS /appointments",
         "OPTIONS /appointments/{appointment_id}",
         "OPTIONS /appointments/{appointment_id}/audit",
+        "OPTIONS /waitlist",
+        "OPTIONS /waitlist/{entry_id}",
+        "OPTIONS /waitlist/{entry_id}/accept",
+        "OPTIONS /waitlist/{entry_id}/decline",
     }
     assert {operation for operation, _ in SENT} == operations
-    assert 200 <= len(SENT) <= 725, len(SENT)
+    assert 200 <= len(SENT) <= 975, len(SENT)
     statuses = {status for _, status in SENT}
     assert any(s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses), statuses
     assert requests.get(stack.url("gateway") + "/doctors", timeout=10).status_code == 200
