@@ -406,7 +406,9 @@ def _entry(row: Row) -> WaitlistEntry:
             expires_at=row["offer_expires_at"],
         )
     status = row["status"]
-    if status in ("WAITING", "OFFERED") and row.get("past"):
+    if status == "WAITING" and row.get("booked_in_range"):
+        status = "BOOKED"  # the patient booked that doctor in the range: the entry is over
+    elif status in ("WAITING", "OFFERED") and row.get("past"):
         status = "ENDED"
     return WaitlistEntry(
         id=row["id"],

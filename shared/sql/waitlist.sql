@@ -4,8 +4,13 @@ SELECT user_id AS id, timezone FROM doctors_profiles WHERE user_id = :doctor_id
 -- name: count_active_entries
 -- After the patient's waitlist turn, so two joins at once cannot both pass the cap.
 SELECT count(*) AS active
-FROM waitlist_entries
-WHERE patient_id = :patient_id AND status IN ('WAITING', 'OFFERED') AND range_end > now()
+FROM waitlist_entries AS e
+WHERE e.patient_id = :patient_id AND e.status IN ('WAITING', 'OFFERED') AND e.range_end > now()
+  AND NOT EXISTS (
+      -- The entry ended when its patient booked that doctor in the range.
+      SELECT 1 FROM appointments AS b
+      WHERE b.patient_id = e.patient_id AND b.doctor_id = e.doctor_id AND b.status = 'BOOKED'
+        AND b.start_time >= e.range_start AND b.start_time < e.range_end)
 
 -- name: take_waitlist_turn
 SELECT pg_advisory_xact_lock(2, hashtext(CAST(CAST(:patient_id AS uuid) AS text))) AS taken
@@ -28,6 +33,11 @@ FROM entry AS e CROSS JOIN event AS ev
 -- With each entry's open offer (the hold), if any.
 SELECT e.id, e.patient_id, e.doctor_id, e.range_start, e.range_end, e.day_start, e.day_end,
        e.status, e.created_at, e.range_end <= now() AS past,
+       EXISTS (
+           SELECT 1 FROM appointments AS b
+           WHERE b.patient_id = e.patient_id AND b.doctor_id = e.doctor_id AND b.status = 'BOOKED'
+             AND b.start_time >= e.range_start AND b.start_time < e.range_end
+       ) AS booked_in_range,
        o.id AS offer_id, o.slot_id AS offer_slot_id, o.expires_at AS offer_expires_at,
        s.start_time AS offer_start_time, s.end_time AS offer_end_time
 FROM waitlist_entries AS e
@@ -98,6 +108,11 @@ WITH slot AS (
           SELECT 1 FROM appointments AS a
           WHERE a.patient_id = e.patient_id AND a.status = 'BOOKED'
             AND tstzrange(a.start_time, a.end_time) && (SELECT tstzrange(start_time, end_time) FROM slot))
+      AND NOT EXISTS (
+          -- The entry ended when its patient booked that doctor in the range.
+          SELECT 1 FROM appointments AS b
+          WHERE b.patient_id = e.patient_id AND b.doctor_id = e.doctor_id AND b.status = 'BOOKED'
+            AND b.start_time >= e.range_start AND b.start_time < e.range_end)
     ORDER BY e.created_at, e.id
     LIMIT 1
     FOR UPDATE OF e
@@ -203,6 +218,11 @@ WHERE e.id = :entry_id AND e.status = 'WAITING'
       AND CAST(s.start_time AT TIME ZONE d.timezone AS time) < e.day_end))
   AND NOT EXISTS (SELECT 1 FROM appointments AS a WHERE a.slot_id = s.id AND a.status = 'BOOKED')
   AND NOT EXISTS (SELECT 1 FROM waitlist_offers AS o WHERE o.entry_id = e.id AND o.slot_id = s.id)
+  AND NOT EXISTS (
+      -- The entry ended when its patient booked that doctor in the range.
+      SELECT 1 FROM appointments AS b
+      WHERE b.patient_id = e.patient_id AND b.doctor_id = e.doctor_id AND b.status = 'BOOKED'
+        AND b.start_time >= e.range_start AND b.start_time < e.range_end)
 ORDER BY s.start_time
 LIMIT 1
 FOR NO KEY UPDATE OF s SKIP LOCKED
@@ -228,5 +248,10 @@ WHERE e.status = 'WAITING'
       SELECT 1 FROM appointments AS a
       WHERE a.patient_id = e.patient_id AND a.status = 'BOOKED'
         AND tstzrange(a.start_time, a.end_time) && tstzrange(s.start_time, s.end_time))
+  AND NOT EXISTS (
+      -- The entry ended when its patient booked that doctor in the range.
+      SELECT 1 FROM appointments AS b
+      WHERE b.patient_id = e.patient_id AND b.doctor_id = e.doctor_id AND b.status = 'BOOKED'
+        AND b.start_time >= e.range_start AND b.start_time < e.range_end)
 ORDER BY e.created_at
 LIMIT :limit

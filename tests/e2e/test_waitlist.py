@@ -109,9 +109,12 @@ def test_a_chain_of_three_decline_expire_third_gets_it_one_email_each(api: Api, 
     assert holder.patch(f"/appointments/{appointment}", {"status": "CANCELLED"}).status_code == 200
     offers = [entry(first, entries[0])["offer"]]
     assert offers[0] is not None
+    # Each answers once their email is in (an offer that ended first sends none).
+    assert len(wait_for(lambda: offer_mails(stack, offers[0]["id"]), 30)) == 1
     assert first.post(f"/waitlist/{entries[0]}/decline").status_code == 200
     offers.append(entry(second, entries[1])["offer"])
     assert offers[1] is not None and offers[1]["slot_id"] == slot
+    assert len(wait_for(lambda: offer_mails(stack, offers[1]["id"]), 14)) == 1
     # The second lets it expire: the delayed task moves it on (HOLD_MINUTES 0.25).
     offers.append(wait_for(lambda: entry(third, entries[2])["offer"], 60))
     assert offers[2] is not None and offers[2]["slot_id"] == slot

@@ -369,3 +369,13 @@ def test_the_sweep_offers_a_free_slot_to_a_waiting_entry_that_was_passed_over(sq
     assert waitlist.offer_passed_over() == 1
     assert open_offers(sql, slot) == [waiting.id]
     assert waitlist.offer_passed_over() == 0
+
+
+def test_an_entry_ends_when_its_patient_books_that_doctor_in_the_range(sql: Conn) -> None:
+    day = Day(sql, waiting=2)
+    first, second = day.waiting
+    other = new_slot(sql, day.doctor, day.start + timedelta(hours=2))
+    book(first, other)  # booked directly, not through the waitlist
+    assert entry_of(first).status == "BOOKED"
+    cancel(day.holder, day.appointment)
+    assert open_offers(sql, day.slot) == [second.id]
