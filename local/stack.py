@@ -7,6 +7,7 @@ child runs in its own process group so stopping the stack leaves no orphans.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -58,16 +59,25 @@ class Service:
 
 def stop_process(process: subprocess.Popen[bytes]) -> None:
     """Ends a child and its whole process group: TERM, then KILL after 10 s."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
-    except ProcessLookupError:
-        pass
+    stop_processes([process])
+
+
+def stop_processes(processes: list[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    """Ends children and their process groups together: TERM to all, then KILL to those
+    still running after `grace` seconds, so stopping a stack takes one grace, not one
+    per service (the emulators can each take seconds to exit)."""
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
 
 
 class AlreadyRunning(RuntimeError):
@@ -309,8 +319,7 @@ class Stack:
 
     def stop(self) -> None:
         running.forget(self)
-        for service in reversed(self.services):
-            self.stop_service(service)
+        stop_processes([s.process for s in reversed(self.services) if s.process is not None])
         self.services.clear()
         if self.postgres is not None:
             self.postgres.stop()
