@@ -111,6 +111,9 @@ def cmd_run(_: argparse.Namespace) -> None:
             stopping = True
             raise KeyboardInterrupt
 
+    # SIGINT too: a shell that starts `make run` (or the tests) in the background hands it
+    # down ignored, and Python then never raises KeyboardInterrupt for Ctrl-C.
+    signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     print(_banner(stack), flush=True)
     try:
