@@ -14,7 +14,6 @@ same Identity Toolkit calls it makes in production; only /config.json differs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from local.paths import ROOT
+from local.pubsub_emulator import end_group, port_open
 
 if TYPE_CHECKING:
     from local.stack import Stack
@@ -180,32 +180,6 @@ def firebase_json(port: int, hub_port: int, logging_port: int) -> dict[str, Any]
     }
 
 
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        probe.settimeout(0.3)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def end_group(child: subprocess.Popen[bytes]) -> None:
-    """Stops the emulator's process group: TERM, then KILL after 5 s."""
-    try:
-        os.killpg(child.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        child.poll()
-        try:
-            os.killpg(child.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signal.SIGKILL)
-
-
 def run(port: int, hub_port: int, logging_port: int, data_dir: Path) -> None:
     if not installed():
         raise SystemExit("firebase-tools is not installed: run `make firebase`")
@@ -243,7 +217,7 @@ def run(port: int, hub_port: int, logging_port: int, data_dir: Path) -> None:
     code = 1
     try:
         deadline = time.monotonic() + 120
-        while not _port_open(port):
+        while not port_open(port):
             if child.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the Firebase Auth emulator did not start")
             time.sleep(0.2)

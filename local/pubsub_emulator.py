@@ -60,7 +60,7 @@ def ensure_topic(
             )
 
 
-def _port_open(port: int) -> bool:
+def port_open(port: int) -> bool:
     import socket
 
     with socket.socket() as probe:
@@ -69,7 +69,7 @@ def _port_open(port: int) -> bool:
 
 
 def end_group(child: subprocess.Popen[bytes]) -> None:
-    """Stops gcloud's process group (gcloud and Java): TERM, then KILL after 5 s."""
+    """Stops an emulator's process group (gcloud and Java; firebase and Node): TERM, then KILL after 5 s."""
     try:
         os.killpg(child.pid, signal.SIGTERM)
     except ProcessLookupError:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         import google.cloud.pubsub_v1  # noqa: F401
 
         deadline = time.monotonic() + 60
-        while not _port_open(args.port):
+        while not port_open(args.port):
             if child.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the Pub/Sub emulator did not start")
             time.sleep(0.2)
