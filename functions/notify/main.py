@@ -27,9 +27,8 @@ def notify_task(req: ApiRequest) -> Reply:
 def sweep_outbox(req: ApiRequest) -> Reply:
     rules.verify_caller(req.headers)
     result = dispatch.sweep()
-    # The safety net of the offers' expiry tasks (decision 0013).
-    result["offers_expired"] = waitlist.expire_due()
-    result["entries_passed_over"] = waitlist.offer_passed_over()
+    # The safety nets of the offers' expiry tasks (decision 0013).
+    result.update(waitlist.sweep())
     result.update(retention.prune())
     return 200, result
 

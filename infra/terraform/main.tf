@@ -256,9 +256,10 @@ module "monitoring" {
   # The functions' side of the connection budget (decision 0003).
   db_connection_budget = sum([for f in values(var.functions) : f.max_instances * f.db_pool_size])
 
-  api_latency_p95_seconds = var.api_latency_p95_seconds
-  outbox_max_age_seconds  = var.outbox_max_age_seconds
-  slo_goal                = var.booking_slo_goal
+  api_latency_p95_seconds       = var.api_latency_p95_seconds
+  outbox_max_age_seconds        = var.outbox_max_age_seconds
+  waitlist_hold_overdue_seconds = var.waitlist_hold_overdue_seconds
+  slo_goal                      = var.booking_slo_goal
 
   depends_on = [google_project_service.enabled]
 }

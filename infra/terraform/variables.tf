@@ -591,6 +591,17 @@ variable "outbox_max_age_seconds" {
   }
 }
 
+variable "waitlist_hold_overdue_seconds" {
+  type        = number
+  description = "How long a waitlist offer may stay open past its hold time before an alert fires (its slot can be booked by nobody meanwhile)."
+  default     = 180
+
+  validation {
+    condition     = var.waitlist_hold_overdue_seconds >= 60 && var.waitlist_hold_overdue_seconds <= 3600
+    error_message = "waitlist_hold_overdue_seconds must be between 60 and 3600."
+  }
+}
+
 variable "booking_slo_goal" {
   type        = number
   description = "Booking availability SLO over 28 days: the share of POST /appointments and PATCH /appointments/{id} not answered 5xx at the load balancer."

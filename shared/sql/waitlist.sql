@@ -178,6 +178,15 @@ ORDER BY expires_at
 LIMIT :limit
 
 
+-- name: count_overdue_holds
+-- After the sweep's nets: offers still open past their time. Any left means a slot is
+-- held that nobody can book or accept (the expiry failed).
+SELECT count(*) AS overdue,
+       CAST(coalesce(extract(epoch FROM now() - min(expires_at)), 0) AS bigint) AS oldest_overdue_s
+FROM waitlist_offers
+WHERE status = 'OFFERED' AND expires_at <= now()
+
+
 -- name: list_entry_events
 SELECT id, entry_id, offer_id, slot_id, action, actor_id, details, occurred_at
 FROM waitlist_events

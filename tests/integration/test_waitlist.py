@@ -248,6 +248,32 @@ def test_a_chain_of_three_decline_expire_and_the_third_gets_it_one_email_each(sq
         sql.run("DELETE FROM waitlist_events")
 
 
+def test_the_sweep_reports_a_hold_it_could_not_end_and_ends_it_once_it_can(
+    sql: Conn, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    day = Day(sql)
+    cancel(day.holder, day.appointment)
+    held = entry_of(day.waiting[0]).offer
+    assert held is not None
+    sql.run("UPDATE waitlist_offers SET expires_at = now() - interval '2 minutes' WHERE id = :id", id=held.id)
+
+    def broken(uow: object, offer_id: uuid.UUID) -> bool:
+        raise RuntimeError("injected: this offer cannot expire")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(waitlist, "expire", broken)
+        report = waitlist.sweep()
+    assert report["offers_expired"] == 0
+    assert report["overdue_holds"] >= 1 and report["oldest_overdue_hold_s"] >= 120
+    assert "waitlist offer could not expire" in caplog.text
+    assert open_offers(sql, day.slot) == [day.waiting[0].id]
+
+    report = waitlist.sweep()
+    assert report["offers_expired"] >= 1
+    assert report["overdue_holds"] == 0 and report["oldest_overdue_hold_s"] == 0
+    assert open_offers(sql, day.slot) == []
+
+
 def test_a_waiting_patient_with_an_overlapping_appointment_is_passed_over(sql: Conn) -> None:
     day = Day(sql, waiting=2)
     busy, next_one = day.waiting

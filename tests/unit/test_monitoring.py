@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared import dispatch, notify
+from shared import dispatch, notify, waitlist
 from tests.log_lines import captured
 from tests.unit.test_terraform import (
     OPENAPI,
@@ -112,11 +112,16 @@ def code_lines() -> list[dict[str, Any]]:
     that need no database (the others, failed and lost, are read from the source below and
     proven by tests/integration/test_notify.py)."""
     fields = {"message_key": "k-1", "appointment_id": "a", "kind": "REMINDER", "attempt": 1}
-    with captured("clinic.dispatch") as sweep, captured("clinic.notify") as deliveries:
+    with (
+        captured("clinic.dispatch") as sweep,
+        captured("clinic.notify") as deliveries,
+        captured("clinic.waitlist") as waitlist_sweep,
+    ):
         dispatch.report_sweep(dispatch.Counts(), {"tasks": 1, "events": 0, "due": 1, "oldest_due_age_s": 42})
         notify._skipped("the appointment was cancelled", dict(fields))
         notify._duplicate(dict(fields))
-    return [*sweep, *deliveries]
+        waitlist.report_sweep({"offers_expired": 0, "entries_passed_over": 0}, {"overdue": 1, "oldest_overdue_s": 200})
+    return [*sweep, *deliveries, *waitlist_sweep]
 
 
 def outcomes_in_source() -> set[str]:
@@ -135,7 +140,11 @@ def metric_texts(metric: dict[str, Any]) -> str:
 
 def test_every_jsonpayload_field_a_metric_reads_is_in_a_line_the_code_writes() -> None:
     lines = code_lines()
-    assert {line["message"] for line in lines} >= {"outbox swept", "already sent; duplicate delivery ignored"}
+    assert {line["message"] for line in lines} >= {
+        "outbox swept",
+        "already sent; duplicate delivery ignored",
+        "waitlist swept",
+    }
     read = 0
     for name, metric in log_metrics().items():
         text = metric_texts(metric)
@@ -156,13 +165,20 @@ def test_every_jsonpayload_field_a_metric_reads_is_in_a_line_the_code_writes() -
     assert read >= 4, "the outbox and notify metrics read no code field"
 
 
-def test_the_sweep_metrics_read_numbers() -> None:
+@pytest.mark.parametrize(
+    ("message", "name"),
+    [
+        ("outbox swept", "outbox_oldest_due_age"),
+        ("outbox swept", "outbox_due"),
+        ("waitlist swept", "waitlist_oldest_overdue_hold"),
+    ],
+)
+def test_the_sweep_metrics_read_numbers(message: str, name: str) -> None:
     # A distribution's value extractor must yield a number.
-    [line] = [line for line in code_lines() if line["message"] == "outbox swept"]
-    for name in ("outbox_oldest_due_age", "outbox_due"):
-        field = one(sorted(json_fields(log_metrics()[name]["value_extractor"])))
-        assert isinstance(line[field], int), (name, field)
-        assert one(log_metrics()[name]["metric_descriptor"])["value_type"] == "DISTRIBUTION"
+    [line] = [line for line in code_lines() if line["message"] == message]
+    field = one(sorted(json_fields(log_metrics()[name]["value_extractor"])))
+    assert isinstance(line[field], int), (name, field)
+    assert one(log_metrics()[name]["metric_descriptor"])["value_type"] == "DISTRIBUTION"
 
 
 def test_the_outcomes_the_alerts_name_are_outcomes_notify_logs() -> None:

@@ -22,6 +22,7 @@ locals {
   api_latencies         = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.api_latencies.name}\""
   outbox_oldest_due_age = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.outbox_oldest_due_age.name}\""
   notification_outcomes = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.notification_outcomes.name}\""
+  waitlist_overdue_hold = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.waitlist_oldest_overdue_hold.name}\""
 
   # Which requests make up each route class, by the labels of api_requests and api_latencies.
   route_classes = {
@@ -203,6 +204,29 @@ resource "google_logging_metric" "outbox_due" {
       num_finite_buckets = 20
       growth_factor      = 2
       scale              = 1
+    }
+  }
+}
+
+# The waitlist's sweep line (shared/waitlist.py, report_sweep): how long the oldest offer
+# still open past its hold time has been overdue, in seconds; 0 when none is.
+resource "google_logging_metric" "waitlist_oldest_overdue_hold" {
+  project         = var.project_id
+  name            = "${var.name_prefix}/waitlist_oldest_overdue_hold"
+  description     = "Seconds the oldest waitlist offer still open past its hold time is overdue, as each sweep saw it."
+  filter          = "${local.notify_logs} AND jsonPayload.logger=\"clinic.waitlist\" AND jsonPayload.message=\"waitlist swept\""
+  value_extractor = "EXTRACT(jsonPayload.oldest_overdue_hold_s)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "s"
+    display_name = "Waitlist: oldest overdue hold"
+  }
+
+  bucket_options {
+    explicit_buckets {
+      bounds = [1, 30, 60, 120, 180, 300, 600, 1800, 3600, 21600, 86400]
     }
   }
 }
@@ -578,6 +602,38 @@ resource "google_monitoring_alert_policy" "outbox_stuck" {
       aggregations {
         alignment_period   = "300s"
         per_series_aligner = "ALIGN_DELTA"
+      }
+    }
+  }
+}
+
+# A hold past its time blocks its slot: nobody else can book it and its patient can no
+# longer accept. The expiry task ends it on time and the sweep within a minute after.
+resource "google_monitoring_alert_policy" "waitlist_holds_overdue" {
+  project               = var.project_id
+  display_name          = "${var.name_prefix} waitlist holds past their time"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = local.channels
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: freed slots stay held after their offers ended"
+    content   = "A waitlist offer stayed open more than ${var.waitlist_hold_overdue_seconds} s past its hold time: neither its expiry task nor the sweep ended it, so its slot can be booked by nobody. ${local.runbook}"
+  }
+
+  conditions {
+    display_name = "a hold overdue by more than ${var.waitlist_hold_overdue_seconds} s"
+    condition_threshold {
+      filter          = local.waitlist_overdue_hold
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.waitlist_hold_overdue_seconds
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_PERCENTILE_99"
       }
     }
   }

@@ -211,6 +211,17 @@ variable "outbox_max_age_seconds" {
   }
 }
 
+variable "waitlist_hold_overdue_seconds" {
+  type        = number
+  description = "How long a waitlist offer may stay open past its hold time (the sweep's oldest_overdue_hold_s) before it alerts. The expiry task ends it on time and the sweep, every minute, soon after."
+  default     = 180
+
+  validation {
+    condition     = var.waitlist_hold_overdue_seconds >= 60 && var.waitlist_hold_overdue_seconds <= 3600
+    error_message = "waitlist_hold_overdue_seconds must be between 60 and 3600."
+  }
+}
+
 variable "db_cpu_utilization" {
   type        = number
   description = "Cloud SQL CPU utilization (0-1), held for 10 minutes, above which it alerts."
