@@ -8,9 +8,13 @@ from typing import Literal, get_args
 Role = Literal["patient", "doctor", "admin"]
 # appointments.status
 AppointmentStatus = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW"]
+# The statuses PATCH /appointments/{id} sets (BOOKED is reached only by booking).
+StatusChange = Literal["CANCELLED", "COMPLETED", "NO_SHOW"]
 # audit_appointment.action: a status reached, or a move
 AuditAction = Literal["BOOKED", "CANCELLED", "COMPLETED", "NO_SHOW", "RESCHEDULED"]
 # notifications.kind: what a message tells the patient
 NoticeKind = Literal["CONFIRMATION", "REMINDER", "CANCELLATION", "RESCHEDULED"]
+# notifications.channel: how a notice reaches the patient (each one's Channel: notify.CHANNELS)
+ChannelName = Literal["email"]
 
 ROLES: tuple[Role, ...] = get_args(Role)

@@ -10,12 +10,15 @@ import email.policy
 import html
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from shared.channels import ChannelUnavailable, MessageRejected
 from shared.enums import NoticeKind
 from shared.settings import Settings
 from shared.text import one_line
@@ -34,11 +37,11 @@ _LEAD = {
 }
 
 
-class MailUnavailable(Exception):
+class MailUnavailable(ChannelUnavailable):
     """The relay could not take the message now; a later attempt may succeed."""
 
 
-class MailRejected(Exception):
+class MailRejected(MessageRejected):
     """The relay refused the message for good (an unknown recipient, say)."""
 
 
@@ -309,6 +312,7 @@ class Relay:
     talking to a relay is over before the notify function locks anything."""
 
     def __init__(self, settings: Settings) -> None:
+        self._settings = settings
         try:
             self._smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout_s)
             try:
@@ -329,6 +333,10 @@ class Relay:
             self._smtp.send_message(message, to_addrs=[recipient])
         except (smtplib.SMTPException, OSError) as error:
             raise _classify(error) from error
+
+    def send_notice(self, notice: Notice) -> None:
+        """The notice as an email (shared.channels.Connection)."""
+        self.send(compose(notice, self._settings), notice.recipient)
 
     def __enter__(self) -> Relay:
         return self
@@ -357,3 +365,15 @@ def _classify(error: smtplib.SMTPException | OSError) -> Exception:
     # Connection refused, timeouts, TLS and login trouble: the relay or its
     # configuration; a later attempt may succeed.
     return MailUnavailable(f"{type(error).__name__}: {error}")
+
+
+class Email:
+    """The email channel (shared.channels.Channel): to the patient's address, over SMTP."""
+
+    carrier = "mail relay"
+
+    def address(self, contact: Mapping[str, Any]) -> str | None:
+        return str(contact["patient_email"])
+
+    def connect(self, settings: Settings) -> Relay:
+        return Relay(settings)

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.enums import AppointmentStatus, AuditAction
+from shared.enums import AppointmentStatus, AuditAction, StatusChange
 from shared.text import LINE_BREAKING
 
 Status = AppointmentStatus
@@ -275,7 +275,7 @@ class AppointmentCreate(Strict):
 
 
 class AppointmentChange(Strict):
-    status: Literal["CANCELLED", "COMPLETED", "NO_SHOW"] | None = None
+    status: StatusChange | None = None
     slot_id: UUID | None = None
     reason: Reason | None = None
 

@@ -3,10 +3,11 @@
 Cloud Tasks delivers at least once and in no particular order, so a task is only a
 hint: the appointment is re-read (and share-locked, so a cancel or move waits) and
 nothing is sent unless the message still describes it. At most one SENT row exists
-per message_key (a partial unique index): the row is inserted first, the email sent,
-then both commit together, so a duplicate delivery, even a concurrent one, sends
-nothing. A temporary failure answers 503 so that Cloud Tasks retries with backoff;
-on the queue's last attempt the message is recorded as FAILED and answered 200.
+per message_key (a partial unique index): the row is inserted first, the message sent
+over the task's channel (shared.channels; email is shared.mail), then both commit
+together, so a duplicate delivery, even a concurrent one, sends nothing. A temporary
+failure answers 503 so that Cloud Tasks retries with backoff; on the queue's last
+attempt the message is recorded as FAILED and answered 200.
 """
 
 from __future__ import annotations
@@ -23,10 +24,10 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from shared import logs, mail
+from shared import channels, logs, mail
 from shared.db.errors import IntegrityViolation
 from shared.db.sqlfiles import queries
-from shared.enums import NoticeKind
+from shared.enums import ChannelName, NoticeKind
 from shared.errors import Busy, DatabaseUnavailable, DomainError, Forbidden, Unauthenticated
 from shared.settings import Settings, get_settings
 from shared.unit_of_work import Row, Transaction, UnitOfWork
@@ -37,6 +38,8 @@ log = logs.get("clinic.notify")
 GOOGLE_ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 # The notices that tell the patient what changed from what they last heard.
 TELLS_A_CHANGE = ("RESCHEDULED", "CANCELLATION")
+# Every channel a task may name (enums.ChannelName); NOTIFY_CHANNELS picks those used.
+CHANNELS: dict[ChannelName, channels.Channel] = {"email": mail.Email()}
 
 
 class Unavailable(DomainError):
@@ -58,6 +61,8 @@ class TaskMessage(BaseModel):
     start_time: AwareDatetime
     # The change a notice is about; None for a reminder.
     audit_id: int | None = Field(default=None, ge=1)
+    # Tasks queued before there were channels carry none: they were email.
+    channel: ChannelName = "email"
 
     @model_validator(mode="after")
     def _audit_id_of_an_older_payload(self) -> TaskMessage:
@@ -246,6 +251,7 @@ def stale_reason(message: TaskMessage, row: Row | None) -> str | None:
 def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
     """Sends the message once if it is still true; raises Unavailable to be retried."""
     settings = get_settings()
+    channel = CHANNELS[message.channel]
     attempt = retry + 1
     fields = {
         "message_key": message.message_key,
@@ -264,11 +270,14 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             return _skipped(reason, fields)
         if state["sent"]:
             return _duplicate(fields)
-        recipient = state["patient_email"]
+        address = channel.address(state)
+        if address is None:
+            return _skipped(f"the patient has no {message.channel} address", fields)
+        recipient = address
         # Connected and signed in before the appointment is locked: a slow or unreachable
-        # relay must not hold up a patient's cancel or move.
-        with mail.Relay(settings) as relay, UnitOfWork() as uow:
-            outcome = _send_once(uow.tx, relay, message, attempt, fields)
+        # channel must not hold up a patient's cancel or move.
+        with channel.connect(settings) as connection, UnitOfWork() as uow:
+            outcome = _send_once(uow.tx, channel, connection, message, attempt, fields)
             if outcome.result == "sent":
                 uow.commit()
     except (DatabaseUnavailable, Busy):
@@ -280,23 +289,29 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
                 extra={"fields": {**fields, "outcome": "lost", "payload": message.model_dump(mode="json")}},
             )
         raise
-    except mail.MailRejected as error:
+    except channels.MessageRejected as error:
         return _give_up(message, recipient, attempt, error, fields)
-    except mail.MailUnavailable as error:
+    except channels.ChannelUnavailable as error:
         if attempt >= settings.tasks_max_attempts:
             return _give_up(message, recipient, attempt, error, fields)
         log.warning(
-            "mail relay unavailable; Cloud Tasks will retry",
+            "%s unavailable; Cloud Tasks will retry",
+            channel.carrier,
             extra={"fields": {**fields, "outcome": "retry", "error": str(error)}},
         )
-        raise Unavailable("the mail relay is unavailable; try again later") from error
+        raise Unavailable(f"the {channel.carrier} is unavailable; try again later") from error
     if outcome.result == "sent":
         log.info("sent", extra={"fields": {**fields, "outcome": "sent"}})
     return outcome
 
 
 def _send_once(
-    tx: Transaction, relay: mail.Relay, message: TaskMessage, attempt: int, fields: dict[str, Any]
+    tx: Transaction,
+    channel: channels.Channel,
+    connection: channels.Connection,
+    message: TaskMessage,
+    attempt: int,
+    fields: dict[str, Any],
 ) -> Outcome:
     """Under the appointment's lock: checks the message again, records it SENT and sends
     it. Sent inside the transaction: if sending fails the SENT row rolls back."""
@@ -304,6 +319,9 @@ def _send_once(
     reason = stale_reason(message, row)  # again, now that a change has to wait for us
     if reason is not None or row is None:
         return _skipped(reason, fields)
+    recipient = channel.address(row)
+    if recipient is None:
+        return _skipped(f"the patient has no {message.channel} address", fields)
     changes_told = _changes_told(tx, message)
     if _overtaken(message, changes_told):
         return _skipped("a later change's notice has already been sent", fields)
@@ -321,7 +339,7 @@ def _send_once(
         return _skipped("unchanged since the patient's last notice", fields)
     try:
         with tx.savepoint():
-            _record(tx, message, row["patient_email"], "SENT", attempt, None)
+            _record(tx, message, recipient, "SENT", attempt, None)
     except IntegrityViolation as error:
         if error.constraint != "notifications_one_sent_per_message":
             raise
@@ -330,7 +348,7 @@ def _send_once(
         kind=message.kind,
         message_key=message.message_key,
         appointment_id=str(row["id"]),
-        recipient=row["patient_email"],
+        recipient=recipient,
         patient_name=row["patient_name"],
         doctor_name=row["doctor_name"],
         timezone=row["doctor_timezone"],
@@ -340,7 +358,7 @@ def _send_once(
         previous=previous,
         trace=logs.trace_id(),
     )
-    relay.send(mail.compose(notice, get_settings()), row["patient_email"])
+    connection.send_notice(notice)
     return Outcome("sent", f"{message.kind.lower()} sent")
 
 
@@ -349,7 +367,7 @@ def _changes_told(tx: Transaction, message: TaskMessage) -> list[int]:
     was sent (their audit ids): what they have heard. A reminder does not ask."""
     if message.kind not in (*TELLS_A_CHANGE, "CONFIRMATION") or message.audit_id is None:
         return []
-    sent = tx.all(SQL.select_told_notices, appointment_id=message.appointment_id)
+    sent = tx.all(SQL.select_told_notices, appointment_id=message.appointment_id, channel=message.channel)
     return [audit_id for notice in sent if (audit_id := audit_id_of(notice["kind"], notice["message_key"])) is not None]
 
 
@@ -401,6 +419,7 @@ def _record(tx: Any, message: TaskMessage, recipient: str, status: str, attempt:
         appointment_id=message.appointment_id,
         message_key=message.message_key,
         kind=message.kind,
+        channel=message.channel,
         recipient=recipient,
         status=status,
         attempts=attempt,

@@ -20,26 +20,30 @@ SQL = queries("outbox")
 _NOTICE = {"BOOKED": "CONFIRMATION", "CANCELLED": "CANCELLATION", "RESCHEDULED": "RESCHEDULED"}
 # Actions after which reminders for the (new) start time are due.
 _REMINDS = {"BOOKED", "RESCHEDULED"}
-EVENT_TYPES = {
-    "BOOKED": "appointment.booked",
-    "CANCELLED": "appointment.cancelled",
-    "RESCHEDULED": "appointment.rescheduled",
-    "COMPLETED": "appointment.completed",
-    "NO_SHOW": "appointment.no_show",
-}
 
 
-def task_name(appointment_id: object, kind: str, start: datetime, audit_id: int) -> str:
-    """A notice's: deterministic, one per change (appointment, kind, slot start, audit id)."""
-    return f"{appointment_id}-{kind.lower()}-{int(start.timestamp())}-{audit_id}"
+def event_type(action: str) -> str:
+    """The domain event of an audit action: appointment.booked, appointment.no_show, ..."""
+    return f"appointment.{action.lower()}"
 
 
-def reminder_name(appointment_id: object, slot_id: object, offset_s: int) -> str:
-    """A reminder's: one per appointment, slot and offset. A reminder asserts its slot
-    (notify sends it only while the appointment is on that slot), so a move to another
-    doctor's slot at the same time needs a reminder of its own; a move away and back
-    again finds the first one still true, and sends it once."""
-    return f"{appointment_id}-reminder-{slot_id}-{offset_s}"
+def task_name(appointment_id: object, kind: str, start: datetime, audit_id: int, channel: str = "email") -> str:
+    """A notice's: deterministic, one per change and channel (appointment, kind, slot
+    start, audit id). The audit id stays last: notify reads it back (notify.audit_id_of)."""
+    return f"{appointment_id}-{_via(channel)}{kind.lower()}-{int(start.timestamp())}-{audit_id}"
+
+
+def reminder_name(appointment_id: object, slot_id: object, offset_s: int, channel: str = "email") -> str:
+    """A reminder's: one per appointment, slot, offset and channel. A reminder asserts
+    its slot (notify sends it only while the appointment is on that slot), so a move to
+    another doctor's slot at the same time needs a reminder of its own; a move away and
+    back again finds the first one still true, and sends it once."""
+    return f"{appointment_id}-{_via(channel)}reminder-{slot_id}-{offset_s}"
+
+
+def _via(channel: str) -> str:
+    # Email's names have no channel part: those of tasks queued before channels existed.
+    return "" if channel == "email" else f"{channel}-"
 
 
 _APPOINTMENT_KEYS = ("id", "slot_id", "doctor_id", "patient_id", "start_time", "end_time", "status", "reason")
@@ -64,20 +68,25 @@ def change_messages(appointment: Row, action: str, audit_id: int, occurred_at: d
     # (a booking's Python time is what limits its rate on a small machine).
     view = appointment_json(appointment)
     appointment_id = view["id"]
+    settings = get_settings()
     rows: list[dict[str, Any]] = []
-    if action in _NOTICE:
-        kind = _NOTICE[action]
-        name = task_name(appointment_id, kind, start, audit_id)
-        rows.append(_row(appointment_id, "TASK", name, task_payload(view, kind, name, audit_id), now))
-    if action in _REMINDS:
-        for offset in get_settings().reminder_offsets:
-            due = start - offset
-            if due <= now:
-                continue  # an offset already past is skipped
-            name = reminder_name(appointment_id, view["slot_id"], int(offset.total_seconds()))
-            rows.append(_row(appointment_id, "TASK", name, task_payload(view, "REMINDER", name, None), due))
+    # Each notice goes out once per channel, as a task of its own: each channel is sent,
+    # retried and recorded on its own.
+    for channel in settings.notify_channels:
+        if action in _NOTICE:
+            kind = _NOTICE[action]
+            name = task_name(appointment_id, kind, start, audit_id, channel)
+            rows.append(_row(appointment_id, "TASK", name, task_payload(view, kind, name, audit_id, channel), now))
+        if action in _REMINDS:
+            for offset in settings.reminder_offsets:
+                due = start - offset
+                if due <= now:
+                    continue  # an offset already past is skipped
+                name = reminder_name(appointment_id, view["slot_id"], int(offset.total_seconds()), channel)
+                payload = task_payload(view, "REMINDER", name, None, channel)
+                rows.append(_row(appointment_id, "TASK", name, payload, due))
     event = {
-        "type": EVENT_TYPES[action],
+        "type": event_type(action),
         "appointment": view,
         "audit_id": audit_id,
         "occurred_at": occurred_at.isoformat(),
@@ -96,7 +105,9 @@ def _row(appointment_id: str, target: str, name: str, payload: dict[str, Any], d
     }
 
 
-def task_payload(view: dict[str, Any], kind: str, name: str, audit_id: int | None) -> dict[str, Any]:
+def task_payload(
+    view: dict[str, Any], kind: str, name: str, audit_id: int | None, channel: str = "email"
+) -> dict[str, Any]:
     """What the notify function receives; `view` is appointment_json of the appointment,
     `audit_id` the change a notice is about (None for a reminder)."""
     return {
@@ -106,6 +117,7 @@ def task_payload(view: dict[str, Any], kind: str, name: str, audit_id: int | Non
         "slot_id": view["slot_id"],
         "start_time": view["start_time"],
         "audit_id": audit_id,
+        "channel": channel,
     }
 
 

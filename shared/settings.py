@@ -12,6 +12,8 @@ from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from shared.enums import ChannelName
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -96,6 +98,8 @@ class Settings(BaseModel):
     public_url: str | None = None
 
     reminder_offsets: tuple[timedelta, ...] = (timedelta(hours=24),)
+    # The channels each notice goes out on (comma-separated): one task per channel.
+    notify_channels: tuple[ChannelName, ...] = ("email",)
 
     # Upcoming BOOKED appointments (whoever booked them) a patient may hold and still book
     # themself, so that a few accounts cannot take every slot; an admin booking for a
@@ -116,7 +120,7 @@ class Settings(BaseModel):
     def _offsets(cls, value: object) -> object:
         return parse_offsets(value) if isinstance(value, str) else value
 
-    @field_validator("notify_invokers", "cors_allowed_origins", mode="before")
+    @field_validator("notify_invokers", "cors_allowed_origins", "notify_channels", mode="before")
     @classmethod
     def _invokers(cls, value: object) -> object:
         if isinstance(value, str):

@@ -1,11 +1,13 @@
 -- name: select_message_state
 -- Before the relay is called: whether the message is still true, whether it went out
 -- already, and to whom. Without a lock; deliver checks again under lock_message_context.
+-- The patient_* contacts are what each channel (shared.channels) picks its address from.
 SELECT a.slot_id, a.start_time, a.status, a.start_time <= now() AS started,
-       patient.email AS patient_email,
+       patient.email AS patient_email, contact.phone AS patient_phone,
        EXISTS (SELECT FROM notifications AS n WHERE n.message_key = :message_key AND n.status = 'SENT') AS sent
 FROM appointments AS a
 JOIN users AS patient ON patient.id = a.patient_id
+JOIN patients_profiles AS contact ON contact.user_id = a.patient_id
 WHERE a.id = :appointment_id
 
 -- name: lock_message_context
@@ -15,20 +17,23 @@ WHERE a.id = :appointment_id
 -- patient has heard (select_told_notices) after the one before it has been sent.
 -- (Foreign-key checks, KEY SHARE, are not held up.)
 SELECT a.id, a.slot_id, a.doctor_id, a.start_time, a.end_time, a.status, a.start_time <= now() AS started,
-       patient.email AS patient_email, patient.name AS patient_name,
+       patient.email AS patient_email, contact.phone AS patient_phone, patient.name AS patient_name,
        doctor.name AS doctor_name, profile.timezone AS doctor_timezone
 FROM appointments AS a
 JOIN users AS patient ON patient.id = a.patient_id
+JOIN patients_profiles AS contact ON contact.user_id = a.patient_id
 JOIN users AS doctor ON doctor.id = a.doctor_id
 JOIN doctors_profiles AS profile ON profile.user_id = a.doctor_id
 WHERE a.id = :appointment_id
 FOR NO KEY UPDATE OF a
 
 -- name: select_told_notices
--- The confirmation and move notices this appointment's patient was sent: what they know.
+-- The confirmation and move notices this appointment's patient was sent on this channel:
+-- what they know from it.
 SELECT message_key, kind
 FROM notifications
-WHERE appointment_id = :appointment_id AND status = 'SENT' AND kind IN ('CONFIRMATION', 'RESCHEDULED')
+WHERE appointment_id = :appointment_id AND channel = :channel AND status = 'SENT'
+  AND kind IN ('CONFIRMATION', 'RESCHEDULED')
 
 -- name: select_calendar_context
 -- The .ics SEQUENCE (moves and cancellations up to the change the message is about) and,
@@ -66,6 +71,6 @@ LEFT JOIN doctors_profiles AS was_profile ON was_profile.user_id = was_doctor.id
 -- A second SENT row for one message_key is refused by notifications_one_sent_per_message;
 -- a concurrent duplicate waits here until the first commits or rolls back.
 INSERT INTO notifications (appointment_id, message_key, kind, channel, recipient, status, attempts, error)
-VALUES (:appointment_id, :message_key, CAST(:kind AS notification_kind), 'email', :recipient,
+VALUES (:appointment_id, :message_key, CAST(:kind AS notification_kind), :channel, :recipient,
         CAST(:status AS notification_status), :attempts, :error)
 RETURNING id

@@ -124,6 +124,7 @@ def test_a_confirmation_is_sent_once(smtp: Path, sql: pg8000.native.Connection) 
     ics = calendar(mail)
     assert "METHOD:REQUEST" in ics and f"UID:{appointment_id}@clinic" in ics and "SEQUENCE:0" in ics
     assert notifications(sql, appointment_id) == [("CONFIRMATION", "SENT", 1, who.email, None)]
+    assert sql.run("SELECT channel FROM notifications WHERE appointment_id = :a", a=appointment_id) == [["email"]]
 
 
 def test_concurrent_duplicate_deliveries_send_one_email(smtp: Path, sql: pg8000.native.Connection) -> None:
