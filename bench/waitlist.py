@@ -10,7 +10,10 @@ hold expires: HOLD_MINUTES is 0.2 here, through the delayed Cloud Task). Reporte
   - commit -> offer email (p50/p99): from the freeing transaction's start (the offer's
     offered_at, a moment before its commit) to the sink writing the .eml file;
   - that no slot ended with two appointments, and none ended free while a matching
-    entry that was never offered it still waited.
+    entry that was never offered it still waited (an entry whose patient holds an
+    appointment with that doctor in its range is over, as the code has it);
+  - that every offer emailed reached the sink (one answered before its email task ran
+    rightly has none).
 """
 
 from __future__ import annotations
@@ -99,8 +102,12 @@ class Patients:
         self.read: set[str] = set()
         self.pending = 0
         self.lock = threading.Lock()
-        self.pool = ThreadPoolExecutor(16)
+        # Enough that every patient waiting to accept sleeps at once (about 7/s for 8 s at
+        # most): with fewer, accepts queue behind others' sleeps and come later than drawn.
+        self.pool = ThreadPoolExecutor(96)
         self.accept_errors = 0
+        self.late = 0.0  # the most an accept came after its drawn moment, in seconds
+        self.gone = 0  # offers read but no longer open when the patient answered
 
     def poll(self) -> None:
         for path in sorted(self.folder.glob("*.eml")):
@@ -125,11 +132,22 @@ class Patients:
             if uuid.UUID(str(patient)) in self.accepting:
                 with self.lock:
                     self.pending += 1
-                self.pool.submit(self._accept, uuid.UUID(str(patient)), str(entry), self.random.uniform(0.5, 8.0))
+                due = time.monotonic() + self.random.uniform(0.5, 8.0)
+                self.pool.submit(self._accept, uuid.UUID(str(patient)), str(entry), offer, due)
 
-    def _accept(self, patient: uuid.UUID, entry: str, delay: float) -> None:
+    def _accept(self, patient: uuid.UUID, entry: str, offer: str, due: float) -> None:
+        """Accepts the offer the patient read, as the web app shows it: accept answers the
+        entry's open offer, which after an expiry may be another, never emailed yet."""
         try:
-            time.sleep(delay)
+            time.sleep(max(0.0, due - time.monotonic()))
+            with self.lock:
+                self.late = max(self.late, time.monotonic() - due)
+            listed = requests.get(f"{self.stack.url('book')}/waitlist", headers=_userinfo(patient), timeout=60)
+            open_offers = {str((item.get("offer") or {}).get("id")) for item in listed.json()["items"]}
+            if offer not in open_offers:
+                with self.lock:
+                    self.gone += 1
+                return
             response = requests.post(
                 f"{self.stack.url('book')}/waitlist/{entry}/accept", headers=_userinfo(patient), timeout=60
             )
@@ -224,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in lines:
         print(line)
-    print(f"cancel errors {errors}, accept errors {patients.accept_errors}")
+    print(
+        f"cancel errors {errors}, accept errors {patients.accept_errors}; offers no longer open when accepted"
+        f" {patients.gone}; accepts at most {patients.late:.2f} s after their drawn moment"
+    )
     return 0 if ok else 1
 
 
@@ -247,36 +268,145 @@ def _figures(
         "SELECT count(*) FROM (SELECT slot_id FROM appointments WHERE status = 'BOOKED'"
         " GROUP BY slot_id HAVING count(*) > 1) AS d"
     )[0][0]
-    # Free at the end while a matching entry that was never offered the slot still waits.
-    wasted = run(
-        """SELECT count(*) FROM slots AS s
-           WHERE s.id = ANY(CAST(:s AS uuid[]))
-             AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.slot_id = s.id AND a.status = 'BOOKED')
-             AND NOT EXISTS (SELECT 1 FROM waitlist_offers o WHERE o.slot_id = s.id AND o.status = 'OFFERED')
-             AND EXISTS (
-                 SELECT 1 FROM waitlist_entries e
-                 WHERE e.doctor_id = s.doctor_id AND e.status = 'WAITING'
-                   AND e.range_start <= s.start_time AND e.range_end > s.start_time
-                   AND NOT EXISTS (SELECT 1 FROM waitlist_offers o WHERE o.entry_id = e.id AND o.slot_id = s.id)
-                   AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.patient_id = e.patient_id
-                       AND a.status = 'BOOKED'
-                       AND tstzrange(a.start_time, a.end_time) && tstzrange(s.start_time, s.end_time)))""",
-        s=slots,
-    )[0][0]
-    offers = run("SELECT CAST(id AS text), offered_at FROM waitlist_offers")
-    delays = sorted((emails[o] - at.timestamp()) * 1000 for o, at in offers if o in emails)
+    wasted = [r[0] for r in run(_WASTED, s=slots)]
+    # Entries over from the start: their patient already held an appointment with that
+    # doctor that day (the bench draws the doctor at random), so they are never offered.
+    over = run(f"SELECT count(*) FROM waitlist_entries e WHERE e.status = 'WAITING' AND {_BOOKED_IN_RANGE}")[0][0]
+    offers = run("SELECT CAST(id AS text), offered_at, emailed_at IS NOT NULL FROM waitlist_offers")
+    delays = sorted((emails[o] - at.timestamp()) * 1000 for o, at, _ in offers if o in emails)
     within = sum(1 for d in delays if d <= 1000)
+    # An offer answered (or ended) before its email task ran rightly sends none; one marked
+    # emailed whose message never reached the sink would be lost.
+    unsent = [o for o, _, emailed in offers if not emailed]
+    lost = [o for o, _, emailed in offers if emailed and o not in emails]
     figures = Figures("commit -> offer email", len(delays), 1.0, delays, note=f"{within}/{len(delays)} within 1 s")
     outcomes = dict(run("SELECT CAST(status AS text), count(*) FROM waitlist_offers GROUP BY status"))
     lines = [
         f"freed slots {len(slots)}: offered {offered}, re-booked through the waitlist {rebooked}"
         f" ({100 * rebooked / max(1, len(slots)):.1f}%)",
-        f"offers {sum(outcomes.values())}: {outcomes}; emails {len(delays)}",
+        f"entries over from the start (their patient already booked that doctor that day): {over}",
+        f"offers {sum(outcomes.values())}: {outcomes}; emails {len(delays)}; ended before their email task ran"
+        f" (none sent) {len(unsent)}; marked sent but not in the sink {len(lost)}",
         f"commit -> offer email p50 {figures.p(0.5):.0f} ms, p99 {figures.p(0.99):.0f} ms, max"
         f" {max(delays, default=0):.0f} ms; {within}/{len(delays)} within 1 s",
-        f"slots with two appointments: {doubles}; freed slots left free while a matching entry waited: {wasted}",
+        f"slots with two appointments: {doubles}; freed slots left free while a matching entry waited: {len(wasted)}",
     ]
-    return lines, doubles == 0 and wasted == 0
+    lines += _stages(conn, emails)
+    lines += _explain_wasted(conn, wasted)
+    lines += _explain_offers(conn, "ended before its email task ran", unsent)
+    lines += _explain_offers(conn, "marked sent, not in the sink", lost)
+    return lines, doubles == 0 and not wasted and not lost
+
+
+# The code's matching (shared/sql/waitlist.sql, hold_slot_for_next_entry) of a waiting
+# entry e and a free slot s it was never offered, less the lead time and times of day
+# (every slot here is days ahead, no entry names times).
+_BOOKED_IN_RANGE = """EXISTS (
+    -- The entry is over: its patient holds an appointment with that doctor in its range.
+    SELECT 1 FROM appointments b
+    WHERE b.patient_id = e.patient_id AND b.doctor_id = e.doctor_id AND b.status = 'BOOKED'
+      AND b.start_time >= e.range_start AND b.start_time < e.range_end)"""
+_MATCHES = f"""
+    e.doctor_id = s.doctor_id AND e.status = 'WAITING'
+    AND e.range_start <= s.start_time AND e.range_end > s.start_time
+    AND NOT EXISTS (SELECT 1 FROM waitlist_offers o WHERE o.entry_id = e.id AND o.slot_id = s.id)
+    AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.patient_id = e.patient_id AND a.status = 'BOOKED'
+        AND tstzrange(a.start_time, a.end_time) && tstzrange(s.start_time, s.end_time))
+    AND NOT {_BOOKED_IN_RANGE}"""
+# Free at the end while a matching entry still waits.
+_WASTED = f"""
+SELECT CAST(s.id AS text) FROM slots AS s
+WHERE s.id = ANY(CAST(:s AS uuid[]))
+  AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.slot_id = s.id AND a.status = 'BOOKED')
+  AND NOT EXISTS (SELECT 1 FROM waitlist_offers o WHERE o.slot_id = s.id AND o.status = 'OFFERED')
+  AND EXISTS (SELECT 1 FROM waitlist_entries e WHERE {_MATCHES})
+ORDER BY s.start_time
+"""
+
+
+def _stages(conn: pg8000.native.Connection, emails: dict[str, float]) -> list[str]:
+    """Where commit -> email goes: to the email task's creation (the outbox row marked
+    dispatched, a moment after), to notify starting on it (emailed_at, its transaction's
+    start), to the sink writing it; p50 and max, of all and of those over 1 s."""
+    rows = conn.run(
+        "SELECT CAST(o.id AS text), o.offered_at, x.dispatched_at, o.emailed_at FROM waitlist_offers o"
+        " JOIN outbox x ON x.name = 'offer-' || o.id || '-email'"
+        " WHERE o.emailed_at IS NOT NULL AND x.dispatched_at IS NOT NULL"
+    )
+    stages = [
+        (
+            (emails[o] - offered.timestamp()) * 1000,
+            (dispatched - offered).total_seconds() * 1000,
+            (started - dispatched).total_seconds() * 1000,
+            (emails[o] - started.timestamp()) * 1000,
+        )
+        for o, offered, dispatched, started in rows
+        if o in emails
+    ]
+    lines = []
+    for label, chosen in (("all", stages), ("over 1 s", [s for s in stages if s[0] > 1000])):
+        if not chosen:
+            continue
+        parts = []
+        for i, name in ((1, "to the task"), (2, "queued to notify"), (3, "notify to the sink")):
+            values = sorted(s[i] for s in chosen)
+            parts.append(f"{name} p50 {values[len(values) // 2]:.0f} max {values[-1]:.0f}")
+        lines.append(f"  stages, {label} ({len(chosen)}), ms: " + "; ".join(parts))
+    return lines
+
+
+def _explain_wasted(conn: pg8000.native.Connection, slots: list[str]) -> list[str]:
+    """For each slot left free while a matching entry waited: the slot's appointments,
+    the entries that match it with their trail, and their patients' appointments."""
+    run, lines = conn.run, []
+    for slot in slots:
+        [[doctor, start, end]] = run("SELECT doctor_id, start_time, end_time FROM slots WHERE id = :s", s=slot)
+        lines.append(f"  slot {slot} (doctor {str(doctor)[:8]}, {start:%H:%M}-{end:%H:%M})")
+        for who, status, action, at in run(
+            "SELECT CAST(patient_id AS text), CAST(a.status AS text), au.action, au.occurred_at"
+            " FROM appointments a JOIN audit_appointment au ON au.appointment_id = a.id"
+            " WHERE a.slot_id = :s ORDER BY au.occurred_at",
+            s=slot,
+        ):
+            lines.append(f"    appointment of {who[:8]} now {status}: {action} at {at:%H:%M:%S.%f}")
+        entries = run(
+            "SELECT CAST(e.id AS text), CAST(e.patient_id AS text), CAST(e.status AS text), e.created_at"
+            f" FROM waitlist_entries e JOIN slots s ON s.id = :s WHERE {_MATCHES} ORDER BY e.created_at",
+            s=slot,
+        )
+        for entry, patient, status, created in entries:
+            lines.append(f"    entry {entry[:8]} of patient {patient[:8]}: {status}, joined {created:%H:%M:%S}")
+            for action, offer_slot, at, details in run(
+                "SELECT CAST(action AS text), CAST(slot_id AS text), occurred_at, CAST(details AS text)"
+                " FROM waitlist_events WHERE entry_id = :e ORDER BY id",
+                e=entry,
+            ):
+                lines.append(f"      {at:%H:%M:%S.%f} {action} slot {(offer_slot or '-')[:8]} {details}")
+            for a_doctor, a_start, a_end, a_status in run(
+                "SELECT doctor_id, start_time, end_time, CAST(status AS text) FROM appointments"
+                " WHERE patient_id = :p ORDER BY start_time",
+                p=patient,
+            ):
+                same = " (this doctor)" if str(a_doctor) == str(doctor) else ""
+                lines.append(f"      appointment {a_start:%H:%M}-{a_end:%H:%M} {a_status}{same}")
+    return lines
+
+
+def _explain_offers(conn: pg8000.native.Connection, what: str, offers: list[str]) -> list[str]:
+    """Offers without an email: their trail."""
+    lines = []
+    for offer in offers:
+        [[status, offered, ended]] = conn.run(
+            "SELECT CAST(status AS text), offered_at, ended_at FROM waitlist_offers WHERE id = :o", o=offer
+        )
+        lines.append(f"  offer {offer[:8]} {what}: {status}, offered {offered:%H:%M:%S.%f}, ended {ended}")
+        for action, at, actor in conn.run(
+            "SELECT CAST(action AS text), occurred_at, CAST(actor_id AS text) FROM waitlist_events"
+            " WHERE offer_id = :o ORDER BY id",
+            o=offer,
+        ):
+            lines.append(f"    {at:%H:%M:%S.%f} {action} by {actor}")
+    return lines
 
 
 if __name__ == "__main__":
