@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from shared.enums import ROLES
+
 if TYPE_CHECKING:
     from local.stack import Ports
 
@@ -269,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     commands.add_parser("seed", help="add the demo doctors and patients").set_defaults(func=cmd_seed)
     token = commands.add_parser("token", help="print a token the local gateway accepts")
-    token.add_argument("--role", required=True, choices=["patient", "doctor", "admin"])
+    token.add_argument("--role", required=True, choices=ROLES)
     token.add_argument("--sub", required=True, type=UUID)
     token.add_argument("--email", required=True)
     token.add_argument("--name")

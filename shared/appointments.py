@@ -51,6 +51,8 @@ from shared.repositories import (
 from shared.settings import get_settings
 
 _APPOINTMENT_FIELDS = tuple(Appointment.model_fields)
+# What the clinic records once the slot has started, each from the statuses it may follow.
+OUTCOMES: dict[str, tuple[str, ...]] = {"COMPLETED": ("BOOKED",), "NO_SHOW": ("BOOKED",)}
 
 
 class Work(Protocol):
@@ -162,10 +164,10 @@ def cancel(uow: Work, caller: Caller, appointment_id: UUID, reason: str | None) 
 
 
 def record_outcome(uow: Work, caller: Caller, appointment_id: UUID, status: str, reason: str | None) -> Appointment:
-    """COMPLETED or NO_SHOW, once the slot has started."""
+    """One of OUTCOMES, once the slot has started."""
     row = _visible(uow, caller, appointment_id, lock=True)
     authorise(caller, Action.RECORD_OUTCOME, owners=_owners(row))
-    if row["status"] != "BOOKED":
+    if row["status"] not in OUTCOMES[status]:
         raise TransitionNotAllowed(f"a {row['status']} appointment cannot become {status}")
     if not row["started"]:
         raise TransitionNotAllowed(f"{status} is allowed only once the slot has started")

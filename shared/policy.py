@@ -25,7 +25,7 @@ class Action(Enum):
     MOVE = "move an appointment"
     CANCEL = "cancel an appointment"
     CANCEL_STARTED = "cancel an appointment that has started"
-    RECORD_OUTCOME = "mark an appointment completed or no-show"
+    RECORD_OUTCOME = "record what became of an appointment"  # appointments.OUTCOMES
     REGISTER_PATIENT = "register a patient"
     FIND_PATIENTS = "search the patients"
     SEE_PATIENT = "see a patient"
