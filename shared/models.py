@@ -124,7 +124,14 @@ def _not_nil(value: UUID) -> UUID:
 UserId = Annotated[UUID, AfterValidator(_not_nil)]
 
 
-class Strict(BaseModel):
+class ApiModel(BaseModel):
+    # Built on first use, not at import: a function then pays, once, only for the bodies
+    # it serves (docs/benchmarks.md, cold import). pydantic 2.14 builds a model under a
+    # lock, so the first requests of a new instance may arrive together.
+    model_config = ConfigDict(defer_build=True)
+
+
+class Strict(ApiModel):
     # Unknown fields are refused so a typo never silently does nothing.
     model_config = ConfigDict(extra="forbid", str_max_length=2000)
 
@@ -146,14 +153,14 @@ class DoctorCreate(Strict):
     timezone: TimeZoneName
 
 
-class Doctor(BaseModel):
+class Doctor(ApiModel):
     id: UUID
     name: str
     specialty: str
     timezone: str
 
 
-class DoctorList(BaseModel):
+class DoctorList(ApiModel):
     items: list[Doctor]
     next_page_token: str | None
 
@@ -209,14 +216,14 @@ class SlotQuery(Strict):
         return self
 
 
-class Slot(BaseModel):
+class Slot(ApiModel):
     id: UUID
     doctor_id: UUID
     start_time: datetime
     end_time: datetime
 
 
-class SlotList(BaseModel):
+class SlotList(ApiModel):
     items: list[Slot]
     next_page_token: str | None
 
@@ -246,7 +253,7 @@ class PatientCreate(Strict):
         return self
 
 
-class Patient(BaseModel):
+class Patient(ApiModel):
     id: UUID
     email: str
     name: str
@@ -260,7 +267,7 @@ class PatientQuery(Strict):
     page_token: str | None = Field(default=None, max_length=500)
 
 
-class PatientList(BaseModel):
+class PatientList(ApiModel):
     items: list[Patient]
     next_page_token: str | None
 
@@ -313,7 +320,7 @@ def range_bound(value: datetime | date | None, end: bool = False) -> datetime | 
     return datetime.combine(value + timedelta(days=1) if end else value, time(0), tzinfo=UTC)
 
 
-class Appointment(BaseModel):
+class Appointment(ApiModel):
     id: UUID
     slot_id: UUID
     doctor_id: UUID
@@ -326,12 +333,12 @@ class Appointment(BaseModel):
     updated_at: datetime
 
 
-class AppointmentList(BaseModel):
+class AppointmentList(ApiModel):
     items: list[Appointment]
     next_page_token: str | None
 
 
-class AuditEntry(BaseModel):
+class AuditEntry(ApiModel):
     id: int
     appointment_id: UUID
     action: AuditAction
@@ -343,7 +350,7 @@ class AuditEntry(BaseModel):
     occurred_at: datetime
 
 
-class AuditTrail(BaseModel):
+class AuditTrail(ApiModel):
     items: list[AuditEntry]
 
 
@@ -384,7 +391,7 @@ class WaitlistQuery(Strict):
     page_token: str | None = Field(default=None, max_length=500)
 
 
-class Offer(BaseModel):
+class Offer(ApiModel):
     """The hold of a slot for this entry until `expires_at`."""
 
     id: UUID
@@ -394,7 +401,7 @@ class Offer(BaseModel):
     expires_at: datetime
 
 
-class WaitlistEntry(BaseModel):
+class WaitlistEntry(ApiModel):
     id: UUID
     patient_id: UUID
     doctor_id: UUID
@@ -407,17 +414,17 @@ class WaitlistEntry(BaseModel):
     offer: Offer | None
 
 
-class WaitlistAnswer(BaseModel):
+class WaitlistAnswer(ApiModel):
     id: UUID
     status: Literal["WAITING", "LEFT"]
 
 
-class WaitlistList(BaseModel):
+class WaitlistList(ApiModel):
     items: list[WaitlistEntry]
     next_page_token: str | None
 
 
-class Problem(BaseModel):
+class Problem(ApiModel):
     type: str
     title: str
     status: int
