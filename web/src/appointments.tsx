@@ -46,7 +46,7 @@ export function Card({
         <a href={href(`/appointments/${a.id}`)}>{title}</a>
       </H>
       <p>
-        <span class="badge">{STATUS[a.status]}</span>{" "}
+        <span class="badge">{STATUS[a.status] ?? a.status}</span>{" "}
         {role !== "doctor" && doctor ? `${doctor.name}, ${doctor.specialty}` : null}
         {role !== "patient" && patient ? <span class="who">Patient: {patient.name}</span> : null}
       </p>
