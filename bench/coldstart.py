@@ -4,7 +4,13 @@ On Cloud Functions a new instance pays this before its first request (plus
 the interpreter start and the first database connection, which this does not
 measure). Each run is a fresh interpreter in the bundle's folder, as in the
 runtime, so nothing is warm in sys.modules; the median of N runs is reported.
-Target: under 300 ms per function.
+Target: each function's own import (after functions-framework's) under 300 ms.
+
+The bundle is measured as it is deployed: Cloud Functions' Python buildpack runs
+`python3 -m compileall -f -q .` in it, so an instance loads main.py and shared/
+as bytecode. So does this, in a compiled copy: compiling them on every run (as
+PYTHONDONTWRITEBYTECODE makes Python do) added ~15-35 ms no instance pays, and
+build/functions, which Terraform zips, gets no __pycache__.
 
     python -m bench coldstart            # builds the bundles first
     python -m bench coldstart -- --runs 9
@@ -13,9 +19,11 @@ Target: under 300 ms per function.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,17 +65,23 @@ def import_ms(bundle: Path, python: str = sys.executable, probe: str = _PROBE) -
 
 
 def heaviest_imports(bundle: Path, python: str = sys.executable, top: int = 5) -> tuple[tuple[str, float], ...]:
-    """The top-level packages with the largest cumulative import time (-X importtime)."""
-    out = subprocess.run([python, "-s", "-X", "importtime", "-c", "import main"], cwd=bundle,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    """The top-level packages with the largest cumulative import time (-X importtime)
+    within main.py's own import, after functions-framework's."""
+    out = subprocess.run([python, "-s", "-X", "importtime", "-c", "import functions_framework; import main"],
+                         cwd=bundle, capture_output=True, text=True, check=True)  # fmt: skip
     totals: dict[str, float] = {}
+    own = False
     for line in out.stderr.splitlines():
-        # "import time: self [us] | cumulative | imported package". A package's
-        # outermost import has the largest cumulative time (it includes its
-        # submodules), so the max per top-level name is that package's cost.
+        # "import time: self [us] | cumulative | imported package", each import listed
+        # when it ends: the lines after functions_framework's own are main.py's.
         if not line.startswith("import time:") or "cumulative" in line:
             continue
         _, cumulative, name = (part.strip() for part in line.removeprefix("import time:").split("|"))
+        if not own:
+            own = name == "functions_framework"
+            continue
+        # A package's outermost import has the largest cumulative time (it includes
+        # its submodules), so the max per top-level name is that package's cost.
         top_level = name.split(".")[0]
         if top_level != "main":
             totals[top_level] = max(totals.get(top_level, 0.0), int(cumulative) / 1000)
@@ -75,24 +89,29 @@ def heaviest_imports(bundle: Path, python: str = sys.executable, top: int = 5) -
 
 
 def measure(bundle: Path, runs: int, python: str = sys.executable) -> Result:
-    samples = tuple(import_ms(bundle, python) for _ in range(runs))
-    own = tuple(import_ms(bundle, python, _PROBE_OWN) for _ in range(runs))
-    return Result(bundle.name, samples, own, heaviest_imports(bundle, python))
+    with tempfile.TemporaryDirectory() as scratch:
+        deployed = Path(scratch) / bundle.name
+        shutil.copytree(bundle, deployed)
+        subprocess.run([python, "-m", "compileall", "-f", "-q", "."], cwd=deployed, check=True)
+        samples = tuple(import_ms(deployed, python) for _ in range(runs))
+        own = tuple(import_ms(deployed, python, _PROBE_OWN) for _ in range(runs))
+        return Result(bundle.name, samples, own, heaviest_imports(deployed, python))
 
 
 def render(results: Sequence[Result]) -> str:
     lines = [
-        f"{'function':<9} {'median ms':>9} {'min':>5} {'max':>5} {'<300?':>6} {'own ms':>7}"
-        "  heaviest imports (cumulative ms)",
+        f"{'function':<9} {'own ms':>6} {'min':>5} {'max':>5} {'<300?':>6} {'all ms':>6}"
+        "  heaviest of its own imports (cumulative ms)",
     ]
     for r in results:
-        verdict = "ok" if r.median_ms < TARGET_MS else "OVER"
+        verdict = "ok" if r.own_median_ms < TARGET_MS else "OVER"
         heavy = ", ".join(f"{name} {ms:.0f}" for name, ms in r.heaviest)
         lines.append(
-            f"{r.name:<9} {r.median_ms:>9.0f} {min(r.runs_ms):>5.0f} {max(r.runs_ms):>5.0f} {verdict:>6}"
-            f" {r.own_median_ms:>7.0f}  {heavy}"
+            f"{r.name:<9} {r.own_median_ms:>6.0f} {min(r.own_runs_ms):>5.0f} {max(r.own_runs_ms):>5.0f} {verdict:>6}"
+            f" {r.median_ms:>6.0f}  {heavy}"
         )
-    lines.append("own ms: main.py imported after functions-framework, which the runtime has loaded already.")
+    lines.append("own ms: main.py imported after functions-framework, which the runtime has loaded already (the")
+    lines.append("target); all ms: with functions-framework's own import.")
     return "\n".join(lines)
 
 
