@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
@@ -80,6 +80,93 @@ class Holds(Protocol):
         """The offer to the earliest matching waiting entry, or None if none matches."""
 
 
+class Waitlist(Protocol):
+    """Waitlist entries, their offers (the holds) and their trail (decision 0013). The
+    hold itself, which matches a freed slot to an entry, is Holds'."""
+
+    def doctor_zone(self, doctor_id: UUID) -> str | None:
+        """The doctor's IANA zone; None: no such doctor."""
+
+    def take_turn(self, patient_id: UUID) -> None:
+        """One join of a patient at a time, so two at once cannot both pass the cap."""
+
+    def count_active(self, patient_id: UUID) -> int:
+        """The patient's entries still waiting or offered, in range, and not over because
+        the patient booked that doctor in the entry's range."""
+
+    def add_entry(
+        self,
+        patient_id: UUID,
+        doctor_id: UUID,
+        range_start: datetime,
+        range_end: datetime,
+        day_start: time | None,
+        day_end: time | None,
+        actor_id: UUID,
+    ) -> Row:
+        """The new WAITING entry, with its JOINED event's event_id and occurred_at."""
+
+    def page(
+        self,
+        patient_id: UUID | None,
+        doctor_id: UUID | None,
+        active: bool,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[Row]:
+        """Entries oldest first, each with its open offer (offer_*), `past` and `booked_in_range`."""
+
+    def get_entry(self, entry_id: UUID, lock: bool = False) -> Row | None: ...
+
+    def set_entry_status(self, entry_id: UUID, status: str) -> Row: ...
+
+    def record_event(
+        self,
+        entry_id: UUID,
+        offer_id: UUID | None,
+        slot_id: UUID | None,
+        action: str,
+        actor_id: UUID | None,
+        details: dict[str, Any],
+    ) -> tuple[int, datetime]:
+        """An append-only waitlist_events row: its id and occurred_at."""
+
+    def open_offer(self, entry_id: UUID) -> Row | None:
+        """The entry's OFFERED offer, locked, as lock_offer returns it."""
+
+    def accepted_appointment(self, entry_id: UUID) -> UUID | None:
+        """The appointment the entry's accepted offer made, if any."""
+
+    def lock_offer(self, offer_id: UUID) -> Row | None:
+        """The offer with `expired`, its entry's patient and doctor, its slot's times; locked
+        before the slot (accept, decline and expiry are serialised on it)."""
+
+    def release_hold(self, slot_id: UUID, offer_id: UUID) -> None:
+        """Clears the slot's hold if it is still this offer's (the slot is locked)."""
+
+    def end_offer(self, offer_id: UUID, status: str, appointment_id: UUID | None) -> Row: ...
+
+    def lock_free_slot_for(self, entry_id: UUID, lead_minutes: int) -> UUID | None:
+        """The earliest free, unheld slot a WAITING entry matches and was never offered,
+        locked as a freeing change locks it (skipping one a booking holds)."""
+
+    def is_offered(self, entry_id: UUID) -> bool: ...
+
+    def expired_offers(self, limit: int) -> list[UUID]:
+        """Open offers past their time, oldest first."""
+
+    def passed_over_entries(self, lead_minutes: int, limit: int) -> list[UUID]:
+        """WAITING entries that match a free, unheld slot they were never offered."""
+
+    def lock_offer_message(self, offer_id: UUID) -> Row | None:
+        """What the offer email says (patient, doctor, times), the offer locked."""
+
+    def mark_emailed(self, offer_id: UUID) -> None: ...
+
+    def overdue_holds(self) -> Row:
+        """Open offers past their time: `overdue` (a count) and `oldest_overdue_s`."""
+
+
 class IdempotencyKeys(Protocol):
     def claim(self, caller_id: UUID, key: str, request: str, ttl: timedelta) -> bool:
         """True: the key is ours now (new, or older than `ttl`). A concurrent request with
@@ -106,6 +193,9 @@ class Patients(Protocol):
 
     def booked_with(self, doctor_id: UUID, patient_id: UUID) -> bool:
         """Whether the patient has an appointment with the doctor."""
+
+    def ensure_profile(self, user_id: UUID) -> None:
+        """An empty profile for a user who never filled one in; an existing one untouched."""
 
 
 class Doctors(Protocol):
@@ -215,6 +305,126 @@ class SqlHolds:
         )
 
 
+class SqlWaitlist:
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+
+    def doctor_zone(self, doctor_id: UUID) -> str | None:
+        row = self._tx.first(WAITLIST.select_doctor_zone, doctor_id=doctor_id)
+        return None if row is None else str(row["timezone"])
+
+    def take_turn(self, patient_id: UUID) -> None:
+        self._tx.execute(WAITLIST.take_waitlist_turn, patient_id=patient_id)
+
+    def count_active(self, patient_id: UUID) -> int:
+        return int(self._tx.one(WAITLIST.count_active_entries, patient_id=patient_id)["active"])
+
+    def add_entry(
+        self,
+        patient_id: UUID,
+        doctor_id: UUID,
+        range_start: datetime,
+        range_end: datetime,
+        day_start: time | None,
+        day_end: time | None,
+        actor_id: UUID,
+    ) -> Row:
+        return self._tx.one(
+            WAITLIST.insert_entry,
+            patient_id=patient_id,
+            doctor_id=doctor_id,
+            range_start=range_start,
+            range_end=range_end,
+            day_start=None if day_start is None else day_start.isoformat(),
+            day_end=None if day_end is None else day_end.isoformat(),
+            actor_id=actor_id,
+        )
+
+    def page(
+        self,
+        patient_id: UUID | None,
+        doctor_id: UUID | None,
+        active: bool,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> list[Row]:
+        return self._tx.all(
+            WAITLIST.list_entries,
+            patient_id=patient_id,
+            doctor_id=doctor_id,
+            active=active,
+            after_created=after[0] if after else None,
+            after_id=after[1] if after else None,
+            limit=limit,
+        )
+
+    def get_entry(self, entry_id: UUID, lock: bool = False) -> Row | None:
+        return self._tx.first(WAITLIST.lock_entry if lock else WAITLIST.select_entry, id=entry_id)
+
+    def set_entry_status(self, entry_id: UUID, status: str) -> Row:
+        return self._tx.one(WAITLIST.update_entry_status, id=entry_id, status=status)
+
+    def record_event(
+        self,
+        entry_id: UUID,
+        offer_id: UUID | None,
+        slot_id: UUID | None,
+        action: str,
+        actor_id: UUID | None,
+        details: dict[str, Any],
+    ) -> tuple[int, datetime]:
+        event = self._tx.one(
+            WAITLIST.insert_event,
+            entry_id=entry_id,
+            offer_id=offer_id,
+            slot_id=slot_id,
+            action=action,
+            actor_id=actor_id,
+            details=json.dumps(details),
+        )
+        return int(event["id"]), event["occurred_at"]
+
+    def open_offer(self, entry_id: UUID) -> Row | None:
+        row = self._tx.first(WAITLIST.select_open_offer, entry_id=entry_id)
+        return None if row is None else self.lock_offer(row["id"])
+
+    def accepted_appointment(self, entry_id: UUID) -> UUID | None:
+        row = self._tx.first(WAITLIST.select_accepted_appointment, entry_id=entry_id)
+        return None if row is None else row["appointment_id"]
+
+    def lock_offer(self, offer_id: UUID) -> Row | None:
+        return self._tx.first(WAITLIST.lock_offer, id=offer_id)
+
+    def release_hold(self, slot_id: UUID, offer_id: UUID) -> None:
+        self._tx.execute(WAITLIST.release_hold, slot_id=slot_id, offer_id=offer_id)
+
+    def end_offer(self, offer_id: UUID, status: str, appointment_id: UUID | None) -> Row:
+        return self._tx.one(WAITLIST.end_offer, id=offer_id, status=status, appointment_id=appointment_id)
+
+    def lock_free_slot_for(self, entry_id: UUID, lead_minutes: int) -> UUID | None:
+        row = self._tx.first(WAITLIST.lock_free_slot_for_entry, entry_id=entry_id, lead_minutes=lead_minutes)
+        return None if row is None else row["id"]
+
+    def is_offered(self, entry_id: UUID) -> bool:
+        return self._tx.first(WAITLIST.select_entry_offered, id=entry_id) is not None
+
+    def expired_offers(self, limit: int) -> list[UUID]:
+        return [row["id"] for row in self._tx.all(WAITLIST.list_expired_offers, limit=limit)]
+
+    def passed_over_entries(self, lead_minutes: int, limit: int) -> list[UUID]:
+        rows = self._tx.all(WAITLIST.list_passed_over_entries, lead_minutes=lead_minutes, limit=limit)
+        return [row["id"] for row in rows]
+
+    def lock_offer_message(self, offer_id: UUID) -> Row | None:
+        return self._tx.first(WAITLIST.lock_offer_message, id=offer_id)
+
+    def mark_emailed(self, offer_id: UUID) -> None:
+        self._tx.execute(WAITLIST.mark_offer_emailed, id=offer_id)
+
+    def overdue_holds(self) -> Row:
+        return self._tx.one(WAITLIST.count_overdue_holds)
+
+
 class SqlIdempotencyKeys:
     def __init__(self, tx: Transaction) -> None:
         self._tx = tx
@@ -268,6 +478,9 @@ class SqlPatients:
 
     def booked_with(self, doctor_id: UUID, patient_id: UUID) -> bool:
         return bool(self._tx.one(USERS.doctor_sees_patient, doctor_id=doctor_id, patient_id=patient_id)["sees"])
+
+    def ensure_profile(self, user_id: UUID) -> None:
+        self._tx.execute(USERS.insert_patient_profile_if_missing, user_id=user_id)
 
 
 class SqlDoctors:

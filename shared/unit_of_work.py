@@ -40,6 +40,8 @@ from shared.repositories import (
     SqlHolds,
     SqlIdempotencyKeys,
     SqlPatients,
+    SqlWaitlist,
+    Waitlist,
 )
 
 Row = dict[str, Any]
@@ -192,6 +194,7 @@ class UnitOfWork:
         self.doctors: Doctors = SqlDoctors(self.tx)
         self.appointments: Appointments = SqlAppointments(self.tx)
         self.holds: Holds = SqlHolds(self.tx)
+        self.waitlist: Waitlist = SqlWaitlist(self.tx)
         self.idempotency_keys: IdempotencyKeys = SqlIdempotencyKeys(self.tx)
 
     def __enter__(self) -> UnitOfWork:

@@ -8,7 +8,6 @@ carries it, so a booking that raced the freeing transaction sees it (decision 00
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
@@ -21,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import logs, mail, paging
 from shared.auth import Caller
-from shared.db.sqlfiles import queries
 from shared.errors import Forbidden, NotFound, OfferEnded, TooManyEntries, Unprocessable
 from shared.models import (
     Appointment,
@@ -33,12 +31,10 @@ from shared.models import (
     WaitlistQuery,
 )
 from shared.policy import Action, allows, authorise, covers_anyone
-from shared.repositories import Holds, Row
+from shared.repositories import Accounts, Appointments, Holds, Patients, Row, Waitlist
 from shared.settings import get_settings
-from shared.unit_of_work import Transaction, UnitOfWork
+from shared.unit_of_work import UnitOfWork
 
-SQL = queries("waitlist")
-USERS = queries("users")
 log = logging.getLogger(__name__)
 sweep_log = logs.get("clinic.waitlist")
 
@@ -52,11 +48,22 @@ def authorise_entry(caller: Caller, action: Action, entry: Row) -> None:
         raise NotFound("no such waitlist entry")
 
 
+class Work(Protocol):
+    """What these use cases need of a unit of work (a fake one in unit tests)."""
+
+    accounts: Accounts
+    patients: Patients
+    appointments: Appointments
+    holds: Holds
+    waitlist: Waitlist
+
+    def add_outbox_rows(self, rows: list[dict[str, Any]]) -> None: ...
+
+
 # -- joining, listing, leaving ---------------------------------------------------------
 
 
-def join(uow: UnitOfWork, caller: Caller, body: WaitlistCreate) -> WaitlistEntry:
-    tx = uow.tx
+def join(uow: Work, caller: Caller, body: WaitlistCreate) -> WaitlistEntry:
     authorise(caller, Action.JOIN_WAITLIST)
     uow.accounts.ensure(caller)
     if not covers_anyone(caller, Action.JOIN_WAITLIST):
@@ -64,17 +71,17 @@ def join(uow: UnitOfWork, caller: Caller, body: WaitlistCreate) -> WaitlistEntry
             raise Forbidden("a patient joins only for themself")
         patient_id = caller.id
         # As a first booking does: a patient who never filled in a profile gets one, empty.
-        tx.execute(USERS.insert_patient_profile_if_missing, user_id=caller.id)
+        uow.patients.ensure_profile(caller.id)
     else:
         if body.patient_id is None:
             raise Unprocessable("the front desk joins for a patient: give 'patient_id'")
         patient_id = body.patient_id
-    if tx.first(USERS.select_patient, user_id=patient_id) is None:
+    if uow.patients.get(patient_id) is None:
         raise NotFound("no such patient")
-    doctor = tx.first(SQL.select_doctor_zone, doctor_id=body.doctor_id)
-    if doctor is None:
+    zone = uow.waitlist.doctor_zone(body.doctor_id)
+    if zone is None:
         raise NotFound("no such doctor")
-    range_start, range_end = _range(body, doctor["timezone"])
+    range_start, range_end = _range(body, zone)
     now = datetime.now(UTC)
     if range_end <= now:
         raise Unprocessable("the range is in the past")
@@ -83,22 +90,21 @@ def join(uow: UnitOfWork, caller: Caller, body: WaitlistCreate) -> WaitlistEntry
     if range_end > now + MAX_AHEAD + timedelta(days=1):
         raise Unprocessable("the range reaches more than a year ahead")
     settings = get_settings()
-    tx.execute(SQL.take_waitlist_turn, patient_id=patient_id)
-    active = int(tx.one(SQL.count_active_entries, patient_id=patient_id)["active"])
+    uow.waitlist.take_turn(patient_id)
+    active = uow.waitlist.count_active(patient_id)
     if active >= settings.waitlist_max_entries:
         raise TooManyEntries(
             f"the patient already waits on {active} waitlists, the most allowed is"
             f" {settings.waitlist_max_entries}; leave one to join another"
         )
-    row = tx.one(
-        SQL.insert_entry,
-        patient_id=patient_id,
-        doctor_id=body.doctor_id,
-        range_start=range_start,
-        range_end=range_end,
-        day_start=None if body.start is None else body.start.isoformat(),
-        day_end=None if body.end is None else _day_end(body.end).isoformat(),
-        actor_id=caller.id,
+    row = uow.waitlist.add_entry(
+        patient_id,
+        body.doctor_id,
+        range_start,
+        range_end,
+        body.start,
+        None if body.end is None else _day_end(body.end),
+        caller.id,
     )
     _outbox(uow, str(row["doctor_id"]), [_event("joined", row, None, row["event_id"], row["occurred_at"])])
     return _entry(row)
@@ -117,21 +123,18 @@ def _day_end(end: time) -> time:
     return time(23, 59, 59, 999999) if end == time(0) else end
 
 
-def list_entries(uow: UnitOfWork, caller: Caller, query: WaitlistQuery) -> WaitlistList:
-    tx = uow.tx
+def list_entries(uow: Work, caller: Caller, query: WaitlistQuery) -> WaitlistList:
     authorise(caller, Action.SEE_WAITLIST_ENTRY)
     uow.accounts.check_reader(caller)
     # Anyone's to those who may see anyone's; else their own, as patient or as doctor.
     mine = None if covers_anyone(caller, Action.SEE_WAITLIST_ENTRY) else caller.id
     as_patient = allows(caller, Action.HOLD_APPOINTMENTS)
     after = paging.decode(query.page_token, {"created": paging.timestamp, "id": paging.uuid})
-    rows = tx.all(
-        SQL.list_entries,
+    rows = uow.waitlist.page(
         patient_id=mine if as_patient else None,
         doctor_id=None if as_patient else mine,
         active=query.active,
-        after_created=after["created"] if after else None,
-        after_id=after["id"] if after else None,
+        after=(after["created"], after["id"]) if after else None,
         limit=query.page_size + 1,
     )
     items = [_entry(row) for row in rows[: query.page_size]]
@@ -141,44 +144,29 @@ def list_entries(uow: UnitOfWork, caller: Caller, query: WaitlistQuery) -> Waitl
     return WaitlistList(items=items, next_page_token=token)
 
 
-def leave(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> None:
+def leave(uow: Work, caller: Caller, entry_id: UUID) -> None:
     """Leaves the waitlist; an open offer is declined with it (the slot goes on)."""
-    tx = uow.tx
     uow.accounts.ensure(caller)
-    entry = _locked_entry(tx, caller, Action.LEAVE_WAITLIST, entry_id)
+    entry = _visible_entry(uow, caller, Action.LEAVE_WAITLIST, entry_id, lock=True)
     if entry["status"] in ("LEFT", "BOOKED"):
         return  # already over: leaving again changes nothing
     if entry["status"] == "OFFERED":
-        offer = _open_offer_of(tx, entry_id)
+        offer = uow.waitlist.open_offer(entry_id)
         if offer is not None:
             _end_offer(uow, offer, "DECLINED", caller.id, entry_status="LEFT")
-    updated = tx.one(SQL.update_entry_status, id=entry_id, status="LEFT")
-    event = tx.one(
-        SQL.insert_event,
-        entry_id=entry_id,
-        offer_id=None,
-        slot_id=None,
-        action="LEFT",
-        actor_id=caller.id,
-        details="{}",
-    )
-    _outbox(uow, str(updated["doctor_id"]), [_event("left", updated, None, event["id"], event["occurred_at"])])
+    updated = uow.waitlist.set_entry_status(entry_id, "LEFT")
+    event_id, occurred_at = uow.waitlist.record_event(entry_id, None, None, "LEFT", caller.id, {})
+    _outbox(uow, str(updated["doctor_id"]), [_event("left", updated, None, event_id, occurred_at)])
 
 
-def _locked_entry(tx: Transaction, caller: Caller, action: Action, entry_id: UUID) -> Row:
+def _visible_entry(uow: Work, caller: Caller, action: Action, entry_id: UUID, lock: bool = False) -> Row:
+    """The entry the caller may act on (another's reads as missing)."""
     authorise(caller, action)
-    entry = tx.first(SQL.lock_entry, id=entry_id)
+    entry = uow.waitlist.get_entry(entry_id, lock=lock)
     if entry is None:
         raise NotFound("no such waitlist entry")
     authorise_entry(caller, action, entry)
     return entry
-
-
-def _open_offer_of(tx: Transaction, entry_id: UUID) -> Row | None:
-    row = tx.first(
-        "SELECT id FROM waitlist_offers WHERE entry_id = :entry_id AND status = 'OFFERED'", entry_id=entry_id
-    )
-    return None if row is None else tx.one(SQL.lock_offer, id=row["id"])
 
 
 # -- the hold -------------------------------------------------------------------------
@@ -218,118 +206,83 @@ def offer_freed_slot(uow: HoldWork, slot_id: UUID, actor_id: UUID | None, freed_
     return True
 
 
-def accept(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> Appointment:
+def accept(uow: Work, caller: Caller, entry_id: UUID) -> Appointment:
     """Books the held slot for the entry's patient. Idempotent: accepting an offer already
     accepted answers its appointment."""
-    tx = uow.tx
     uow.accounts.ensure(caller)
-    entry = _entry_for_answer(tx, caller, entry_id)
-    offer = _open_offer_of(tx, entry_id)
+    entry = _visible_entry(uow, caller, Action.ANSWER_OFFER, entry_id)
+    offer = uow.waitlist.open_offer(entry_id)
     if offer is None:
-        done = tx.first(
-            "SELECT appointment_id FROM waitlist_offers WHERE entry_id = :entry_id AND status = 'ACCEPTED'"
-            " ORDER BY ended_at DESC LIMIT 1",
-            entry_id=entry_id,
-        )
+        done = uow.waitlist.accepted_appointment(entry_id)
         if done is not None:
             from shared import appointments
 
-            return appointments.get_appointment(uow, caller, done["appointment_id"])
+            return appointments.get_appointment(uow, caller, done)
         raise OfferEnded("there is no open offer on this waitlist entry (it expired or was declined)")
     if offer["expired"]:
         raise OfferEnded("the offer has expired")
     uow.holds.lock_slot(offer["slot_id"])
-    tx.one(SQL.release_hold, slot_id=offer["slot_id"], offer_id=offer["id"])
+    uow.waitlist.release_hold(offer["slot_id"], offer["id"])
     booking = AppointmentCreate(slot_id=offer["slot_id"], patient_id=entry["patient_id"])
     from shared import appointments  # appointments calls this module when a slot frees
 
     appointment = appointments.book(uow, caller, booking)
-    ended = tx.one(SQL.end_offer, id=offer["id"], status="ACCEPTED", appointment_id=appointment.id)
-    updated = tx.one(SQL.update_entry_status, id=entry_id, status="BOOKED")
-    event = tx.one(
-        SQL.insert_event,
-        entry_id=entry_id,
-        offer_id=offer["id"],
-        slot_id=offer["slot_id"],
-        action="ACCEPTED",
-        actor_id=caller.id,
-        details=json.dumps({"appointment_id": str(appointment.id)}),
+    ended = uow.waitlist.end_offer(offer["id"], "ACCEPTED", appointment.id)
+    updated = uow.waitlist.set_entry_status(entry_id, "BOOKED")
+    event_id, occurred_at = uow.waitlist.record_event(
+        entry_id, offer["id"], offer["slot_id"], "ACCEPTED", caller.id, {"appointment_id": str(appointment.id)}
     )
-    _outbox(
-        uow, str(offer["slot_id"]), [_event("accepted", updated, {**offer, **ended}, event["id"], event["occurred_at"])]
-    )
+    _outbox(uow, str(offer["slot_id"]), [_event("accepted", updated, {**offer, **ended}, event_id, occurred_at)])
     return appointment
 
 
-def decline(uow: UnitOfWork, caller: Caller, entry_id: UUID) -> None:
+def decline(uow: Work, caller: Caller, entry_id: UUID) -> None:
     """Declines the open offer; the slot goes to the next matching entry, or is free."""
-    tx = uow.tx
     uow.accounts.ensure(caller)
-    _entry_for_answer(tx, caller, entry_id)
-    offer = _open_offer_of(tx, entry_id)
+    _visible_entry(uow, caller, Action.ANSWER_OFFER, entry_id)
+    offer = uow.waitlist.open_offer(entry_id)
     if offer is None:
         raise OfferEnded("there is no open offer on this waitlist entry")
     _end_offer(uow, offer, "DECLINED", caller.id, entry_status="WAITING")
 
 
-def _entry_for_answer(tx: Transaction, caller: Caller, entry_id: UUID) -> Row:
-    authorise(caller, Action.ANSWER_OFFER)
-    entry = tx.first("SELECT id, patient_id, doctor_id, status FROM waitlist_entries WHERE id = :id", id=entry_id)
-    if entry is None:
-        raise NotFound("no such waitlist entry")
-    authorise_entry(caller, Action.ANSWER_OFFER, entry)
-    return entry
-
-
-def expire(uow: UnitOfWork, offer_id: UUID) -> bool:
+def expire(uow: Work, offer_id: UUID) -> bool:
     """Ends an offer past its time (the expiry task, or the sweep); False if it was
     answered first or is not due yet."""
-    offer = uow.tx.first(SQL.lock_offer, id=offer_id)
+    offer = uow.waitlist.lock_offer(offer_id)
     if offer is None or offer["status"] != "OFFERED" or not offer["expired"]:
         return False
     _end_offer(uow, offer, "EXPIRED", None, entry_status="WAITING")
     return True
 
 
-def _end_offer(uow: UnitOfWork, offer: Row, status: str, actor_id: UUID | None, entry_status: str) -> None:
+def _end_offer(uow: Work, offer: Row, status: str, actor_id: UUID | None, entry_status: str) -> None:
     """Ends a locked open offer unaccepted: the hold goes, the entry waits again (or has
     left), and the slot is offered to the next matching entry in the same transaction."""
-    tx = uow.tx
     uow.holds.lock_slot(offer["slot_id"])
-    tx.first(SQL.release_hold, slot_id=offer["slot_id"], offer_id=offer["id"])
-    ended = tx.one(SQL.end_offer, id=offer["id"], status=status, appointment_id=None)
-    entry = tx.one(SQL.update_entry_status, id=offer["entry_id"], status=entry_status)
-    event = tx.one(
-        SQL.insert_event,
-        entry_id=offer["entry_id"],
-        offer_id=offer["id"],
-        slot_id=offer["slot_id"],
-        action=status,
-        actor_id=actor_id,
-        details="{}",
+    uow.waitlist.release_hold(offer["slot_id"], offer["id"])
+    ended = uow.waitlist.end_offer(offer["id"], status, None)
+    entry = uow.waitlist.set_entry_status(offer["entry_id"], entry_status)
+    event_id, occurred_at = uow.waitlist.record_event(
+        offer["entry_id"], offer["id"], offer["slot_id"], status, actor_id, {}
     )
-    _outbox(
-        uow,
-        str(offer["slot_id"]),
-        [_event(status.lower(), entry, {**offer, **ended}, event["id"], event["occurred_at"])],
-    )
+    _outbox(uow, str(offer["slot_id"]), [_event(status.lower(), entry, {**offer, **ended}, event_id, occurred_at)])
     offer_freed_slot(uow, offer["slot_id"], actor_id, f"offer {status.lower()}")
     if entry_status == "WAITING":
         offer_waiting_entry(uow, offer["entry_id"], actor_id)
 
 
-def offer_waiting_entry(uow: UnitOfWork, entry_id: UUID, actor_id: UUID | None, tries: int = 3) -> None:
+def offer_waiting_entry(uow: Work, entry_id: UUID, actor_id: UUID | None, tries: int = 3) -> None:
     """An entry that waits again may match a slot freed while it held another offer (and
     so passed over, with no one else waiting): that slot is held now, for the earliest
     matching entry (this one, or one that joined before it)."""
-    tx = uow.tx
     lead = get_settings().waitlist_lead_minutes
     for _ in range(tries):
-        slot = tx.first(SQL.lock_free_slot_for_entry, entry_id=entry_id, lead_minutes=lead)
-        if slot is None:
+        slot_id = uow.waitlist.lock_free_slot_for(entry_id, lead)
+        if slot_id is None:
             return
-        offer_freed_slot(uow, slot["id"], actor_id, "entry waiting again")
-        if tx.first("SELECT 1 AS offered FROM waitlist_entries WHERE id = :id AND status = 'OFFERED'", id=entry_id):
+        offer_freed_slot(uow, slot_id, actor_id, "entry waiting again")
+        if uow.waitlist.is_offered(entry_id):
             return
 
 
@@ -337,7 +290,7 @@ def expire_due(limit: int = 100) -> int:
     """The sweep's safety net: expires offers past their time whose task was lost or
     late. Each in its own transaction, so one failure does not hold up the rest."""
     with UnitOfWork() as uow:
-        due = [row["id"] for row in uow.tx.all(SQL.list_expired_offers, limit=limit)]
+        due = uow.waitlist.expired_offers(limit)
     expired = 0
     for offer_id in due:
         try:
@@ -357,7 +310,7 @@ def offer_passed_over(limit: int = 100) -> int:
     offered (the two changes that would have met ran at once) gets it held now."""
     lead = get_settings().waitlist_lead_minutes
     with UnitOfWork() as uow:
-        entries = [row["id"] for row in uow.tx.all(SQL.list_passed_over_entries, lead_minutes=lead, limit=limit)]
+        entries = uow.waitlist.passed_over_entries(lead, limit)
     for entry_id in entries:
         with UnitOfWork() as uow:
             offer_waiting_entry(uow, entry_id, None)
@@ -370,7 +323,7 @@ def sweep() -> dict[str, int]:
     waitlist-hold alert reads (infra/terraform/modules/monitoring)."""
     result = {"offers_expired": expire_due(), "entries_passed_over": offer_passed_over()}
     with UnitOfWork() as uow:
-        overdue = uow.tx.one(SQL.count_overdue_holds)
+        overdue = uow.waitlist.overdue_holds()
     return report_sweep(result, overdue)
 
 
@@ -479,13 +432,12 @@ def send_offer_email(task: WaitlistTask) -> dict[str, str]:
     """Sends the offer once, while it is open; the offer row records that it went."""
     settings = get_settings()
     with mail.Relay(settings) as relay, UnitOfWork() as uow:
-        tx = uow.tx
-        row = tx.first(SQL.lock_offer_message, id=task.offer_id)
+        row = uow.waitlist.lock_offer_message(task.offer_id)
         if row is None or row["status"] != "OFFERED":
             return {"result": "skipped", "detail": "the offer is no longer open"}
         if row["emailed_at"] is not None:
             return {"result": "duplicate", "detail": "already sent"}
-        tx.execute(SQL.mark_offer_emailed, id=task.offer_id)
+        uow.waitlist.mark_emailed(task.offer_id)
         relay.send(offer_message(row, task, settings.mail_from, settings.public_url), row["email"])
         uow.commit()
     log.info("sent", extra={"fields": {"message_key": task.message_key, "kind": task.kind, "outcome": "sent"}})

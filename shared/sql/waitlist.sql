@@ -58,6 +58,22 @@ FROM waitlist_entries AS e
 WHERE e.id = :id
 FOR UPDATE
 
+-- name: select_entry
+SELECT id, patient_id, doctor_id, status FROM waitlist_entries WHERE id = :id
+
+-- name: select_entry_offered
+SELECT 1 AS offered FROM waitlist_entries WHERE id = :id AND status = 'OFFERED'
+
+-- name: select_open_offer
+-- At most one: an entry holds one offer at a time.
+SELECT id FROM waitlist_offers WHERE entry_id = :entry_id AND status = 'OFFERED'
+
+-- name: select_accepted_appointment
+SELECT appointment_id FROM waitlist_offers
+WHERE entry_id = :entry_id AND status = 'ACCEPTED'
+ORDER BY ended_at DESC
+LIMIT 1
+
 -- name: update_entry_status
 UPDATE waitlist_entries
 SET status = CAST(:status AS waitlist_entry_status), updated_at = now()
