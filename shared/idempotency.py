@@ -16,7 +16,6 @@ from typing import Protocol
 
 from shared.auth import Caller
 from shared.errors import Unprocessable
-from shared.models import Appointment
 from shared.repositories import Accounts, IdempotencyKeys
 from shared.retention import IDEMPOTENCY_TTL
 
@@ -68,4 +67,7 @@ def _stored_answer(uow: Work, caller: Caller, key: str, request: str) -> Answer:
         return int(stored["status_code"]), response.encode()
     # Stored by the release before this one (an appointment as a JSON object, under a
     # fingerprint of another form): replayed as it was answered, for the day it lives.
+    # Imported here, for these rows only: notify has no use for the API's models.
+    from shared.models import Appointment
+
     return int(stored["status_code"]), Appointment.model_validate(response).model_dump_json().encode()

@@ -5,7 +5,7 @@ import functions_framework.aio
 from starlette.requests import Request
 from starlette.responses import Response
 
-from shared import dispatch, retention, waitlist
+from shared import dispatch, retention
 from shared import notify as rules
 from shared.asgi import serve
 from shared.web import ApiRequest, Reply, Router
@@ -17,6 +17,8 @@ router = Router("notify")
 def notify_task(req: ApiRequest) -> Reply:
     rules.verify_caller(req.headers)
     if b'"offer_id"' in req.raw.get_data():
+        from shared import waitlist  # on first use: see sweep_outbox
+
         return 200, waitlist.run_task(req.body(waitlist.WaitlistTask))
     message = req.body(rules.TaskMessage)
     retry = rules.retry_count(req.header("X-CloudTasks-TaskRetryCount"))
@@ -26,6 +28,10 @@ def notify_task(req: ApiRequest) -> Reply:
 @router.route("POST", "/tasks/sweep")
 def sweep_outbox(req: ApiRequest) -> Reply:
     rules.verify_caller(req.headers)
+    # Imported on first use: the waitlist brings the API's models, ~12 ms of a new instance's
+    # start that a confirmation or a reminder never needs (docs/benchmarks.md, cold import).
+    from shared import waitlist
+
     result = dispatch.sweep()
     # The safety nets of the offers' expiry tasks (decision 0013).
     result.update(waitlist.sweep())
