@@ -414,6 +414,14 @@ class WaitlistEntry(ApiModel):
     offer: Offer | None
 
 
+class OfferAnswer(Strict):
+    """Which offer an accept or decline answers: the one the patient was shown."""
+
+    offer_id: UUID | None = Field(
+        default=None, description="The offer shown; another (a later one on the same entry) is 409 offer-ended"
+    )
+
+
 class WaitlistAnswer(ApiModel):
     id: UUID
     status: Literal["WAITING", "LEFT"]

@@ -134,8 +134,8 @@ class Waitlist(Protocol):
     def open_offer(self, entry_id: UUID) -> Row | None:
         """The entry's OFFERED offer, locked, as lock_offer returns it."""
 
-    def accepted_appointment(self, entry_id: UUID) -> UUID | None:
-        """The appointment the entry's accepted offer made, if any."""
+    def accepted_appointment(self, entry_id: UUID, offer_id: UUID | None = None) -> UUID | None:
+        """The appointment the entry's accepted offer (that offer, given one) made, if any."""
 
     def lock_offer(self, offer_id: UUID) -> Row | None:
         """The offer with `expired`, its entry's patient and doctor, its slot's times; locked
@@ -388,8 +388,8 @@ class SqlWaitlist:
         row = self._tx.first(WAITLIST.select_open_offer, entry_id=entry_id)
         return None if row is None else self.lock_offer(row["id"])
 
-    def accepted_appointment(self, entry_id: UUID) -> UUID | None:
-        row = self._tx.first(WAITLIST.select_accepted_appointment, entry_id=entry_id)
+    def accepted_appointment(self, entry_id: UUID, offer_id: UUID | None = None) -> UUID | None:
+        row = self._tx.first(WAITLIST.select_accepted_appointment, entry_id=entry_id, offer_id=offer_id)
         return None if row is None else row["appointment_id"]
 
     def lock_offer(self, offer_id: UUID) -> Row | None:

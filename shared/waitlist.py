@@ -206,19 +206,21 @@ def offer_freed_slot(uow: HoldWork, slot_id: UUID, actor_id: UUID | None, freed_
     return True
 
 
-def accept(uow: Work, caller: Caller, entry_id: UUID) -> Appointment:
+def accept(uow: Work, caller: Caller, entry_id: UUID, offer_id: UUID | None = None) -> Appointment:
     """Books the held slot for the entry's patient. Idempotent: accepting an offer already
-    accepted answers its appointment."""
+    accepted answers its appointment. With `offer_id` (the offer the patient was shown),
+    any other offer is refused: a late click must not book a slot offered since."""
     uow.accounts.ensure(caller)
     entry = _visible_entry(uow, caller, Action.ANSWER_OFFER, entry_id)
     offer = uow.waitlist.open_offer(entry_id)
     if offer is None:
-        done = uow.waitlist.accepted_appointment(entry_id)
+        done = uow.waitlist.accepted_appointment(entry_id, offer_id)
         if done is not None:
             from shared import appointments
 
             return appointments.get_appointment(uow, caller, done)
         raise OfferEnded("there is no open offer on this waitlist entry (it expired or was declined)")
+    _check_shown(offer, offer_id)
     if offer["expired"]:
         raise OfferEnded("the offer has expired")
     uow.holds.lock_slot(offer["slot_id"])
@@ -236,14 +238,25 @@ def accept(uow: Work, caller: Caller, entry_id: UUID) -> Appointment:
     return appointment
 
 
-def decline(uow: Work, caller: Caller, entry_id: UUID) -> None:
-    """Declines the open offer; the slot goes to the next matching entry, or is free."""
+def decline(uow: Work, caller: Caller, entry_id: UUID, offer_id: UUID | None = None) -> None:
+    """Declines the open offer (only the one shown, given `offer_id`); the slot goes to
+    the next matching entry, or is free."""
     uow.accounts.ensure(caller)
     _visible_entry(uow, caller, Action.ANSWER_OFFER, entry_id)
     offer = uow.waitlist.open_offer(entry_id)
     if offer is None:
         raise OfferEnded("there is no open offer on this waitlist entry")
+    _check_shown(offer, offer_id)
     _end_offer(uow, offer, "DECLINED", caller.id, entry_status="WAITING")
+
+
+def _check_shown(offer: Row, offer_id: UUID | None) -> None:
+    """The open offer is the one the patient answered (when they say which)."""
+    if offer_id is not None and offer["id"] != offer_id:
+        raise OfferEnded(
+            "the offer you answered has ended; this entry now holds another offer (another time):"
+            " look at it before you answer"
+        )
 
 
 def expire(uow: Work, offer_id: UUID) -> bool:

@@ -113,6 +113,12 @@ class ApiRequest:
             raise Unprocessable("the body must be a JSON object")
         return _validate(model, payload)
 
+    def optional_body(self, model: type[M]) -> M:
+        """The body, or the model's defaults when none was sent (an empty body)."""
+        if (self.raw.content_length or 0) <= MAX_BODY_BYTES and not self.data.strip():
+            return _validate(model, {})
+        return self.body(model)
+
     @property
     def data(self) -> bytes:
         """The raw body, read once (a unit of work run again after a deadlock reads it again)."""

@@ -11,6 +11,7 @@ from shared.asgi import serve
 from shared.models import (
     AppointmentCreate,
     AppointmentQuery,
+    OfferAnswer,
     PatientCreate,
     PatientQuery,
     WaitlistAnswer,
@@ -75,14 +76,15 @@ def leave_waitlist(req: ApiRequest, uow: UnitOfWork) -> Reply:
     return 200, WaitlistAnswer(id=req.params["entry_id"], status="LEFT")
 
 
-@router.route("POST", "/waitlist/{entry_id}/accept")
+# The body (the offer shown) is optional, so clients from before it keep working.
+@router.route("POST", "/waitlist/{entry_id}/accept", idempotent=True)
 def accept_offer(req: ApiRequest, uow: UnitOfWork) -> Reply:
-    return 200, waitlist.accept(uow, req.caller, req.params["entry_id"])
+    return 200, waitlist.accept(uow, req.caller, req.params["entry_id"], req.optional_body(OfferAnswer).offer_id)
 
 
 @router.route("POST", "/waitlist/{entry_id}/decline")
 def decline_offer(req: ApiRequest, uow: UnitOfWork) -> Reply:
-    waitlist.decline(uow, req.caller, req.params["entry_id"])
+    waitlist.decline(uow, req.caller, req.params["entry_id"], req.optional_body(OfferAnswer).offer_id)
     return 200, WaitlistAnswer(id=req.params["entry_id"], status="WAITING")
 
 

@@ -71,6 +71,7 @@ SELECT id FROM waitlist_offers WHERE entry_id = :entry_id AND status = 'OFFERED'
 -- name: select_accepted_appointment
 SELECT appointment_id FROM waitlist_offers
 WHERE entry_id = :entry_id AND status = 'ACCEPTED'
+  AND (CAST(:offer_id AS uuid) IS NULL OR id = :offer_id)
 ORDER BY ended_at DESC
 LIMIT 1
 

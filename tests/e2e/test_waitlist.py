@@ -166,3 +166,47 @@ def test_another_patients_entry_is_404_and_a_doctor_sees_their_own(api: Api) -> 
     assert stranger.get("/waitlist").json()["items"] == []
     left = patient.request("DELETE", f"/waitlist/{entry_id}")
     assert left.status_code == 200 and left.json()["status"] == "LEFT"
+
+
+def test_an_answer_naming_an_offer_that_ended_is_409_when_the_entry_was_offered_another_time(
+    api: Api, stack: Stack
+) -> None:
+    """The patient read offer A; it expired and the entry was offered B since: a late
+    accept or decline naming A is 409 offer-ended and changes nothing; naming B books B."""
+    day = date.today() + timedelta(days=4)
+    doctor = api.doctor()
+    slots = [s["id"] for s in api.publish(doctor, day, "10:00", "11:00", 30)]
+    holders = [api.patient() for _ in slots]
+    booked = [h.post("/appointments", {"slot_id": s}) for h, s in zip(holders, slots, strict=True)]
+    assert all(b.status_code == 201 for b in booked), [b.text for b in booked]
+    patient = api.patient()
+    entry_id = join(patient, doctor, day)
+    for holder, appointment in zip(holders, booked, strict=True):
+        assert holder.patch(f"/appointments/{appointment.json()['id']}", {"status": "CANCELLED"}).status_code == 200
+    shown = entry(patient, entry_id)["offer"]
+    assert shown is not None and shown["slot_id"] == slots[0]  # the second is passed over
+    # The hold expires (HOLD_MINUTES 0.25): the entry is offered the second slot.
+    later = wait_for(lambda: (o := entry(patient, entry_id)["offer"]) and o["id"] != shown["id"] and o, 60)
+    assert later and later["slot_id"] == slots[1], later
+
+    for answer in ("accept", "decline"):
+        late = patient.post(f"/waitlist/{entry_id}/{answer}", {"offer_id": shown["id"]})
+        assert assert_problem(late, 409)["type"] == "/problems/offer-ended", late.text
+    now = entry(patient, entry_id)
+    assert (now["status"], now["offer"]["id"]) == ("OFFERED", later["id"])
+    assert patient.get("/appointments").json()["items"] == []
+
+    key = {"Idempotency-Key": f"accept-{entry_id}"}
+    accepted = patient.post(f"/waitlist/{entry_id}/accept", {"offer_id": later["id"]}, headers=key)
+    assert accepted.status_code == 200 and accepted.json()["slot_id"] == slots[1], accepted.text
+    replay = patient.post(f"/waitlist/{entry_id}/accept", {"offer_id": later["id"]}, headers=key)
+    assert (replay.status_code, replay.json()) == (200, accepted.json())
+    assert_problem(patient.post(f"/waitlist/{entry_id}/accept", {"offer_id": shown["id"]}, headers=key), 422)
+    assert_problem(patient.post(f"/waitlist/{entry_id}/accept", {"offer_id": shown["id"]}), 409)
+    with database(stack.database_url or "") as conn:
+        actions = [
+            r[0] for r in conn.run("SELECT action FROM waitlist_events WHERE entry_id = :e ORDER BY id", e=entry_id)
+        ]
+        booked_rows = conn.run("SELECT slot_id FROM appointments WHERE patient_id = :p", p=patient.id)
+    assert actions == ["JOINED", "OFFERED", "EXPIRED", "OFFERED", "ACCEPTED"]
+    assert [str(r[0]) for r in booked_rows] == [slots[1]]

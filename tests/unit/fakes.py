@@ -402,8 +402,12 @@ class FakeWaitlist:
         offer = next((o for o in self.offers.values() if o["entry_id"] == entry_id and o["status"] == "OFFERED"), None)
         return None if offer is None else self.lock_offer(offer["id"])
 
-    def accepted_appointment(self, entry_id: UUID) -> UUID | None:
-        accepted = [o for o in self.offers.values() if o["entry_id"] == entry_id and o["status"] == "ACCEPTED"]
+    def accepted_appointment(self, entry_id: UUID, offer_id: UUID | None = None) -> UUID | None:
+        accepted = [
+            o
+            for o in self.offers.values()
+            if o["entry_id"] == entry_id and o["status"] == "ACCEPTED" and offer_id in (None, o["id"])
+        ]
         return accepted[-1]["appointment_id"] if accepted else None
 
     def lock_offer(self, offer_id: UUID) -> Row | None:

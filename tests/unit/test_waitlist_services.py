@@ -228,6 +228,46 @@ def test_accept_after_the_hold_expired_is_refused_and_the_expiry_passes_it_on(
     assert status(uow, entries[0]) == "WAITING"
 
 
+def test_an_answer_to_an_offer_that_ended_is_refused_when_another_is_open_and_changes_nothing(
+    uow: FakeUnitOfWork, doctor: uuid.UUID
+) -> None:
+    """The patient read offer A; it expired and the entry was offered B since: their late
+    click, naming A, must neither book nor decline B."""
+    who = patient(uow)
+    entry = join(uow, who, doctor)
+    shown = freed(uow, doctor, hour=9)
+    later = freed(uow, doctor, hour=11)  # passed over while the entry holds the first
+    first = offer_of(uow, entry)
+    uow.appointments.now = first["expires_at"]
+    assert waitlist.expire(uow, first["id"]) is True
+    second = offer_of(uow, entry)
+    assert (second["slot_id"], held_for(uow, later)) == (later, entry)
+    events, outbox = len(uow.waitlist.events), len(uow.outbox)
+    for answer in (waitlist.accept, waitlist.decline):
+        with pytest.raises(OfferEnded, match="another offer"):
+            answer(uow, who, entry, first["id"])
+    assert (offer_of(uow, entry)["id"], held_for(uow, later), held_for(uow, shown)) == (second["id"], entry, None)
+    assert status(uow, entry) == "OFFERED"
+    assert not [a for a in uow.appointments.rows.values() if a["patient_id"] == who.id]
+    assert (len(uow.waitlist.events), len(uow.outbox)) == (events, outbox)
+    # The offer open now, named, is accepted; again, the same appointment; naming the
+    # old one still refuses; naming none answers the accepted one, as before.
+    appointment = waitlist.accept(uow, who, entry, second["id"])
+    assert appointment.slot_id == later
+    assert waitlist.accept(uow, who, entry, second["id"]).id == appointment.id
+    with pytest.raises(OfferEnded):
+        waitlist.accept(uow, who, entry, first["id"])
+    assert waitlist.accept(uow, who, entry).id == appointment.id
+
+
+def test_declining_the_offer_shown_passes_it_on(uow: FakeUnitOfWork, doctor: uuid.UUID) -> None:
+    first, second = patient(uow), patient(uow)
+    entries = [join(uow, first, doctor), join(uow, second, doctor)]
+    slot = freed(uow, doctor)
+    waitlist.decline(uow, first, entries[0], offer_of(uow, entries[0])["id"])
+    assert held_for(uow, slot) == entries[1]
+
+
 def test_decline_with_no_one_else_waiting_frees_the_slot(uow: FakeUnitOfWork, doctor: uuid.UUID) -> None:
     who = patient(uow)
     entry = join(uow, who, doctor)

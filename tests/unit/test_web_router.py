@@ -9,6 +9,7 @@ import pytest
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from shared.models import OfferAnswer
 from shared.settings import get_settings
 from shared.web import ApiRequest, Reply, Router
 
@@ -18,6 +19,12 @@ router = Router("test")
 @router.route("GET", "/ping")
 def ping(req: ApiRequest) -> Reply:
     return 200, {"pong": True}
+
+
+@router.route("POST", "/answer")
+def answer(req: ApiRequest) -> Reply:
+    offer_id = req.optional_body(OfferAnswer).offer_id
+    return 200, {"offer_id": None if offer_id is None else str(offer_id)}
 
 
 def call(headers: dict[str, str]) -> tuple[int, dict[str, object]]:
@@ -153,3 +160,24 @@ def test_a_line_break_after_a_path_is_another_path(plain: None, path: str) -> No
     body, status, headers = router(Request(environ))
     assert status == 404 and headers["Content-Type"] == "application/problem+json"
     assert json.loads(body)["type"] == "/problems/not-found"
+
+
+def test_an_optional_body_may_be_left_out_and_is_checked_when_sent(plain: None) -> None:
+    offer = "0b0c6d51-8a6b-4a52-9a55-0d7bd2c9f2a1"
+
+    def post(data: str | None, content_type: str | None = "application/json") -> tuple[int, dict[str, object]]:
+        request = EnvironBuilder(method="POST", path="/answer", data=data, content_type=content_type).get_request()
+        body, status, _ = router(request)
+        return status, json.loads(body)
+
+    assert post(None, None) == (200, {"offer_id": None})  # as a client from before the body
+    assert post("", None) == (200, {"offer_id": None})
+    assert post("{}") == (200, {"offer_id": None})
+    assert post(json.dumps({"offer_id": offer})) == (200, {"offer_id": offer})
+    for data, content_type, status in [
+        (json.dumps({"offer_id": "nope"}), "application/json", 422),
+        (json.dumps({"offer": offer}), "application/json", 422),  # extra fields are refused
+        (json.dumps({"offer_id": offer}), "text/plain", 415),
+        ("{", "application/json", 400),
+    ]:
+        assert post(data, content_type)[0] == status, data

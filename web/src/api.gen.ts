@@ -156,6 +156,10 @@ export interface WaitlistList {
   next_page_token: string | null;
 }
 
+export interface OfferAnswer {
+  offer_id?: string | null;
+}
+
 export interface WaitlistAnswer {
   id: string;
   status: "WAITING" | "LEFT";
@@ -277,15 +281,15 @@ export interface Operations {
   acceptOffer: {
     path: { entry_id: string };
     query: {};
-    headers: {};
-    body: undefined;
+    headers: { "Idempotency-Key"?: string };
+    body: OfferAnswer;
     response: Appointment;
   };
   declineOffer: {
     path: { entry_id: string };
     query: {};
     headers: {};
-    body: undefined;
+    body: OfferAnswer;
     response: WaitlistAnswer;
   };
 }

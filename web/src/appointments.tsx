@@ -274,11 +274,12 @@ function Offer({ entry, doctorName, onDone }: { entry: WaitlistEntry; doctorName
   const offer = entry.offer!;
   const seconds = useSecondsLeft(offer.expires_at);
   const [accept, accepting, acceptError] = useAction(async () => {
-    const booked = await call("acceptOffer", { path: { entry_id: entry.id } });
+    // The offer shown: if it ended and another was offered since, the API refuses (409).
+    const booked = await call("acceptOffer", { path: { entry_id: entry.id }, body: { offer_id: offer.id } });
     goToAppointment(booked.id, "booked");
   });
   const [decline, declining, declineError] = useAction(async () => {
-    await call("declineOffer", { path: { entry_id: entry.id } });
+    await call("declineOffer", { path: { entry_id: entry.id }, body: { offer_id: offer.id } });
     onDone();
   });
   const left = `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
