@@ -66,6 +66,13 @@ class OfferEnded(Conflict):
     title, type_ = "Offer ended", "/problems/offer-ended"
 
 
+class AlreadyBookedInRange(Conflict):
+    """A waitlist entry would be over at once: its patient already holds an appointment
+    with that doctor in its range (an entry ends when they book one)."""
+
+    title, type_ = "Already booked in range", "/problems/already-booked-in-range"
+
+
 class TooManyEntries(Conflict):
     title, type_ = "Too many waitlist entries", "/problems/too-many-waitlist-entries"
 

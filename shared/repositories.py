@@ -90,6 +90,10 @@ class Waitlist(Protocol):
     def take_turn(self, patient_id: UUID) -> None:
         """One join of a patient at a time, so two at once cannot both pass the cap."""
 
+    def booked_between(self, patient_id: UUID, doctor_id: UUID, start: datetime, end: datetime) -> datetime | None:
+        """The start of the patient's earliest BOOKED appointment with the doctor starting
+        in [start, end), if any (an entry over that range would be over at once)."""
+
     def count_active(self, patient_id: UUID) -> int:
         """The patient's entries still waiting or offered, in range, and not over because
         the patient booked that doctor in the entry's range."""
@@ -315,6 +319,16 @@ class SqlWaitlist:
 
     def take_turn(self, patient_id: UUID) -> None:
         self._tx.execute(WAITLIST.take_waitlist_turn, patient_id=patient_id)
+
+    def booked_between(self, patient_id: UUID, doctor_id: UUID, start: datetime, end: datetime) -> datetime | None:
+        row = self._tx.first(
+            WAITLIST.select_booked_in_range,
+            patient_id=patient_id,
+            doctor_id=doctor_id,
+            range_start=start,
+            range_end=end,
+        )
+        return None if row is None else row["start_time"]
 
     def count_active(self, patient_id: UUID) -> int:
         return int(self._tx.one(WAITLIST.count_active_entries, patient_id=patient_id)["active"])

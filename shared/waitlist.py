@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import logs, mail, paging
 from shared.auth import Caller
-from shared.errors import Forbidden, NotFound, OfferEnded, TooManyEntries, Unprocessable
+from shared.errors import (
+    AlreadyBookedInRange,
+    Forbidden,
+    NotFound,
+    OfferEnded,
+    TooManyEntries,
+    Unprocessable,
+)
 from shared.models import (
     Appointment,
     AppointmentCreate,
@@ -91,6 +98,15 @@ def join(uow: Work, caller: Caller, body: WaitlistCreate) -> WaitlistEntry:
         raise Unprocessable("the range reaches more than a year ahead")
     settings = get_settings()
     uow.waitlist.take_turn(patient_id)
+    # An entry ends when its patient books that doctor in its range: one that would be
+    # over at once is refused, rather than listed as BOOKED and revived by a cancellation.
+    booked = uow.waitlist.booked_between(patient_id, body.doctor_id, range_start, range_end)
+    if booked is not None:
+        who = "you already have" if patient_id == caller.id else "the patient already has"
+        raise AlreadyBookedInRange(
+            f"{who} an appointment with this doctor on {booked.astimezone(ZoneInfo(zone)):%Y-%m-%d at %H:%M}"
+            f" ({zone}), between {body.from_} and {body.to}: cancel it, or choose dates without it"
+        )
     active = uow.waitlist.count_active(patient_id)
     if active >= settings.waitlist_max_entries:
         raise TooManyEntries(

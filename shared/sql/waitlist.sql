@@ -12,6 +12,15 @@ WHERE e.patient_id = :patient_id AND e.status IN ('WAITING', 'OFFERED') AND e.ra
       WHERE b.patient_id = e.patient_id AND b.doctor_id = e.doctor_id AND b.status = 'BOOKED'
         AND b.start_time >= e.range_start AND b.start_time < e.range_end)
 
+-- name: select_booked_in_range
+-- A join is refused when the entry would be over at once (as count_active_entries and
+-- the hold have it: the patient holds an appointment with that doctor in the range).
+SELECT start_time FROM appointments
+WHERE patient_id = :patient_id AND doctor_id = :doctor_id AND status = 'BOOKED'
+  AND start_time >= :range_start AND start_time < :range_end
+ORDER BY start_time
+LIMIT 1
+
 -- name: take_waitlist_turn
 SELECT pg_advisory_xact_lock(2, hashtext(CAST(CAST(:patient_id AS uuid) AS text))) AS taken
 

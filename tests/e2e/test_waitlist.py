@@ -210,3 +210,23 @@ def test_an_answer_naming_an_offer_that_ended_is_409_when_the_entry_was_offered_
         booked_rows = conn.run("SELECT slot_id FROM appointments WHERE patient_id = :p", p=patient.id)
     assert actions == ["JOINED", "OFFERED", "EXPIRED", "OFFERED", "ACCEPTED"]
     assert [str(r[0]) for r in booked_rows] == [slots[1]]
+
+
+def test_joining_a_list_one_is_booked_on_in_the_range_is_409_and_changes_nothing(api: Api, stack: Stack) -> None:
+    day = date.today() + timedelta(days=3)
+    doctor, _slot, patient, appointment = booked_slot(api, day)
+    body = {"doctor_id": str(doctor.id), "from": str(day - timedelta(days=1)), "to": str(day + timedelta(days=1))}
+    refused = patient.post("/waitlist", body)
+    problem = assert_problem(refused, 409)
+    assert problem["type"] == "/problems/already-booked-in-range", problem
+    assert f"on {day} at 10:00 (Europe/Berlin)" in problem["detail"] and "cancel it" in problem["detail"]
+    # The front desk, for the patient: the same.
+    admitted = api.admin().post("/waitlist", {**body, "patient_id": str(patient.id)})
+    assert assert_problem(admitted, 409)["type"] == "/problems/already-booked-in-range"
+    assert patient.get("/waitlist", params={"active": "false"}).json()["items"] == []
+    with database(stack.database_url or "") as conn:
+        assert conn.run("SELECT count(*) FROM waitlist_entries WHERE patient_id = :p", p=patient.id) == [[0]]
+    # Once the appointment is cancelled, the list is worth joining.
+    assert patient.patch(f"/appointments/{appointment}", {"status": "CANCELLED"}).status_code == 200
+    joined = patient.post("/waitlist", body)
+    assert joined.status_code == 201 and joined.json()["status"] == "WAITING", joined.text

@@ -9,6 +9,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock
+from zoneinfo import ZoneInfo
 
 import pg8000.native
 import pytest
@@ -16,7 +18,15 @@ import pytest
 from shared import appointments, waitlist
 from shared.auth import Caller
 from shared.db.connection import reset_pool
-from shared.errors import NotFound, OfferEnded, SlotHeld, SlotTaken, TooManyEntries, Unprocessable
+from shared.errors import (
+    AlreadyBookedInRange,
+    NotFound,
+    OfferEnded,
+    SlotHeld,
+    SlotTaken,
+    TooManyEntries,
+    Unprocessable,
+)
 from shared.models import AppointmentChange, AppointmentCreate, WaitlistCreate, WaitlistQuery
 from tests.helpers import committed
 from tests.integration.notify_support import environment
@@ -405,3 +415,27 @@ def test_an_entry_ends_when_its_patient_books_that_doctor_in_the_range(sql: Conn
     assert entry_of(first).status == "BOOKED"
     cancel(day.holder, day.appointment)
     assert open_offers(sql, day.slot) == [second.id]
+
+
+def test_joining_a_list_one_is_booked_on_in_the_range_is_refused_even_at_once_and_writes_nothing(sql: Conn) -> None:
+    """The range is the doctor's days: an appointment at 23:00 New York time is on that
+    day there (the next in UTC), and only a join naming that day is refused."""
+    zone = ZoneInfo("America/New_York")
+    doctor = new_doctor(sql, "America/New_York")
+    day = date.today() + timedelta(days=3)
+    slot = new_slot(sql, doctor, datetime.combine(day, clock(23), tzinfo=zone).astimezone(UTC))
+    patient = new_caller()
+    appointment = book(patient, slot).id
+    results = at_once([lambda: join(patient, doctor, (day, day)) for _ in range(4)])
+    assert all(isinstance(r, AlreadyBookedInRange) for r in results), results
+    assert f"on {day} at 23:00 (America/New_York)" in str(results[0])
+    assert sql.run("SELECT count(*) FROM waitlist_entries WHERE patient_id = :p", p=patient.id) == [[0]]
+    assert sql.run(
+        "SELECT count(*) FROM waitlist_events v JOIN waitlist_entries e ON e.id = v.entry_id WHERE e.patient_id = :p",
+        p=patient.id,
+    ) == [[0]]
+    assert sql.run("SELECT count(*) FROM outbox WHERE payload->'entry'->>'patient_id' = :p", p=str(patient.id)) == [[0]]
+    join(patient, doctor, (day + timedelta(days=1), day + timedelta(days=1)))  # the next day there: no appointment
+    cancel(patient, appointment)
+    join(patient, doctor, (day, day))
+    assert sql.run("SELECT count(*) FROM waitlist_entries WHERE patient_id = :p", p=patient.id) == [[2]]

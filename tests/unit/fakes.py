@@ -295,6 +295,17 @@ class FakeWaitlist:
     def take_turn(self, patient_id: UUID) -> None:
         self.turns.append(patient_id)
 
+    def booked_between(self, patient_id: UUID, doctor_id: UUID, start: datetime, end: datetime) -> datetime | None:
+        starts = [
+            a["start_time"]
+            for a in self.appointments.rows.values()
+            if a["patient_id"] == patient_id
+            and a["doctor_id"] == doctor_id
+            and a["status"] == "BOOKED"
+            and start <= a["start_time"] < end
+        ]
+        return min(starts, default=None)
+
     def count_active(self, patient_id: UUID) -> int:
         now = self.appointments.now
         return sum(

@@ -15,7 +15,7 @@ import pytest
 
 from shared import appointments, waitlist
 from shared.auth import Caller
-from shared.errors import NotFound, OfferEnded, SlotHeld, TooManyEntries
+from shared.errors import AlreadyBookedInRange, NotFound, OfferEnded, SlotHeld, TooManyEntries
 from shared.models import AppointmentChange, AppointmentCreate, WaitlistCreate, WaitlistQuery
 from shared.settings import get_settings
 from tests.unit.fakes import FakeUnitOfWork
@@ -189,6 +189,48 @@ def test_a_patient_waits_on_at_most_the_cap_and_an_entry_over_does_not_count(
     first_doctor = next(iter(uow.waitlist.entries.values()))["doctor_id"]
     book(uow, who, slot_at(uow, first_doctor, 10))
     join(uow, who, doctor)
+
+
+# -- joining a list one is already booked on -----------------------------------------------
+
+
+def test_joining_a_doctors_list_while_booked_with_them_in_the_range_is_refused_and_changes_nothing(
+    uow: FakeUnitOfWork, doctor: uuid.UUID
+) -> None:
+    """The entry would be over at once (an entry ends when its patient books that doctor
+    in its range): refused, not written as WAITING and listed as BOOKED."""
+    who = patient(uow)
+    appointment = book(uow, who, slot_at(uow, doctor, 10.5))
+    events, outbox = len(uow.waitlist.events), len(uow.outbox)
+    date = str(day(uow).date())
+    with pytest.raises(AlreadyBookedInRange, match=rf"you already have .* on {date} at 10:30 \(UTC\)"):
+        join(uow, who, doctor)
+    with pytest.raises(AlreadyBookedInRange):  # whatever times of day it names, as the entry's end has it
+        join(uow, who, doctor, start="14:00", end="16:00")
+    assert uow.waitlist.entries == {}
+    assert (len(uow.waitlist.events), len(uow.outbox)) == (events, outbox)
+    # The front desk joining for them is told the same, of the patient.
+    desk = caller("admin")
+    body = WaitlistCreate.model_validate(
+        {"doctor_id": str(doctor), "from": date, "to": date, "patient_id": str(who.id)}
+    )
+    with pytest.raises(AlreadyBookedInRange, match="the patient already has"):
+        waitlist.join(uow, desk, body)
+    # Another day, or another doctor, is a list worth waiting on; so is that day once cancelled.
+    join(uow, who, doctor, days=DAY + 1)
+    join(uow, who, uow.waitlist.add_doctor())
+    cancel(uow, who, appointment)
+    assert status(uow, join(uow, who, doctor)) == "WAITING"
+
+
+def test_the_refusal_comes_after_the_patients_turn_and_before_the_cap(uow: FakeUnitOfWork, doctor: uuid.UUID) -> None:
+    who, cap = patient(uow), get_settings().waitlist_max_entries
+    book(uow, who, slot_at(uow, doctor, 10))
+    for _ in range(cap):
+        join(uow, who, uow.waitlist.add_doctor())
+    with pytest.raises(AlreadyBookedInRange):
+        join(uow, who, doctor)
+    assert uow.waitlist.turns.count(who.id) == cap + 1
 
 
 # -- accept, decline, expiry, leaving -------------------------------------------------------

@@ -62,6 +62,8 @@ function explain(status: number, problem: Problem | null, retryAfter: number | n
   if (type.endsWith("/slot-held")) return "Sorry, that time is held for a patient on the waitlist. Please choose another time.";
   if (type.endsWith("/offer-ended"))
     return "Sorry, this offer has ended: the time was held for you only for a while. Reload the page to see any other time offered to you.";
+  if (type.endsWith("/already-booked-in-range"))
+    return `You already have an appointment with this doctor in these days: there is nothing to wait for. Cancel it first, or choose other days.${detail}`;
   if (type.endsWith("/too-many-waitlist-entries")) return `You are already on as many waitlists as you can be. Leave one to join another.${detail}`;
   if (type.endsWith("/too-many-changes"))
     return `You have made many changes in the last hour. Please try again in ${waitText(retryAfter ?? 60)}.`;
