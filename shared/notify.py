@@ -267,12 +267,12 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             )
         reason = stale_reason(message, state)
         if reason is not None or state is None:
-            return _skipped(reason, fields)
+            return skipped(reason, fields)
         if state["sent"]:
-            return _duplicate(fields)
+            return duplicate(fields)
         address = channel.address(state)
         if address is None:
-            return _skipped(f"the patient has no {message.channel} address", fields)
+            return skipped(f"the patient has no {message.channel} address", fields)
         recipient = address
         # Connected and signed in before the appointment is locked: a slow or unreachable
         # channel must not hold up a patient's cancel or move.
@@ -281,27 +281,16 @@ def deliver(message: TaskMessage, retry: int = 0) -> Outcome:
             if outcome.result == "sent":
                 uow.commit()
     except (DatabaseUnavailable, Busy):
-        if attempt >= settings.tasks_max_attempts:
-            # Cloud Tasks drops the task after this answer, and no FAILED row can be written
-            # for `clinic resend-failed` to find: the log line is the message's only trace.
-            log.error(
-                "message LOST: the database was unavailable or busy on the queue's last attempt",
-                extra={"fields": {**fields, "outcome": "lost", "payload": message.model_dump(mode="json")}},
-            )
+        log_if_lost(attempt, fields, message.model_dump(mode="json"))
         raise
     except channels.MessageRejected as error:
         return _give_up(message, recipient, attempt, error, fields)
     except channels.ChannelUnavailable as error:
         if attempt >= settings.tasks_max_attempts:
             return _give_up(message, recipient, attempt, error, fields)
-        log.warning(
-            "%s unavailable; Cloud Tasks will retry",
-            channel.carrier,
-            extra={"fields": {**fields, "outcome": "retry", "error": str(error)}},
-        )
-        raise Unavailable(f"the {channel.carrier} is unavailable; try again later") from error
+        raise retry_later(channel.carrier, error, fields) from error
     if outcome.result == "sent":
-        log.info("sent", extra={"fields": {**fields, "outcome": "sent"}})
+        log_sent(fields)
     return outcome
 
 
@@ -318,13 +307,13 @@ def _send_once(
     row = tx.first(SQL.lock_message_context, appointment_id=message.appointment_id)
     reason = stale_reason(message, row)  # again, now that a change has to wait for us
     if reason is not None or row is None:
-        return _skipped(reason, fields)
+        return skipped(reason, fields)
     recipient = channel.address(row)
     if recipient is None:
-        return _skipped(f"the patient has no {message.channel} address", fields)
+        return skipped(f"the patient has no {message.channel} address", fields)
     changes_told = _changes_told(tx, message)
     if _overtaken(message, changes_told):
-        return _skipped("a later change's notice has already been sent", fields)
+        return skipped("a later change's notice has already been sent", fields)
     last_told = _last_told(message, changes_told)
     calendar = tx.one(
         SQL.select_calendar_context,
@@ -336,14 +325,14 @@ def _send_once(
     if message.kind == "RESCHEDULED" and previous is None and last_told is not None:
         # Moved away and back before any notice of the first move went out: the
         # patient's last notice is still true, and "moved" would tell them nothing.
-        return _skipped("unchanged since the patient's last notice", fields)
+        return skipped("unchanged since the patient's last notice", fields)
     try:
         with tx.savepoint():
             _record(tx, message, recipient, "SENT", attempt, None)
     except IntegrityViolation as error:
         if error.constraint != "notifications_one_sent_per_message":
             raise
-        return _duplicate(fields)
+        return duplicate(fields)
     notice = mail.Notice(
         kind=message.kind,
         message_key=message.message_key,
@@ -403,16 +392,6 @@ def _previous(calendar: Row, row: Row) -> mail.Previous | None:
     )
 
 
-def _skipped(reason: str | None, fields: dict[str, Any]) -> Outcome:
-    log.info("nothing to send: %s", reason, extra={"fields": {**fields, "outcome": "skipped"}})
-    return Outcome("skipped", reason or "no such appointment")
-
-
-def _duplicate(fields: dict[str, Any]) -> Outcome:
-    log.info("already sent; duplicate delivery ignored", extra={"fields": {**fields, "outcome": "duplicate"}})
-    return Outcome("duplicate", "this message was already sent")
-
-
 def _record(tx: Any, message: TaskMessage, recipient: str, status: str, attempt: int, error: str | None) -> None:
     tx.one(
         SQL.insert_notification,
@@ -431,5 +410,47 @@ def _give_up(message: TaskMessage, recipient: str, attempt: int, error: Exceptio
     with UnitOfWork() as uow:
         _record(uow.tx, message, recipient, "FAILED", attempt, str(error)[:1000])
         uow.commit()
+    return failed(error, fields, "recorded as FAILED")
+
+
+# -- the outcome lines (what modules/monitoring counts), shared with the waitlist's offers --
+
+
+def skipped(reason: str | None, fields: dict[str, Any]) -> Outcome:
+    log.info("nothing to send: %s", reason, extra={"fields": {**fields, "outcome": "skipped"}})
+    return Outcome("skipped", reason or "no such appointment")
+
+
+def duplicate(fields: dict[str, Any]) -> Outcome:
+    log.info("already sent; duplicate delivery ignored", extra={"fields": {**fields, "outcome": "duplicate"}})
+    return Outcome("duplicate", "this message was already sent")
+
+
+def log_sent(fields: dict[str, Any]) -> None:
+    log.info("sent", extra={"fields": {**fields, "outcome": "sent"}})
+
+
+def retry_later(carrier: str, error: Exception, fields: dict[str, Any]) -> Unavailable:
+    """What to raise when the channel is down before the last attempt (a 503)."""
+    log.warning(
+        "%s unavailable; Cloud Tasks will retry",
+        carrier,
+        extra={"fields": {**fields, "outcome": "retry", "error": str(error)}},
+    )
+    return Unavailable(f"the {carrier} is unavailable; try again later")
+
+
+def failed(error: Exception, fields: dict[str, Any], detail: str) -> Outcome:
+    """Given up for good: answered 200, so Cloud Tasks drops the task."""
     log.error("message FAILED for good", extra={"fields": {**fields, "outcome": "failed", "error": str(error)}})
-    return Outcome("failed", "recorded as FAILED")
+    return Outcome("failed", detail)
+
+
+def log_if_lost(attempt: int, fields: dict[str, Any], payload: dict[str, Any]) -> None:
+    """On the queue's last attempt Cloud Tasks drops the task after this answer, and no
+    FAILED row can be written for `clinic resend-failed`: the log line is its only trace."""
+    if attempt >= get_settings().tasks_max_attempts:
+        log.error(
+            "message LOST: the database was unavailable or busy on the queue's last attempt",
+            extra={"fields": {**fields, "outcome": "lost", "payload": payload}},
+        )

@@ -8,7 +8,6 @@ carries it, so a booking that raced the freeing transaction sees it (decision 00
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -20,8 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared import logs, mail, paging
 from shared.auth import Caller
+from shared.channels import ChannelUnavailable, MessageRejected
 from shared.errors import (
     AlreadyBookedInRange,
+    Busy,
+    DatabaseUnavailable,
     Forbidden,
     NotFound,
     OfferEnded,
@@ -42,8 +44,10 @@ from shared.repositories import Accounts, Appointments, Holds, Patients, Row, Wa
 from shared.settings import get_settings
 from shared.unit_of_work import UnitOfWork
 
-log = logging.getLogger(__name__)
 sweep_log = logs.get("clinic.waitlist")
+
+# The offer is an email of its own (not a Notice), sent over the email channel's relay.
+EMAIL = mail.Email()
 
 # How far ahead an entry's range may reach.
 MAX_AHEAD = timedelta(days=366)
@@ -448,29 +452,61 @@ class WaitlistTask(BaseModel):
     kind: Literal["WAITLIST_OFFER", "OFFER_EXPIRY"]
 
 
-def run_task(task: WaitlistTask) -> dict[str, str]:
+def run_task(task: WaitlistTask, retry: int = 0) -> dict[str, str]:
     if task.kind == "OFFER_EXPIRY":
         with UnitOfWork() as uow:
             expired = expire(uow, task.offer_id)
             uow.commit()
         return {"result": "expired" if expired else "skipped", "detail": "offer expiry"}
-    return send_offer_email(task)
+    return send_offer_email(task, retry)
 
 
-def send_offer_email(task: WaitlistTask) -> dict[str, str]:
-    """Sends the offer once, while it is open; the offer row records that it went."""
+def send_offer_email(task: WaitlistTask, retry: int = 0) -> dict[str, str]:
+    """Sends the offer once, while it is open, over the email channel; the offer row
+    records that it went. Each attempt logs notify's outcome line (modules/monitoring
+    counts them): a relay down answers 503 until the queue's last attempt, a refused
+    address fails at once."""
+    from shared import notify  # here, not at the top: the book function never needs it
+
     settings = get_settings()
-    with mail.Relay(settings) as relay, UnitOfWork() as uow:
-        row = uow.waitlist.lock_offer_message(task.offer_id)
-        if row is None or row["status"] != "OFFERED":
-            return {"result": "skipped", "detail": "the offer is no longer open"}
-        if row["emailed_at"] is not None:
-            return {"result": "duplicate", "detail": "already sent"}
-        uow.waitlist.mark_emailed(task.offer_id)
-        relay.send(offer_message(row, task, settings.mail_from, settings.public_url), row["email"])
-        uow.commit()
-    log.info("sent", extra={"fields": {"message_key": task.message_key, "kind": task.kind, "outcome": "sent"}})
+    attempt = retry + 1
+    fields = {"message_key": task.message_key, "offer_id": str(task.offer_id), "kind": task.kind, "attempt": attempt}
+    try:
+        # Read first, as notify's deliver does: an offer that ended while the relay was
+        # down is skipped, not retried for hours.
+        with UnitOfWork() as uow:
+            if (done := _not_to_send(uow.waitlist.lock_offer_message(task.offer_id), fields)) is not None:
+                return done
+        with EMAIL.connect(settings) as relay, UnitOfWork() as uow:
+            row = uow.waitlist.lock_offer_message(task.offer_id)
+            if (done := _not_to_send(row, fields)) is not None:
+                return done
+            assert row is not None  # _not_to_send answered for a missing one
+            uow.waitlist.mark_emailed(task.offer_id)
+            relay.send(offer_message(row, task, settings.mail_from, settings.public_url), row["email"])
+            uow.commit()
+    except (DatabaseUnavailable, Busy):
+        notify.log_if_lost(attempt, fields, task.model_dump(mode="json"))
+        raise
+    except MessageRejected as error:
+        return notify.failed(error, fields, "the offer could not be sent").as_dict()
+    except ChannelUnavailable as error:
+        if attempt >= settings.tasks_max_attempts:
+            return notify.failed(error, fields, "the offer could not be sent").as_dict()
+        raise notify.retry_later(EMAIL.carrier, error, fields) from error
+    notify.log_sent(fields)
     return {"result": "sent", "detail": "waitlist offer sent"}
+
+
+def _not_to_send(row: Row | None, fields: dict[str, Any]) -> dict[str, str] | None:
+    """The outcome of an offer that is not to be emailed (no longer open, or already sent)."""
+    from shared import notify
+
+    if row is None or row["status"] != "OFFERED":
+        return notify.skipped("the offer is no longer open", fields).as_dict()
+    if row["emailed_at"] is not None:
+        return notify.duplicate(fields).as_dict()
+    return None
 
 
 def offer_message(row: Row, task: WaitlistTask, mail_from: str, public_url: str | None) -> EmailMessage:
@@ -488,8 +524,11 @@ def offer_message(row: Row, task: WaitlistTask, mail_from: str, public_url: str 
     expires = mail.local_time(row["expires_at"], row["timezone"])
     message = EmailMessage()
     message["From"] = mail_from
-    message["To"] = row["email"]
-    message["Subject"] = f"A time with {row['doctor_name']} is free for you"
+    try:
+        message["To"] = row["email"]
+        message["Subject"] = f"A time with {row['doctor_name']} is free for you"
+    except ValueError as error:  # a line break in an address or name: no retry will help
+        raise mail.MailRejected(f"the message cannot be written: {error}") from error
     message["Date"] = format_datetime(datetime.now(UTC))
     _, sender = parseaddr(mail_from)
     message["Message-ID"] = f"<{task.message_key}@{sender.partition('@')[2] or 'clinic.invalid'}>"

@@ -16,12 +16,12 @@ router = Router("notify")
 @router.route("POST", "/tasks/notify")
 def notify_task(req: ApiRequest) -> Reply:
     rules.verify_caller(req.headers)
+    retry = rules.retry_count(req.header("X-CloudTasks-TaskRetryCount"))
     if b'"offer_id"' in req.raw.get_data():
         from shared import waitlist  # on first use: see sweep_outbox
 
-        return 200, waitlist.run_task(req.body(waitlist.WaitlistTask))
+        return 200, waitlist.run_task(req.body(waitlist.WaitlistTask), retry)
     message = req.body(rules.TaskMessage)
-    retry = rules.retry_count(req.header("X-CloudTasks-TaskRetryCount"))
     return 200, rules.deliver(message, retry).as_dict()
 
 

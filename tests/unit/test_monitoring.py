@@ -109,8 +109,9 @@ def test_every_alert_notifies_the_channels_and_points_at_its_runbook() -> None:
 
 def code_lines() -> list[dict[str, Any]]:
     """Lines the code writes, rendered by the code: the sweep's report and notify's outcomes
-    that need no database (the others, failed and lost, are read from the source below and
-    proven by tests/integration/test_notify.py)."""
+    (a waitlist offer's too) that need no database (the others, failed and lost, are read
+    from the source below and proven by tests/integration/test_notify.py and
+    test_waitlist_offers.py)."""
     fields = {"message_key": "k-1", "appointment_id": "a", "kind": "REMINDER", "attempt": 1}
     with (
         captured("clinic.dispatch") as sweep,
@@ -118,8 +119,12 @@ def code_lines() -> list[dict[str, Any]]:
         captured("clinic.waitlist") as waitlist_sweep,
     ):
         dispatch.report_sweep(dispatch.Counts(), {"tasks": 1, "events": 0, "due": 1, "oldest_due_age_s": 42})
-        notify._skipped("the appointment was cancelled", dict(fields))
-        notify._duplicate(dict(fields))
+        notify.skipped("the appointment was cancelled", dict(fields))
+        notify.duplicate(dict(fields))
+        # The waitlist's offer email logs the same lines, with the offer for the appointment.
+        waitlist._not_to_send(
+            None, {"message_key": "offer-o-email", "offer_id": "o", "kind": "WAITLIST_OFFER", "attempt": 1}
+        )
         waitlist.report_sweep({"offers_expired": 0, "entries_passed_over": 0}, {"overdue": 1, "oldest_overdue_s": 200})
     return [*sweep, *deliveries, *waitlist_sweep]
 

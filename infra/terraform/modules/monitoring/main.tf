@@ -231,8 +231,8 @@ resource "google_logging_metric" "waitlist_oldest_overdue_hold" {
   }
 }
 
-# notify's line for each delivery attempt (shared/notify.py): its outcome (sent, skipped,
-# duplicate, retry, failed, lost) and the message kind.
+# notify's line for each delivery attempt (shared/notify.py, and shared/waitlist.py's offer
+# email): its outcome (sent, skipped, duplicate, retry, failed, lost) and the message kind.
 resource "google_logging_metric" "notification_outcomes" {
   project     = var.project_id
   name        = "${var.name_prefix}/notification_outcomes"
@@ -253,7 +253,7 @@ resource "google_logging_metric" "notification_outcomes" {
     labels {
       key         = "kind"
       value_type  = "STRING"
-      description = "CONFIRMATION, REMINDER, CANCELLATION or RESCHEDULED."
+      description = "CONFIRMATION, REMINDER, CANCELLATION, RESCHEDULED or WAITLIST_OFFER."
     }
   }
 
