@@ -57,39 +57,53 @@ def _userinfo(sub: uuid.UUID, role: str = "patient") -> dict[str, str]:
     return {"X-Apigateway-Api-Userinfo": base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")}
 
 
+def _booked_doctor(
+    conn: pg8000.native.Connection, name: str, day: datetime, slots: int
+) -> tuple[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]:
+    """A doctor with `slots` 10-minute slots from `day`, each booked by a patient of its
+    own: (doctor, [(patient, appointment)])."""
+    doctor = uuid.uuid4()
+    booked: list[tuple[uuid.UUID, uuid.UUID]] = []
+    conn.run(
+        "INSERT INTO users (id, email, name, role) VALUES (:id, :e, :n, 'doctor')",
+        id=doctor,
+        e=f"dr-{doctor.hex[:12]}@example.com",
+        n=name,
+    )
+    conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
+    for i in range(slots):
+        patient = uuid.uuid4()
+        start = day + timedelta(minutes=10 * i)
+        conn.run(
+            "INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'P', 'patient')",
+            id=patient,
+            e=f"p-{patient.hex[:12]}@example.com",
+        )
+        conn.run("INSERT INTO patients_profiles (user_id) VALUES (:id)", id=patient)
+        rows = conn.run(
+            "WITH s AS (INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e)"
+            " RETURNING id, doctor_id, start_time, end_time)"
+            " INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time)"
+            " SELECT id, :p, doctor_id, start_time, end_time FROM s RETURNING id",
+            d=doctor,
+            s=start,
+            e=start + timedelta(minutes=10),
+            p=patient,
+        )
+        booked.append((patient, uuid.UUID(str(rows[0][0]))))
+    return doctor, booked
+
+
 def _clinic(url: str, day: datetime) -> tuple[list[uuid.UUID], list[tuple[uuid.UUID, uuid.UUID]]]:
     """Doctors with every slot booked, one appointment per patient: (doctors, [(patient, appointment)])."""
     conn = connect(url)
     try:
-        doctors = [uuid.uuid4() for _ in range(DOCTORS)]
+        doctors: list[uuid.UUID] = []
         booked: list[tuple[uuid.UUID, uuid.UUID]] = []
-        for doctor in doctors:
-            conn.run(
-                "INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'Dr. Bench', 'doctor')",
-                id=doctor,
-                e=f"dr-{doctor.hex[:12]}@example.com",
-            )
-            conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
-            for i in range(SLOTS_PER_DOCTOR):
-                patient = uuid.uuid4()
-                start = day + timedelta(minutes=10 * i)
-                conn.run(
-                    "INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'P', 'patient')",
-                    id=patient,
-                    e=f"p-{patient.hex[:12]}@example.com",
-                )
-                conn.run("INSERT INTO patients_profiles (user_id) VALUES (:id)", id=patient)
-                rows = conn.run(
-                    "WITH s AS (INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e)"
-                    " RETURNING id, doctor_id, start_time, end_time)"
-                    " INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time)"
-                    " SELECT id, :p, doctor_id, start_time, end_time FROM s RETURNING id",
-                    d=doctor,
-                    s=start,
-                    e=start + timedelta(minutes=10),
-                    p=patient,
-                )
-                booked.append((patient, uuid.UUID(str(rows[0][0]))))
+        for _ in range(DOCTORS):
+            doctor, appointments = _booked_doctor(conn, "Dr. Bench", day, SLOTS_PER_DOCTOR)
+            doctors.append(doctor)
+            booked += appointments
         return doctors, booked
     finally:
         conn.close()
@@ -276,33 +290,7 @@ def _warm_up(stack: Stack, url: str, day: datetime) -> None:
     expire (notify makes the next offers), then the patients leave (book)."""
     conn = connect(url)
     try:
-        doctor, booked = uuid.uuid4(), []
-        conn.run(
-            "INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'Dr. Warm', 'doctor')",
-            id=doctor,
-            e=f"w-{doctor}@x.o",
-        )
-        conn.run("INSERT INTO doctors_profiles (user_id, specialty, timezone) VALUES (:id, 'GP', 'UTC')", id=doctor)
-        for i in range(WARM_UP):
-            patient = uuid.uuid4()
-            conn.run(
-                "INSERT INTO users (id, email, name, role) VALUES (:id, :e, 'P', 'patient')",
-                id=patient,
-                e=f"p-{patient.hex[:12]}@example.com",
-            )
-            conn.run("INSERT INTO patients_profiles (user_id) VALUES (:id)", id=patient)
-            start = day + timedelta(minutes=10 * i)
-            [[appointment]] = conn.run(
-                "WITH s AS (INSERT INTO slots (doctor_id, start_time, end_time) VALUES (:d, :s, :e)"
-                " RETURNING id, doctor_id, start_time, end_time)"
-                " INSERT INTO appointments (slot_id, patient_id, doctor_id, start_time, end_time)"
-                " SELECT id, :p, doctor_id, start_time, end_time FROM s RETURNING id",
-                d=doctor,
-                s=start,
-                e=start + timedelta(minutes=10),
-                p=patient,
-            )
-            booked.append((patient, appointment))
+        doctor, booked = _booked_doctor(conn, "Dr. Warm", day, WARM_UP)
         body = {"doctor_id": str(doctor), "from": str(day.date()), "to": str(day.date())}
         waiting = [uuid.uuid4() for _ in range(WARM_UP)]
         entries = []
